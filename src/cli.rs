@@ -1,0 +1,103 @@
+//! The command line, and nothing else: clap definitions with their help text.
+//!
+//! These structs are turned into typed values (`config::Config`, `DeviceId`,
+//! `TopicFilter`, …) once, in `commands`; nothing past that sees clap.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::output::ColorChoice;
+
+const ABOUT: &str = "Secure MQTT between devices with WoTT certificates";
+
+const LONG_ABOUT: &str = "\
+Secure MQTT between devices with WoTT certificates.
+
+wott-mqtt automates the tutorial \"secure a Mosquitto server and a Paho client with WoTT\": \
+it reads the WoTT agent's device identity, and every command is safe to re-run.";
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 error, 2 usage, 3 local identity, 4 name resolution, \
+5 TCP connect, 6 TLS, 7 MQTT refused, 8 no message. See docs/exit-codes.md.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wott-mqtt",
+    version = crate::VERSION,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts, before or after the command name.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Folder holding the agent's client.crt, client.key and ca.crt
+    /// [default: $CONFIG_PATH/certs, else /opt/wott/certs]
+    #[arg(long, global = true, env = "CERT_PATH", value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+
+    /// The managed broker's folder: mosquitto.conf, permissions.acl and staged certificates
+    #[arg(
+        long,
+        global = true,
+        env = "WOTT_MQTT_SERVER_DIR",
+        value_name = "DIR",
+        default_value = "/opt/wott/mosquitto"
+    )]
+    pub server_dir: PathBuf,
+
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only results and errors: no warnings or progress
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Say more about each step (repeat for more detail)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to colour the output; `auto` also honours NO_COLOR
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print this device's ID: the CN of the agent's client.crt
+    ///
+    /// Plain output is the ID alone, like `wott-agent whoami`, and needs read
+    /// access to client.crt only. --long (or --json) also reads client.key and
+    /// ca.crt and reports the identity's health.
+    Whoami(WhoamiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// Show the certificate's details and check client.key and ca.crt against it
+    #[arg(short, long)]
+    pub long: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

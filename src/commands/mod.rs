@@ -1,0 +1,17 @@
+//! Glue between the command line and the library: each command turns its
+//! clap arguments into typed values, calls the domain modules, and returns an
+//! [`Outcome`] for `output` to print.
+
+mod whoami;
+
+use crate::cli::Command;
+use crate::config::Config;
+use crate::error::Error;
+use crate::output::Outcome;
+
+/// Runs one command.
+pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
+    match command {
+        Command::Whoami(args) => whoami::run(config, &args),
+    }
+}

@@ -1,0 +1,60 @@
+//! The global options, resolved once into plain values.
+
+use std::path::PathBuf;
+
+use crate::cli::GlobalArgs;
+use crate::identity::{CertDir, DEFAULT_CERT_DIR};
+use crate::output::Output;
+
+/// What every command needs to know, with defaults and environment applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cert_dir: CertDir,
+    pub server_dir: PathBuf,
+    pub output: Output,
+}
+
+impl Config {
+    pub fn from_args(args: &GlobalArgs) -> Self {
+        Config {
+            cert_dir: CertDir::new(resolve_cert_dir(
+                args.cert_dir.clone(),
+                std::env::var_os("CONFIG_PATH").map(PathBuf::from),
+            )),
+            server_dir: args.server_dir.clone(),
+            output: Output::new(args.json, args.quiet, args.verbose, args.color),
+        }
+    }
+}
+
+/// `--cert-dir` or `CERT_PATH`, else `$CONFIG_PATH/certs`, else /opt/wott/certs:
+/// the agent's own order. Empty values count as unset.
+fn resolve_cert_dir(explicit: Option<PathBuf>, config_path: Option<PathBuf>) -> PathBuf {
+    let non_empty = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    non_empty(explicit)
+        .or_else(|| non_empty(config_path).map(|c| c.join("certs")))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CERT_DIR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cert_dir_follows_the_agents_order() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(resolve_cert_dir(p("/x"), p("/cfg")), PathBuf::from("/x"));
+        assert_eq!(
+            resolve_cert_dir(None, p("/cfg")),
+            PathBuf::from("/cfg/certs")
+        );
+        assert_eq!(
+            resolve_cert_dir(p(""), p("")),
+            PathBuf::from(DEFAULT_CERT_DIR)
+        );
+        assert_eq!(
+            resolve_cert_dir(None, None),
+            PathBuf::from(DEFAULT_CERT_DIR)
+        );
+    }
+}

@@ -1,0 +1,541 @@
+//! Safe edits of shared system files: /etc/hosts and Mosquitto's permissions.acl.
+//!
+//! Every edit is a read-modify-write under an exclusive lock, so concurrent
+//! runs serialize instead of losing each other's changes. The new content goes
+//! to a temp file in the same directory, is fsynced, and is renamed over the
+//! original, so a killed process leaves the old file or the new one, never a
+//! mix. The original mode and owner are kept. Where rename cannot work (EBUSY
+//! on a bind-mounted /etc/hosts inside a container, or a directory we may not
+//! create files in) the content is written in place, still under the lock.
+//!
+//! The lock is a `flock` on the file's directory: it survives the rename of
+//! the file itself and leaves no lock file behind.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::Diagnose;
+use crate::exit_code::ExitCode;
+
+/// What went wrong with a file, and which one.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{} is a directory, not a file", path.display())]
+    IsDirectory { path: PathBuf },
+    #[error("{} is a symbolic link to {}, which does not exist", path.display(), target.display())]
+    DanglingSymlink { path: PathBuf, target: PathBuf },
+    #[error("cannot lock {} for editing: {source}", path.display())]
+    Lock { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
+impl FileError {
+    fn source_io(&self) -> Option<&io::Error> {
+        match self {
+            FileError::Read { source, .. }
+            | FileError::Lock { source, .. }
+            | FileError::Write { source, .. } => Some(source),
+            FileError::IsDirectory { .. } | FileError::DanglingSymlink { .. } => None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            FileError::Read { path, .. }
+            | FileError::IsDirectory { path }
+            | FileError::DanglingSymlink { path, .. }
+            | FileError::Lock { path, .. }
+            | FileError::Write { path, .. } => path,
+        }
+    }
+}
+
+impl Diagnose for FileError {
+    fn hint(&self) -> Option<String> {
+        let path = self.path().display();
+        if let FileError::IsDirectory { .. } = self {
+            return Some(format!(
+                "pass the path of the file itself, not of a directory: {path} is a directory"
+            ));
+        }
+        if let FileError::DanglingSymlink { .. } = self {
+            return Some("point the link at an existing file, or pass the real file's path".into());
+        }
+        let source = self.source_io()?;
+        Some(match source.kind() {
+            io::ErrorKind::PermissionDenied => {
+                format!("{path} belongs to another user; run the command with sudo")
+            }
+            io::ErrorKind::ReadOnlyFilesystem => {
+                format!(
+                    "{path} is on a read-only filesystem; remount it read-write or choose another file"
+                )
+            }
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                format!(
+                    "the disk holding {path} is full; free some space and run the command again (the file was not changed)"
+                )
+            }
+            io::ErrorKind::NotFound => format!("check the path {path}"),
+            _ => return None,
+        })
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Failure
+    }
+}
+
+/// Reads a whole file, or `None` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::IsADirectory => Err(FileError::IsDirectory {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// How the new content reached the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMethod {
+    /// Temp file, fsync, rename: atomic.
+    Rename,
+    /// Overwritten in place under the lock (bind-mounted file, or an unwritable directory).
+    InPlace,
+}
+
+/// An exclusive hold on one file for a read-modify-write.
+#[derive(Debug)]
+pub struct Locked {
+    /// The file itself, symbolic links resolved, so the link stays a link.
+    target: PathBuf,
+    /// What the user named, for messages.
+    shown: PathBuf,
+    _dir: File,
+}
+
+/// Takes the edit lock for `path`, waiting for other wott-mqtt processes.
+pub fn lock(path: &Path) -> Result<Locked, FileError> {
+    let target = resolve(path)?;
+    let dir = parent_dir(&target);
+    let dir_file = File::open(dir).map_err(|source| FileError::Lock {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    dir_file.lock().map_err(|source| FileError::Lock {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let locked = Locked {
+        target,
+        shown: path.to_path_buf(),
+        _dir: dir_file,
+    };
+    locked.remove_stale_temps();
+    Ok(locked)
+}
+
+impl Locked {
+    /// The file's current bytes, or `None` when it does not exist yet.
+    pub fn read(&self) -> Result<Option<Vec<u8>>, FileError> {
+        read_optional(&self.target).map_err(|e| self.rename_path(e))
+    }
+
+    /// Replaces the file's content atomically, keeping its mode and owner.
+    /// A new file gets `new_mode`.
+    pub fn write(&self, bytes: &[u8], new_mode: u32) -> Result<WriteMethod, FileError> {
+        let existing = match fs::metadata(&self.target) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(FileError::IsDirectory {
+                    path: self.shown.clone(),
+                });
+            }
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => return Err(self.write_error(source)),
+        };
+        let mode = existing
+            .as_ref()
+            .map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+        let owner = existing.as_ref().map(|m| (m.uid(), m.gid()));
+
+        match self.write_via_rename(bytes, mode, owner) {
+            Ok(()) => Ok(WriteMethod::Rename),
+            Err(Fallback::InPlace) if existing.is_some() => {
+                self.write_in_place(bytes)?;
+                Ok(WriteMethod::InPlace)
+            }
+            Err(Fallback::InPlace) => {
+                Err(self.write_error(io::Error::from(io::ErrorKind::PermissionDenied)))
+            }
+            Err(Fallback::Fail(e)) => Err(e),
+        }
+    }
+
+    fn write_via_rename(
+        &self,
+        bytes: &[u8],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), Fallback> {
+        let temp = self.temp_path();
+        let mut file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(file) => file,
+            // The directory is not ours to create files in, but the file may be writable.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(Fallback::InPlace),
+            Err(e) => return Err(Fallback::Fail(self.write_error(e))),
+        };
+        let result = (|| {
+            if let Some((uid, gid)) = owner {
+                let meta = file.metadata()?;
+                if (meta.uid(), meta.gid()) != (uid, gid) {
+                    std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+                }
+            }
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&temp, &self.target)
+        })();
+        match result {
+            Ok(()) => {
+                sync_dir(parent_dir(&self.target));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                match e.raw_os_error() {
+                    // EBUSY: the file is a mount point (container /etc/hosts).
+                    // EPERM from fchown: we may not give the copy the original owner.
+                    Some(EBUSY) | Some(EPERM) => Err(Fallback::InPlace),
+                    _ => Err(Fallback::Fail(self.write_error(e))),
+                }
+            }
+        }
+    }
+
+    fn write_in_place(&self, bytes: &[u8]) -> Result<(), FileError> {
+        let result = (|| {
+            let mut file = OpenOptions::new().write(true).open(&self.target)?;
+            file.write_all(bytes)?;
+            file.set_len(bytes.len() as u64)?;
+            file.sync_all()
+        })();
+        result.map_err(|e| self.write_error(e))
+    }
+
+    fn temp_prefix(&self) -> String {
+        let name = self
+            .target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!(".{name}.wott-mqtt.")
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        let name = format!("{}{}.tmp", self.temp_prefix(), std::process::id());
+        parent_dir(&self.target).join(name)
+    }
+
+    /// Temp files left by a killed run. We hold the lock, so no live run owns one.
+    fn remove_stale_temps(&self) {
+        let prefix = self.temp_prefix();
+        let Ok(entries) = fs::read_dir(parent_dir(&self.target)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    fn write_error(&self, source: io::Error) -> FileError {
+        FileError::Write {
+            path: self.shown.clone(),
+            source,
+        }
+    }
+
+    fn rename_path(&self, error: FileError) -> FileError {
+        match error {
+            FileError::Read { source, .. } => FileError::Read {
+                path: self.shown.clone(),
+                source,
+            },
+            FileError::IsDirectory { .. } => FileError::IsDirectory {
+                path: self.shown.clone(),
+            },
+            other => other,
+        }
+    }
+}
+
+const EBUSY: i32 = 16;
+const EPERM: i32 = 1;
+
+enum Fallback {
+    InPlace,
+    Fail(FileError),
+}
+
+/// The result of a read-modify-write.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    pub path: PathBuf,
+    pub before: Option<Vec<u8>>,
+    pub after: Vec<u8>,
+    /// `None` when nothing was written (unchanged, or a dry run).
+    pub method: Option<WriteMethod>,
+}
+
+impl Edit {
+    pub fn changed(&self) -> bool {
+        self.before.as_deref() != Some(self.after.as_slice())
+    }
+
+    /// A unified diff of the change, empty when nothing changes.
+    pub fn diff(&self) -> String {
+        unified_diff(
+            &self.path.display().to_string(),
+            self.before.as_deref().unwrap_or_default(),
+            &self.after,
+        )
+    }
+}
+
+/// Options for [`update`].
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateOptions {
+    /// Compute the new content and the diff, write nothing.
+    pub dry_run: bool,
+    /// Mode of the file when it is created.
+    pub new_mode: u32,
+}
+
+/// Reads `path` under the lock, lets `edit` compute the new bytes from the
+/// current ones (`None`: the file does not exist), and writes them back
+/// atomically when they differ.
+pub fn update<E: From<FileError>>(
+    path: &Path,
+    options: UpdateOptions,
+    edit: impl FnOnce(Option<&[u8]>) -> Result<Vec<u8>, E>,
+) -> Result<Edit, E> {
+    let locked = lock(path)?;
+    let before = locked.read()?;
+    let after = edit(before.as_deref())?;
+    let mut result = Edit {
+        path: path.to_path_buf(),
+        before,
+        after,
+        method: None,
+    };
+    if result.changed() && !options.dry_run {
+        result.method = Some(locked.write(&result.after, options.new_mode)?);
+    }
+    Ok(result)
+}
+
+/// A unified diff between two versions of a file, labelled with its path.
+pub fn unified_diff(label: &str, before: &[u8], after: &[u8]) -> String {
+    if before == after {
+        return String::new();
+    }
+    let before = String::from_utf8_lossy(before);
+    let after = String::from_utf8_lossy(after);
+    similar::TextDiff::from_lines(before.as_ref(), after.as_ref())
+        .unified_diff()
+        .context_radius(3)
+        .header(label, label)
+        .to_string()
+}
+
+/// The file a path finally names: symbolic links followed, so that editing
+/// /etc/hosts → /run/hosts edits the real file and keeps the link.
+fn resolve(path: &Path) -> Result<PathBuf, FileError> {
+    match fs::canonicalize(path) {
+        Ok(real) => {
+            if real.is_dir() {
+                return Err(FileError::IsDirectory {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(real)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Ok(target) = fs::read_link(path) {
+                return Err(FileError::DanglingSymlink {
+                    path: path.to_path_buf(),
+                    target,
+                });
+            }
+            let dir = parent_dir(path);
+            let dir = fs::canonicalize(dir).map_err(|source| FileError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok(match path.file_name() {
+                Some(name) => dir.join(name),
+                None => dir,
+            })
+        }
+        Err(source) => Err(FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> UpdateOptions {
+        UpdateOptions {
+            dry_run: false,
+            new_mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn update_writes_and_keeps_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"a\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let edit = update::<FileError>(&path, opts(), |old| {
+            let mut v = old.unwrap().to_vec();
+            v.extend_from_slice(b"b\n");
+            Ok(v)
+        })
+        .unwrap();
+        assert!(edit.changed());
+        assert_eq!(edit.method, Some(WriteMethod::Rename));
+        assert_eq!(fs::read(&path).unwrap(), b"a\nb\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert!(edit.diff().contains("+b"));
+    }
+
+    #[test]
+    fn unchanged_content_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"same").unwrap();
+        let inode = fs::metadata(&path).unwrap().ino();
+        let edit = update::<FileError>(&path, opts(), |old| Ok(old.unwrap().to_vec())).unwrap();
+        assert!(!edit.changed());
+        assert_eq!(edit.method, None);
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+    }
+
+    #[test]
+    fn dry_run_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"old\n").unwrap();
+        let edit = update::<FileError>(
+            &path,
+            UpdateOptions {
+                dry_run: true,
+                ..opts()
+            },
+            |_| Ok(b"new\n".to_vec()),
+        )
+        .unwrap();
+        assert!(edit.changed());
+        assert_eq!(fs::read(&path).unwrap(), b"old\n");
+        assert!(edit.diff().contains("-old") && edit.diff().contains("+new"));
+    }
+
+    #[test]
+    fn symlinks_are_followed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        let link = dir.path().join("link");
+        fs::write(&real, b"x\n").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        update::<FileError>(&link, opts(), |_| Ok(b"y\n".to_vec())).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"y\n");
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = update::<FileError>(dir.path(), opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::IsDirectory { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn stale_temp_files_are_cleaned_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"a\n").unwrap();
+        let stale = dir.path().join(".hosts.wott-mqtt.999999.tmp");
+        fs::write(&stale, b"half").unwrap();
+        update::<FileError>(&path, opts(), |_| Ok(b"b\n".to_vec())).unwrap();
+        assert!(!stale.exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn new_file_gets_the_requested_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.acl");
+        update::<FileError>(&path, opts(), |old| {
+            assert!(old.is_none());
+            Ok(b"user a\n".to_vec())
+        })
+        .unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! Validated names: device IDs and MQTT topics.
+//!
+//! Values from the command line, prompts and environment are checked here,
+//! once, at the edge. A `DeviceId` or `TopicFilter` that exists is safe to
+//! write into /etc/hosts or permissions.acl: no newline, NUL, comment marker or
+//! whitespace can smuggle a second entry into either file.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Diagnose;
+use crate::exit_code::ExitCode;
+
+/// The domain every WoTT device ID lives in.
+pub const WOTT_DOMAIN: &str = ".d.wott.local";
+
+/// A value that is not a valid device ID or topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("invalid device ID {value:?}: {reason}")]
+    DeviceId { value: String, reason: String },
+    #[error("invalid MQTT topic {value:?}: {reason}")]
+    Topic { value: String, reason: String },
+}
+
+impl Diagnose for NameError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            NameError::DeviceId { .. } => format!(
+                "a device ID is a DNS name such as 4853b630822946019393b16c5b710b9e{WOTT_DOMAIN}; \
+                 `wott-mqtt whoami` on that device prints it"
+            ),
+            NameError::Topic { .. } => "MQTT topics are UTF-8 without control characters; \
+                 `+` and `#` must fill a whole level and `#` must come last (e.g. sensors/+/temperature, wott/#)"
+                .to_string(),
+        })
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
+/// A device ID: the certificate CN, a DNS name such as `<32 hex>.d.wott.local`.
+///
+/// Letters, digits and `-` in dot-separated labels of 1–63 characters, at most
+/// 253 characters in all, no label starting or ending with `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    pub fn new(value: &str) -> Result<Self, NameError> {
+        let fail = |reason: &str| NameError::DeviceId {
+            value: truncate_for_message(value),
+            reason: reason.to_string(),
+        };
+        if value.is_empty() {
+            return Err(fail("it is empty"));
+        }
+        if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            return Err(fail(&format!(
+                "it contains the character {c:?}; whitespace and control characters are not allowed"
+            )));
+        }
+        if let Some(c) = value.chars().find(|c| matches!(c, '#' | '+' | '/')) {
+            return Err(fail(&format!(
+                "it contains {c:?}, which is not allowed in a DNS name"
+            )));
+        }
+        if value.len() > 253 {
+            return Err(fail(&format!(
+                "it is {} characters long; a DNS name has at most 253",
+                value.len()
+            )));
+        }
+        for label in value.split('.') {
+            if label.is_empty() {
+                return Err(fail(
+                    "it has an empty label (two dots in a row, or a leading or trailing dot)",
+                ));
+            }
+            if label.len() > 63 {
+                return Err(fail(&format!(
+                    "the label {:?} is {} characters long; a DNS label has at most 63",
+                    truncate_for_message(label),
+                    label.len()
+                )));
+            }
+            if let Some(c) = label
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+            {
+                return Err(fail(&format!(
+                    "it contains {c:?}; a DNS name has only letters, digits, '-' and '.'"
+                )));
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return Err(fail(&format!(
+                    "the label {label:?} starts or ends with '-'"
+                )));
+            }
+        }
+        Ok(DeviceId(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this looks like an agent-issued ID (`<32 hex>.d.wott.local`).
+    pub fn is_wott(&self) -> bool {
+        self.0
+            .strip_suffix(WOTT_DOMAIN)
+            .is_some_and(|head| head.len() == 32 && head.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for DeviceId {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeviceId::new(s)
+    }
+}
+
+impl AsRef<str> for DeviceId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An MQTT topic filter (wildcards allowed), as used in SUBSCRIBE and ACL rules.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicFilter(String);
+
+impl TopicFilter {
+    pub fn new(value: &str) -> Result<Self, NameError> {
+        check_topic_text(value)?;
+        for level in value.split('/') {
+            let wildcard = level.contains('+') || level.contains('#');
+            if wildcard && level.len() != 1 {
+                return Err(topic_error(
+                    value,
+                    &format!("the level {level:?} mixes a wildcard with other characters"),
+                ));
+            }
+        }
+        if let Some(pos) = value.find('#')
+            && pos != value.len() - 1
+        {
+            return Err(topic_error(value, "'#' must be the last level"));
+        }
+        Ok(TopicFilter(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn has_wildcards(&self) -> bool {
+        self.0.contains(['+', '#'])
+    }
+}
+
+impl fmt::Display for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for TopicFilter {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TopicFilter::new(s)
+    }
+}
+
+/// An MQTT topic name (no wildcards), as used in PUBLISH.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName(String);
+
+impl TopicName {
+    pub fn new(value: &str) -> Result<Self, NameError> {
+        check_topic_text(value)?;
+        if value.contains(['+', '#']) {
+            return Err(topic_error(
+                value,
+                "a topic to publish to or check cannot contain the wildcards '+' or '#'",
+            ));
+        }
+        Ok(TopicName(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for TopicName {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TopicName::new(s)
+    }
+}
+
+fn check_topic_text(value: &str) -> Result<(), NameError> {
+    if value.is_empty() {
+        return Err(topic_error(value, "it is empty"));
+    }
+    if value.len() > 65_535 {
+        return Err(topic_error(
+            value,
+            &format!(
+                "it is {} bytes long; MQTT allows at most 65535",
+                value.len()
+            ),
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(topic_error(
+            value,
+            &format!("it contains the control character {c:?}"),
+        ));
+    }
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        return Err(topic_error(
+            value,
+            "it starts or ends with whitespace, which permissions.acl cannot keep",
+        ));
+    }
+    Ok(())
+}
+
+fn topic_error(value: &str, reason: &str) -> NameError {
+    NameError::Topic {
+        value: truncate_for_message(value),
+        reason: reason.to_string(),
+    }
+}
+
+/// Keeps error messages readable when someone passes a megabyte of input.
+fn truncate_for_message(value: &str) -> String {
+    const MAX: usize = 80;
+    if value.chars().count() <= MAX {
+        return value.to_string();
+    }
+    let head: String = value.chars().take(MAX).collect();
+    format!("{head}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wott_ids_and_plain_hostnames_are_device_ids() {
+        let id = DeviceId::new("4853b630822946019393b16c5b710b9e.d.wott.local").unwrap();
+        assert!(id.is_wott());
+        assert!(!DeviceId::new("broker.example.com").unwrap().is_wott());
+        assert!(DeviceId::new("a").is_ok());
+    }
+
+    #[test]
+    fn injection_is_refused_with_the_reason() {
+        for bad in [
+            "",
+            "a b",
+            "a\nb",
+            "a\0b",
+            "host#x",
+            "a+b",
+            "-rf",
+            "a..b",
+            ".a",
+            "a.",
+            "under_score",
+            "dev/1",
+        ] {
+            let err = DeviceId::new(bad).unwrap_err();
+            assert!(matches!(err, NameError::DeviceId { .. }), "{bad:?}");
+        }
+        let long_label = "a".repeat(64);
+        assert!(
+            DeviceId::new(&long_label)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 63")
+        );
+        let long_name = vec!["a".repeat(60); 5].join(".");
+        assert!(
+            DeviceId::new(&long_name)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 253")
+        );
+    }
+
+    #[test]
+    fn topic_filters_follow_mqtt_wildcard_rules() {
+        for ok in [
+            "wott/temperature",
+            "a/+/c",
+            "#",
+            "a/#",
+            "+",
+            "$SYS/#",
+            "/",
+            "home/living room",
+        ] {
+            assert!(TopicFilter::new(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["", "a/#/c", "a#", "a/b+", "a\nb", "a\0", " a", "a ", "a\tb"] {
+            assert!(TopicFilter::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn topic_names_have_no_wildcards() {
+        assert!(TopicName::new("wott/temperature").is_ok());
+        assert!(TopicName::new("wott/+").is_err());
+        assert!(TopicName::new("wott/#").is_err());
+    }
+
+    #[test]
+    fn huge_values_are_truncated_in_messages() {
+        let huge = "x".repeat(10_000);
+        let message = DeviceId::new(&huge).unwrap_err().to_string();
+        assert!(message.len() < 300, "{}", message.len());
+    }
+}

@@ -1,0 +1,368 @@
+//! Everything the user sees: results on stdout, messages on stderr.
+//!
+//! A command returns an [`Outcome`]: a [`Report`] (rendered as text for people
+//! or as exactly one JSON document with `--json`), and possibly the error it
+//! ended with. [`Output::finish`] is the one place that prints results and
+//! errors (`error: …` / `hint: …`) and turns them into an exit code. Warnings and
+//! progress go to stderr, never to stdout, so `--json` and plain `whoami` stay
+//! machine-readable.
+
+use std::borrow::Cow;
+use std::io::{self, IsTerminal, Write};
+
+use clap::ValueEnum;
+use console::Style;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::exit_code::ExitCode;
+
+/// `--color`: when to use ANSI colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal and `NO_COLOR` is unset.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    fn enabled(self, stream_is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+/// Applies colour, or does nothing when colour is off.
+#[derive(Debug, Clone, Copy)]
+pub struct Paint {
+    enabled: bool,
+}
+
+impl Paint {
+    pub fn new(enabled: bool) -> Self {
+        Paint { enabled }
+    }
+
+    pub fn plain() -> Self {
+        Paint { enabled: false }
+    }
+
+    fn apply(&self, style: Style, text: &str) -> String {
+        if self.enabled {
+            style.force_styling(true).apply_to(text).to_string()
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn good(&self, text: &str) -> String {
+        self.apply(Style::new().green(), text)
+    }
+
+    pub fn bad(&self, text: &str) -> String {
+        self.apply(Style::new().red().bold(), text)
+    }
+
+    pub fn warn(&self, text: &str) -> String {
+        self.apply(Style::new().yellow().bold(), text)
+    }
+
+    pub fn bold(&self, text: &str) -> String {
+        self.apply(Style::new().bold(), text)
+    }
+
+    pub fn dim(&self, text: &str) -> String {
+        self.apply(Style::new().dim(), text)
+    }
+
+    /// `✓` in green or `✗` in red.
+    pub fn mark(&self, ok: bool) -> String {
+        if ok {
+            self.good("✓")
+        } else {
+            self.bad("✗")
+        }
+    }
+}
+
+/// Text for people. JSON comes from `Serialize`.
+pub trait Human {
+    /// The text printed on stdout, ending with a newline (or empty).
+    fn human(&self, paint: Paint) -> String;
+}
+
+/// A command's result, printable either way.
+pub trait Report {
+    fn json(&self) -> serde_json::Value;
+    fn human(&self, paint: Paint) -> String;
+}
+
+impl<T: Serialize + Human> Report for T {
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|e| {
+            serde_json::json!({ "error": { "message": format!("cannot encode the result: {e}") } })
+        })
+    }
+
+    fn human(&self, paint: Paint) -> String {
+        Human::human(self, paint)
+    }
+}
+
+/// How a command ended: what it reports, and the error it ended with, if any.
+#[must_use]
+pub struct Outcome {
+    report: Box<dyn Report>,
+    error: Option<Error>,
+    code: ExitCode,
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("report", &self.report.json())
+            .field("error", &self.error)
+            .field("code", &self.code)
+            .finish()
+    }
+}
+
+impl Outcome {
+    /// A successful result.
+    pub fn report(report: impl Report + 'static) -> Self {
+        Outcome {
+            report: Box::new(report),
+            error: None,
+            code: ExitCode::Success,
+        }
+    }
+
+    /// A result that still ends with an error, e.g. `whoami --long` on a key
+    /// that does not match: the user sees everything, then the error.
+    pub fn with_error(mut self, error: Error) -> Self {
+        self.code = error.exit_code();
+        self.error = Some(error);
+        self
+    }
+
+    /// A result whose exit code carries the answer, e.g. `acl check` → 1 when denied.
+    pub fn with_code(mut self, code: ExitCode) -> Self {
+        self.code = code;
+        self
+    }
+
+    pub fn code(&self) -> ExitCode {
+        self.code
+    }
+}
+
+/// The global output settings: `--json`, `-q`, `-v`, `--color`.
+#[derive(Debug, Clone)]
+pub struct Output {
+    json: bool,
+    quiet: bool,
+    verbose: u8,
+    stdout: Paint,
+    stderr: Paint,
+    stderr_is_terminal: bool,
+}
+
+impl Output {
+    pub fn new(json: bool, quiet: bool, verbose: u8, color: ColorChoice) -> Self {
+        let stderr_is_terminal = io::stderr().is_terminal();
+        Output {
+            json,
+            quiet,
+            verbose,
+            stdout: Paint::new(!json && color.enabled(io::stdout().is_terminal())),
+            stderr: Paint::new(color.enabled(stderr_is_terminal)),
+            stderr_is_terminal,
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    pub fn verbosity(&self) -> u8 {
+        self.verbose
+    }
+
+    /// Whether progress bars and spinners may be drawn (stderr is a terminal, not `-q`, not `--json`).
+    pub fn interactive_progress(&self) -> bool {
+        self.stderr_is_terminal && !self.quiet && !self.json
+    }
+
+    /// Colour for stdout.
+    pub fn paint(&self) -> Paint {
+        self.stdout
+    }
+
+    /// Colour for stderr.
+    pub fn paint_stderr(&self) -> Paint {
+        self.stderr
+    }
+
+    /// `warning: …` on stderr, unless `-q`.
+    pub fn warn(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{} {}", self.stderr.warn("warning:"), message);
+        }
+    }
+
+    /// A progress or status line on stderr, unless `-q`.
+    pub fn note(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+
+    /// A line on stderr shown with `-v` (level 1) or `-vv` (level 2).
+    pub fn debug(&self, level: u8, message: &str) {
+        if self.verbose >= level {
+            eprintln!("{}", self.stderr.dim(message));
+        }
+    }
+
+    /// Prints the outcome of a command and returns the process exit code.
+    pub fn finish(&self, result: Result<Outcome, Error>) -> ExitCode {
+        let (report, error, code) = match result {
+            Ok(outcome) => (Some(outcome.report), outcome.error, outcome.code),
+            Err(error) => {
+                let code = error.exit_code();
+                (None, Some(error), code)
+            }
+        };
+        let printed = if self.json {
+            self.print_json(report.as_deref(), error.as_ref(), code)
+        } else {
+            match &report {
+                Some(report) => write_stdout(&report.human(self.stdout)),
+                None => Ok(()),
+            }
+        };
+        if let Some(error) = &error {
+            self.print_error(error);
+        }
+        match printed {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                eprintln!("error: cannot write to stdout: {e}");
+                ExitCode::Failure
+            }
+            _ => code,
+        }
+    }
+
+    fn print_json(
+        &self,
+        report: Option<&dyn Report>,
+        error: Option<&Error>,
+        code: ExitCode,
+    ) -> io::Result<()> {
+        let mut doc = report.map_or_else(|| serde_json::json!({}), Report::json);
+        if let serde_json::Value::Object(map) = &mut doc {
+            if let Some(error) = error {
+                map.insert(
+                    "error".into(),
+                    serde_json::json!({ "message": error.to_string(), "hint": error.hint() }),
+                );
+            }
+            map.insert("exit_code".into(), code.code().into());
+        }
+        let mut text = serde_json::to_string_pretty(&doc).map_err(io::Error::other)?;
+        text.push('\n');
+        write_stdout(&text)
+    }
+
+    /// `error: …` and `hint: …` on stderr. Errors are shown even with `-q`.
+    pub fn print_error(&self, error: &Error) {
+        if matches!(error, Error::Interrupted) {
+            return;
+        }
+        let p = self.stderr;
+        eprintln!("{} {}", p.bad("error:"), sanitize(&error.to_string()));
+        if let Some(hint) = error.hint() {
+            eprintln!("{} {}", p.bold("hint:"), sanitize(&hint));
+        }
+    }
+}
+
+fn write_stdout(text: &str) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// Escapes control characters so that text read from files or certificates
+/// cannot move the cursor, clear the screen or forge output lines.
+pub fn sanitize(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `2d 4h`, `3h 12m`, `45s`: a duration the way people read expiry times.
+pub fn human_duration(seconds: i64) -> String {
+    let s = seconds.unsigned_abs();
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {}s", s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_escapes_terminal_controls_only() {
+        assert_eq!(sanitize("plain ünïcode"), "plain ünïcode");
+        assert_eq!(sanitize("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(sanitize("tab\there"), "tab\\there");
+        assert_eq!(sanitize("two\nlines"), "two\nlines");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(125), "2m 5s");
+        assert_eq!(human_duration(3 * 3600 + 12 * 60), "3h 12m");
+        assert_eq!(human_duration(2 * 86_400 + 4 * 3600 + 5), "2d 4h");
+        assert_eq!(human_duration(-90), "1m 30s");
+    }
+
+    #[test]
+    fn no_color_and_never_turn_colour_off() {
+        assert!(!ColorChoice::Never.enabled(true));
+        assert!(ColorChoice::Always.enabled(false));
+        assert!(!ColorChoice::Auto.enabled(false));
+        assert_eq!(Paint::plain().mark(true), "✓");
+        assert!(Paint::new(true).mark(false).contains("\x1b["));
+    }
+}
