@@ -1,0 +1,213 @@
+//! A real Mosquitto broker (Debian's `mosquitto` package) for the tests.
+//!
+//! Each [`Broker`] runs its own `mosquitto -c` process on a free loopback
+//! port with a generated config, in its own temp dir, and is killed on drop.
+//! Under `CI=true` a missing `mosquitto` binary fails the test; elsewhere the
+//! test says loudly that it was skipped ([`Broker::available`]).
+
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::DeviceIdentity;
+
+/// What to put in mosquitto.conf.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerConfig {
+    /// The identity the broker serves (its cert, key) and the CA it trusts for clients.
+    pub tls: Option<DeviceIdentity>,
+    /// Trust this CA for client certificates instead of `tls`'s own CA.
+    pub client_ca_pem: Option<String>,
+    pub require_certificate: bool,
+    pub use_identity_as_username: bool,
+    /// Contents of the acl_file.
+    pub acl: Option<String>,
+    /// e.g. `tlsv1.2`.
+    pub tls_version: Option<String>,
+    pub allow_anonymous: bool,
+    /// Further lines appended to the listener's section.
+    pub extra: Vec<String>,
+}
+
+impl BrokerConfig {
+    /// The tutorial's broker: TLS with the server's WoTT identity, client
+    /// certificates required, the client's CN as its username, an ACL file.
+    pub fn wott(server: &DeviceIdentity, acl: &str) -> Self {
+        BrokerConfig {
+            tls: Some(server.clone()),
+            require_certificate: true,
+            use_identity_as_username: true,
+            acl: Some(acl.to_string()),
+            tls_version: Some("tlsv1.2".into()),
+            ..Default::default()
+        }
+    }
+
+    /// Plain MQTT, anonymous, no TLS: the "wrong port" case.
+    pub fn plain() -> Self {
+        BrokerConfig {
+            allow_anonymous: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// A running broker. Killed when dropped.
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Whether `mosquitto` is installed; under CI its absence fails the test.
+    /// Returns false (after saying so) when the caller should skip.
+    pub fn available() -> bool {
+        let found = Command::new("mosquitto")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        !super::skip_without(
+            "mosquitto (apt-get install mosquitto mosquitto-clients)",
+            found,
+        )
+    }
+
+    /// Starts a broker with `config` and waits until its port accepts connections.
+    pub fn start(config: &BrokerConfig) -> Broker {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            match Self::try_start(config) {
+                Ok(broker) => return broker,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("mosquitto did not start: {last_error}");
+    }
+
+    fn try_start(config: &BrokerConfig) -> Result<Broker, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port();
+        let conf = render(config, dir.path(), port);
+        let conf_path = dir.path().join("mosquitto.conf");
+        fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+        let log = fs::File::create(dir.path().join("stderr.log")).map_err(|e| e.to_string())?;
+        let mut child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot run mosquitto: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut text = String::new();
+                let _ = fs::File::open(dir.path().join("mosquitto.log"))
+                    .and_then(|mut f| f.read_to_string(&mut text));
+                let _ = fs::File::open(dir.path().join("stderr.log"))
+                    .and_then(|mut f| f.read_to_string(&mut text));
+                return Err(format!("mosquitto exited with {status}:\n{text}"));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                return Ok(Broker { child, port, dir });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err("mosquitto did not open its port within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    pub fn acl_path(&self) -> PathBuf {
+        self.dir.path().join("permissions.acl")
+    }
+
+    /// Makes the broker re-read its ACL file and certificates (SIGHUP).
+    pub fn reload(&self) {
+        let _ = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn render(config: &BrokerConfig, dir: &Path, port: u16) -> String {
+    let mut lines = vec![
+        "persistence false".to_string(),
+        format!("log_dest file {}", dir.join("mosquitto.log").display()),
+        "log_type all".to_string(),
+    ];
+    if super::is_root() {
+        // Keep root, so the broker can read the test's 0700 temp dir.
+        lines.push("user root".into());
+    }
+    lines.push(format!("listener {port} 127.0.0.1"));
+    lines.push(format!("allow_anonymous {}", config.allow_anonymous));
+    if let Some(tls) = &config.tls {
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            fs::write(&path, text).expect("write broker file");
+            path
+        };
+        let ca = write(
+            "ca.crt",
+            config.client_ca_pem.as_deref().unwrap_or(&tls.ca_pem),
+        );
+        let cert = write("server.crt", &tls.cert_pem);
+        let key = write("server.key", &tls.key_pem);
+        lines.push(format!("cafile {}", ca.display()));
+        lines.push(format!("certfile {}", cert.display()));
+        lines.push(format!("keyfile {}", key.display()));
+        lines.push(format!(
+            "require_certificate {}",
+            config.require_certificate
+        ));
+        lines.push(format!(
+            "use_identity_as_username {}",
+            config.use_identity_as_username
+        ));
+        if let Some(v) = &config.tls_version {
+            lines.push(format!("tls_version {v}"));
+        }
+    }
+    if let Some(acl) = &config.acl {
+        let path = dir.join("permissions.acl");
+        fs::write(&path, acl).expect("write acl");
+        lines.push(format!("acl_file {}", path.display()));
+    }
+    lines.extend(config.extra.iter().cloned());
+    lines.join("\n") + "\n"
+}
