@@ -1,0 +1,36 @@
+# Shared by the bench/*.sh scripts: a release build, a scratch dir, and a
+# WoTT-layout identity made with openssl (so the benchmarks need no test code).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$ROOT/target/release/wott-mqtt"
+SCRATCH="${BENCH_SCRATCH:-$(mktemp -d /tmp/wott-bench.XXXXXX)}"
+
+build_release() {
+    (cd "$ROOT" && cargo build --release --locked -q)
+}
+
+require() {
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install $tool)" >&2; exit 1; }
+    done
+}
+
+# make_identity DIR CN [CA_DIR]: client.crt/client.key (EC P-256, PKCS#8, 0600)/ca.crt,
+# CN and DNS SAN = CN, valid 7 days, like the WoTT agent's. Reuses CA_DIR's CA if given.
+make_identity() {
+    local dir="$1" cn="$2" ca_dir="${3:-$1}"
+    mkdir -p "$dir" "$ca_dir"
+    if [ ! -f "$ca_dir/ca.key" ]; then
+        openssl ecparam -name prime256v1 -genkey -noout -out "$ca_dir/ca.key" 2>/dev/null
+        openssl req -x509 -new -key "$ca_dir/ca.key" -subj "/CN=Bench CA" -days 30 -out "$ca_dir/ca.crt" 2>/dev/null
+    fi
+    [ "$ca_dir" = "$dir" ] || cp "$ca_dir/ca.crt" "$dir/ca.crt"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/client.key" 2>/dev/null
+    chmod 600 "$dir/client.key"
+    openssl req -new -key "$dir/client.key" -subj "/CN=$cn" -out "$dir/client.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:%s,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' "$cn" > "$dir/ext.cnf"
+    openssl x509 -req -in "$dir/client.csr" -CA "$ca_dir/ca.crt" -CAkey "$ca_dir/ca.key" \
+        -CAcreateserial -days 7 -extfile "$dir/ext.cnf" -out "$dir/client.crt" 2>/dev/null
+    rm -f "$dir/client.csr" "$dir/ext.cnf"
+}
