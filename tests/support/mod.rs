@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod mosquitto;
 
 use std::ffi::OsStr;
