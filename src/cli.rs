@@ -3,6 +3,7 @@
 //! These structs are turned into typed values (`config::Config`, `DeviceId`,
 //! `TopicFilter`, …) once, in `commands`; nothing past that sees clap.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
@@ -83,6 +84,85 @@ pub enum Command {
     /// access to client.crt only. --long (or --json) also reads client.key and
     /// ca.crt and reports the identity's health.
     Whoami(WhoamiArgs),
+    /// Map server device IDs to their IPs in /etc/hosts, safely
+    ///
+    /// Edits keep every other byte of the file as it was, are atomic and
+    /// locked, and never duplicate a name. Lines wott-mqtt writes end with
+    /// `# wott-mqtt`.
+    #[command(subcommand)]
+    Hosts(HostsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// Map a server's device ID to its IP (idempotent; replaces a stale IP)
+    Add(HostsAddArgs),
+    /// Remove the line wott-mqtt wrote for a server
+    Remove(HostsRemoveArgs),
+    /// Show the lines wott-mqtt manages and any other *.d.wott.local entries
+    List(HostsListArgs),
+    /// Compare what the system resolver returns for a name with the hosts file
+    Check(HostsCheckArgs),
+}
+
+/// `--hosts-file`, for every command that reads or edits the hosts file.
+#[derive(Debug, Clone, Args)]
+pub struct HostsFileArgs {
+    /// The hosts file to read and edit [default: /etc/hosts]
+    #[arg(long, env = "WOTT_MQTT_HOSTS_FILE", value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
+}
+
+impl HostsFileArgs {
+    /// The file to use: `--hosts-file`, else a non-empty `WOTT_MQTT_HOSTS_FILE`, else /etc/hosts.
+    pub fn path(&self) -> PathBuf {
+        self.hosts_file
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(crate::hosts::DEFAULT_HOSTS_FILE))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct HostsAddArgs {
+    /// The server's device ID, e.g. 4853b630822946019393b16c5b710b9e.d.wott.local
+    #[arg(value_name = "SERVER_ID")]
+    pub server_id: OsString,
+    /// The server's IPv4 or IPv6 address
+    #[arg(value_name = "IP")]
+    pub ip: OsString,
+    /// Print the change as a unified diff and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub file: HostsFileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsRemoveArgs {
+    /// The server's device ID
+    #[arg(value_name = "SERVER_ID")]
+    pub server_id: OsString,
+    /// Print the change as a unified diff and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub file: HostsFileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsListArgs {
+    #[command(flatten)]
+    pub file: HostsFileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsCheckArgs {
+    /// The name to resolve, e.g. the server's device ID
+    #[arg(value_name = "SERVER_ID")]
+    pub server_id: OsString,
+    #[command(flatten)]
+    pub file: HostsFileArgs,
 }
 
 #[derive(Debug, Args)]

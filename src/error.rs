@@ -31,6 +31,8 @@ pub enum Error {
     File(#[from] crate::files::FileError),
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Hosts(#[from] crate::hosts::HostsError),
     /// The command line is inconsistent in a way clap cannot express.
     #[error("{message}")]
     Usage {
@@ -56,6 +58,7 @@ impl Error {
             Error::Name(e) => Some(e),
             Error::File(e) => Some(e),
             Error::Pki(e) => Some(e),
+            Error::Hosts(e) => Some(e),
             Error::Usage { .. } | Error::Interrupted => None,
         }
     }

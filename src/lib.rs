@@ -2,7 +2,7 @@
 //!
 //! The library behind the `wott-mqtt` binary. Each concern has one home:
 //! `identity` (the agent's certificate), `files` (locked atomic edits),
-//! `names` (validated device IDs and topics), `pki` (throwaway identities for
+//! `hosts` (lossless /etc/hosts edits), `names` (validated device IDs and topics), `pki` (throwaway identities for
 //! `demo` and the tests), `output` (text, JSON, colour), and `commands`, which
 //! turns the parsed command line into calls on the rest.
 
@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod exit_code;
 pub mod files;
+pub mod hosts;
 pub mod identity;
 pub mod names;
 pub mod output;

@@ -1,0 +1,1091 @@
+//! /etc/hosts as a lossless document, and the edits `hosts add` and `hosts
+//! remove` make to it.
+//!
+//! The tutorial has users hand-edit /etc/hosts as root, the one step where a
+//! typo breaks name resolution for the whole machine. Tools that rewrite the
+//! file from a parsed model reorder it, drop comments or aliases, or add a
+//! second line for a changed IP. Here an edit is a short list of byte-range
+//! patches on the original bytes: every line it does not mean to change is
+//! written back exactly as it was (tabs, CRLF, comments, a missing final
+//! newline, non-UTF-8 bytes, lines nobody can parse).
+//!
+//! `hosts-parser` reads the lines that matter; it never writes (its
+//! `serialize()` reformats). A line it cannot parse, such as an IP on its own,
+//! is kept verbatim and maps nothing. Names compare the way glibc's `files`
+//! backend compares them: ASCII case-insensitively, with a `#` anywhere
+//! starting a comment, and lines whose address is not an IP ignored.
+//!
+//! Files can be large (ad-block lists have hundreds of thousands of lines), so
+//! only lines that contain the name being looked for are parsed: a
+//! case-insensitive substring search over the bytes finds them. A line that
+//! maps a name always contains it, so this finds exactly what parsing every
+//! line would (a property test checks that).
+//!
+//! Lines this tool writes end with the marker comment `# wott-mqtt`; `list`
+//! shows them and `remove` deletes only them.
+
+use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::io;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use hosts_parser::HostsFileLine;
+use memchr::memmem;
+use serde::Serialize;
+
+use crate::error::Diagnose;
+use crate::exit_code::ExitCode;
+use crate::files::{self, Edit, FileError, UpdateOptions};
+use crate::names::{DeviceId, WOTT_DOMAIN};
+
+/// The file the system resolver reads.
+pub const DEFAULT_HOSTS_FILE: &str = "/etc/hosts";
+
+/// The last word of every line this tool writes, after a `#`.
+pub const MARKER: &str = "wott-mqtt";
+
+/// Mode of a hosts file this tool creates.
+const NEW_FILE_MODE: u32 = 0o644;
+
+/// What can go wrong with a hosts entry.
+#[derive(Debug, thiserror::Error)]
+pub enum HostsError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("invalid IP address {value:?}: {reason}")]
+    InvalidIp { value: String, reason: String },
+    #[error("refusing to map {name}: it is a loopback name the machine itself relies on")]
+    ReservedName { name: String },
+    #[error("{name} does not resolve on this machine: {reason}")]
+    Unresolved {
+        name: String,
+        reason: String,
+        /// Whether the hosts file maps the name (so the resolver ignores it).
+        in_file: bool,
+        hosts_file: PathBuf,
+    },
+}
+
+impl Diagnose for HostsError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            HostsError::File(e) => e.hint(),
+            HostsError::InvalidIp { .. } => Some(
+                "give the server's IPv4 or IPv6 address, e.g. 192.168.1.20 or fd00::20 \
+                 (`hostname -I` on the server lists them)"
+                    .into(),
+            ),
+            HostsError::ReservedName { .. } => Some(
+                "map the server's device ID (`wott-mqtt whoami` on the server prints it), \
+                 not localhost"
+                    .into(),
+            ),
+            HostsError::Unresolved {
+                name,
+                in_file: false,
+                hosts_file,
+                ..
+            } => Some(format!(
+                "add it: sudo wott-mqtt hosts add {name} <server IP>{}",
+                if hosts_file == Path::new(DEFAULT_HOSTS_FILE) {
+                    String::new()
+                } else {
+                    format!(" --hosts-file {}", hosts_file.display())
+                }
+            )),
+            HostsError::Unresolved {
+                in_file: true,
+                hosts_file,
+                ..
+            } => Some(if hosts_file == Path::new(DEFAULT_HOSTS_FILE) {
+                "/etc/hosts maps it but the resolver does not read it: check that the \
+                 `hosts:` line of /etc/nsswitch.conf lists `files`"
+                    .into()
+            } else {
+                format!(
+                    "the system resolver reads {DEFAULT_HOSTS_FILE}, not {}: add the entry there",
+                    hosts_file.display()
+                )
+            }),
+        }
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            HostsError::File(e) => e.exit_code(),
+            HostsError::InvalidIp { .. } | HostsError::ReservedName { .. } => ExitCode::Usage,
+            HostsError::Unresolved { .. } => ExitCode::Resolve,
+        }
+    }
+}
+
+/// Parses a server address from the command line: an IPv4 or IPv6 address
+/// that a client can connect to.
+pub fn parse_server_ip(value: &OsStr) -> Result<IpAddr, HostsError> {
+    let fail = |reason: &str| HostsError::InvalidIp {
+        value: truncate(&value.to_string_lossy()),
+        reason: reason.to_string(),
+    };
+    let text = value.to_str().ok_or_else(|| fail("it is not UTF-8 text"))?;
+    let ip: IpAddr = text.parse().map_err(|_| {
+        if text.contains('%') {
+            fail("zone IDs (%eth0) cannot be used in a hosts file; use a global or ULA address")
+        } else {
+            fail("it is not an IPv4 address (192.168.1.20) or an IPv6 address (fd00::20)")
+        }
+    })?;
+    if ip.is_unspecified() {
+        return Err(fail(
+            "it is the unspecified address, which names no host to connect to",
+        ));
+    }
+    if ip.is_multicast() {
+        return Err(fail("it is a multicast address"));
+    }
+    if let IpAddr::V4(v4) = ip
+        && v4.is_broadcast()
+    {
+        return Err(fail("it is the broadcast address"));
+    }
+    Ok(ip)
+}
+
+/// Loopback names (RFC 6761 and Debian's defaults). Moving one of them breaks
+/// the machine, so `add` refuses them.
+fn is_reserved(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "localhost"
+        || lower.ends_with(".localhost")
+        || lower == "localhost.localdomain"
+        || lower == "ip6-localhost"
+        || lower == "ip6-loopback"
+}
+
+fn truncate(value: &str) -> String {
+    const MAX: usize = 80;
+    if value.chars().count() <= MAX {
+        return value.to_string();
+    }
+    format!("{}…", value.chars().take(MAX).collect::<String>())
+}
+
+/// A hosts file's bytes, read as lines. Nothing is copied or normalised:
+/// rendering the lines gives back the input exactly.
+#[derive(Debug, Clone, Copy)]
+pub struct Document<'a> {
+    bytes: &'a [u8],
+}
+
+/// One line: its text and its line ending, as they are in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// 1-based.
+    pub number: usize,
+    /// Byte offset of the line's start in the file.
+    pub offset: usize,
+    /// The line without its ending.
+    pub text: &'a [u8],
+    /// `"\n"`, `"\r\n"`, or empty for a last line without one.
+    pub ending: &'a [u8],
+}
+
+impl Line<'_> {
+    /// The mapping this line makes, if it makes one.
+    pub fn entry(&self) -> Option<Entry> {
+        parse_mapping(*self).map(|m| m.entry())
+    }
+
+    fn end(&self) -> usize {
+        self.offset + self.text.len() + self.ending.len()
+    }
+}
+
+/// A line that maps names to an address, as the resolver reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// 1-based line number.
+    pub line: usize,
+    pub ip: IpAddr,
+    pub names: Vec<String>,
+    /// Written by this tool (ends with `# wott-mqtt`).
+    pub managed: bool,
+}
+
+impl Entry {
+    pub fn maps(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Iterator over a document's lines.
+#[derive(Debug, Clone)]
+pub struct Lines<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    number: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = Line<'a>;
+
+    fn next(&mut self) -> Option<Line<'a>> {
+        let rest = self.bytes.get(self.pos..).filter(|r| !r.is_empty())?;
+        let (len, ending) = match memchr::memchr(b'\n', rest) {
+            Some(i) if i > 0 && rest[i - 1] == b'\r' => (i - 1, 2),
+            Some(i) => (i, 1),
+            None => (rest.len(), 0),
+        };
+        self.number += 1;
+        let line = Line {
+            number: self.number,
+            offset: self.pos,
+            text: &rest[..len],
+            ending: &rest[len..len + ending],
+        };
+        self.pos += len + ending;
+        Some(line)
+    }
+}
+
+/// How much of the file is lower-cased at a time by the name search.
+const SEARCH_CHUNK: usize = 64 * 1024;
+
+impl<'a> Document<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Self {
+        Document { bytes }
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Every line, in order.
+    pub fn lines(&self) -> Lines<'a> {
+        Lines {
+            bytes: self.bytes,
+            pos: 0,
+            number: 0,
+        }
+    }
+
+    /// The lines again, concatenated: the same bytes as the input.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len());
+        for line in self.lines() {
+            out.extend_from_slice(line.text);
+            out.extend_from_slice(line.ending);
+        }
+        out
+    }
+
+    /// Every line that maps `name` (ASCII case-insensitively), in file order.
+    pub fn entries_for(&self, name: &str) -> Vec<Entry> {
+        self.mappings_of(name).iter().map(Mapping::entry).collect()
+    }
+
+    /// Lines written by this tool, and any line mapping a `*.d.wott.local` name.
+    pub fn wott_entries(&self) -> Vec<Entry> {
+        self.lines_containing("wott")
+            .into_iter()
+            .filter_map(parse_mapping)
+            .filter(|m| {
+                m.managed
+                    || m.names.iter().any(|n| {
+                        let name = n.text.as_bytes();
+                        name.len() > WOTT_DOMAIN.len()
+                            && name[name.len() - WOTT_DOMAIN.len()..]
+                                .eq_ignore_ascii_case(WOTT_DOMAIN.as_bytes())
+                    })
+            })
+            .map(|m| m.entry())
+            .collect()
+    }
+
+    fn mappings_of(&self, name: &str) -> Vec<Mapping<'a>> {
+        if name.is_empty() {
+            return Vec::new();
+        }
+        self.lines_containing(name)
+            .into_iter()
+            .filter_map(parse_mapping)
+            .filter(|m| m.names.iter().any(|n| n.text.eq_ignore_ascii_case(name)))
+            .collect()
+    }
+
+    /// The lines that contain `needle`, ASCII case-insensitively. A line that
+    /// maps a name contains it, so only these need parsing.
+    fn lines_containing(&self, needle: &str) -> Vec<Line<'a>> {
+        let needle = needle.to_ascii_lowercase();
+        let finder = memmem::Finder::new(needle.as_bytes());
+        let bytes = self.bytes;
+        let mut found = Vec::new();
+        let mut lowered = Vec::with_capacity(SEARCH_CHUNK + 512);
+        // Line numbers are counted lazily, only up to each hit.
+        let (mut counted_to, mut lines_before) = (0, 0);
+        let mut chunk_start = 0;
+        while chunk_start < bytes.len() {
+            // Chunks end at a line end, so no line spans two of them.
+            let mut chunk_end = (chunk_start + SEARCH_CHUNK).min(bytes.len());
+            if chunk_end < bytes.len() {
+                chunk_end = memchr::memchr(b'\n', &bytes[chunk_end..])
+                    .map_or(bytes.len(), |i| chunk_end + i + 1);
+            }
+            let chunk = &bytes[chunk_start..chunk_end];
+            lowered.clear();
+            lowered.extend_from_slice(chunk);
+            lowered.make_ascii_lowercase();
+            let mut from = 0;
+            while let Some(hit) = finder.find(&lowered[from..]) {
+                let hit = from + hit;
+                let start = chunk_start + memchr::memrchr(b'\n', &chunk[..hit]).map_or(0, |i| i + 1);
+                lines_before += memchr::memchr_iter(b'\n', &bytes[counted_to..start]).count();
+                counted_to = start;
+                let mut lines = Lines {
+                    bytes,
+                    pos: start,
+                    number: lines_before,
+                };
+                let Some(line) = lines.next() else { break };
+                found.push(line);
+                from = line.end() - chunk_start;
+                if from >= chunk.len() {
+                    break;
+                }
+            }
+            chunk_start = chunk_end;
+        }
+        found
+    }
+
+    /// How many lines the file has.
+    fn line_count(&self) -> usize {
+        let newlines = memchr::memchr_iter(b'\n', self.bytes).count();
+        newlines + usize::from(!self.bytes.is_empty() && !self.bytes.ends_with(b"\n"))
+    }
+
+    /// The line ending to give a new line: the file's own.
+    fn ending(&self) -> &'static str {
+        match memchr::memrchr(b'\n', self.bytes) {
+            Some(i) if i > 0 && self.bytes[i - 1] == b'\r' => "\r\n",
+            _ => "\n",
+        }
+    }
+}
+
+/// A mapping line with the byte spans of its tokens (relative to the line).
+#[derive(Debug, Clone)]
+struct Mapping<'a> {
+    line: Line<'a>,
+    ip: IpAddr,
+    ip_span: Range<usize>,
+    names: Vec<Token>,
+    managed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    text: String,
+    span: Range<usize>,
+}
+
+impl Mapping<'_> {
+    fn entry(&self) -> Entry {
+        Entry {
+            line: self.line.number,
+            ip: self.ip,
+            names: self.names.iter().map(|n| n.text.clone()).collect(),
+            managed: self.managed,
+        }
+    }
+
+    fn absolute(&self, span: &Range<usize>) -> Range<usize> {
+        self.line.offset + span.start..self.line.offset + span.end
+    }
+
+    fn other_names(&self, name: &str) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|n| !n.text.eq_ignore_ascii_case(name))
+            .map(|n| n.text.clone())
+            .collect()
+    }
+}
+
+/// The line as text of the same byte length: invalid UTF-8 bytes become `?`
+/// (never whitespace or `#`), so token offsets are byte offsets.
+fn text_of(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => {
+            let mut text = String::with_capacity(bytes.len());
+            for chunk in bytes.utf8_chunks() {
+                text.push_str(chunk.valid());
+                text.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+            }
+            Cow::Owned(text)
+        }
+    }
+}
+
+/// Reads one line with hosts-parser. `None` for blank lines, comments, lines it
+/// cannot parse, and lines the resolver ignores (the address is not an IP).
+fn parse_mapping(line: Line<'_>) -> Option<Mapping<'_>> {
+    let text = text_of(line.text);
+    let parsed = HostsFileLine::from_string(&text).ok()?;
+    let ip_text = parsed.ip()?;
+    let ip: IpAddr = ip_text.parse().ok()?;
+    // hosts-parser splits on whitespace in order, so each token is the next
+    // occurrence of its text after the previous one.
+    let mut cursor = 0;
+    let mut locate = |token: &str| -> Option<Range<usize>> {
+        let at = cursor + text[cursor..].find(token)?;
+        cursor = at + token.len();
+        Some(at..cursor)
+    };
+    let ip_span = locate(&ip_text)?;
+    let mut names = Vec::new();
+    for host in parsed.hosts() {
+        let span = locate(&host)?;
+        // glibc ends the line at a `#` anywhere, even inside a word.
+        if let Some(hash) = host.find('#') {
+            if hash > 0 {
+                names.push(Token {
+                    text: host[..hash].to_string(),
+                    span: span.start..span.start + hash,
+                });
+            }
+            break;
+        }
+        names.push(Token { text: host, span });
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let mut words = text.split_whitespace().rev();
+    let managed = words.next() == Some(MARKER) && words.next() == Some("#");
+    Some(Mapping {
+        line,
+        ip,
+        ip_span,
+        names,
+        managed,
+    })
+}
+
+/// What an edit did to one line. Line numbers are those of the file before
+/// the edit, except for `appended`, which is the new line's number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// A new managed line at the end of the file.
+    Appended { line: usize },
+    /// A managed line's address changed in place.
+    Updated { line: usize, old_ip: IpAddr },
+    /// A line that mapped only this name got the new address and the marker.
+    Adopted { line: usize, old_ip: IpAddr },
+    /// The name was taken off a line whose other names stay as they were.
+    NameRemoved {
+        line: usize,
+        ip: IpAddr,
+        kept: Vec<String>,
+    },
+    /// A line that mapped only this name was deleted.
+    LineRemoved {
+        line: usize,
+        ip: IpAddr,
+        managed: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Patch {
+    range: Range<usize>,
+    with: String,
+}
+
+/// An edit of a document: byte-range patches plus what they mean.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    patches: Vec<Patch>,
+    pub actions: Vec<Action>,
+    /// The lines that mapped the name before the edit.
+    pub before: Vec<Entry>,
+    /// Lines that still map the name and were deliberately left alone
+    /// (`remove` touches only managed lines).
+    pub left: Vec<Entry>,
+}
+
+impl Plan {
+    /// The edited bytes: the original with the patches applied.
+    pub fn apply(&self, doc: &Document<'_>) -> Vec<u8> {
+        let bytes = doc.bytes;
+        let mut patches: Vec<&Patch> = self.patches.iter().collect();
+        patches.sort_by_key(|p| (p.range.start, p.range.end));
+        let added: usize = patches.iter().map(|p| p.with.len()).sum();
+        let mut out = Vec::with_capacity(bytes.len() + added);
+        let mut at = 0;
+        for patch in patches {
+            debug_assert!(patch.range.start >= at, "overlapping patches");
+            out.extend_from_slice(&bytes[at..patch.range.start.max(at)]);
+            out.extend_from_slice(patch.with.as_bytes());
+            at = patch.range.end.max(at);
+        }
+        out.extend_from_slice(&bytes[at..]);
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patches.is_empty()
+    }
+
+    fn replace(&mut self, range: Range<usize>, with: impl Into<String>) {
+        self.patches.push(Patch {
+            range,
+            with: with.into(),
+        });
+    }
+
+    /// Deletes a whole line. A last line without an ending takes the previous
+    /// line's ending with it, so the file keeps having no final newline.
+    fn delete_line(&mut self, doc: &Document<'_>, line: Line<'_>) {
+        let mut start = line.offset;
+        if line.ending.is_empty() && start > 0 {
+            start -= if doc.bytes[..start].ends_with(b"\r\n") {
+                2
+            } else {
+                1
+            };
+        }
+        self.replace(start..line.end(), "");
+    }
+
+    /// Takes `name` off a mapping line: the whole line when it maps nothing
+    /// else, otherwise just the word and one run of whitespace next to it.
+    fn remove_name(&mut self, doc: &Document<'_>, m: &Mapping<'_>, name: &str) {
+        let kept = m.other_names(name);
+        if kept.is_empty() {
+            self.delete_line(doc, m.line);
+            self.actions.push(Action::LineRemoved {
+                line: m.line.number,
+                ip: m.ip,
+                managed: m.managed,
+            });
+            return;
+        }
+        let is_ours = |t: &Token| t.text.eq_ignore_ascii_case(name);
+        for (i, token) in m.names.iter().enumerate() {
+            if !is_ours(token) {
+                continue;
+            }
+            let range = if m.names[i + 1..].iter().any(|t| !is_ours(t)) {
+                // A kept name follows: drop the word and the space after it.
+                token.span.start..m.names[i + 1].span.start
+            } else {
+                // Last kept word before it: drop the space before it and the word.
+                let previous_end = if i == 0 {
+                    m.ip_span.end
+                } else {
+                    m.names[i - 1].span.end
+                };
+                previous_end..token.span.end
+            };
+            self.replace(m.absolute(&range), "");
+        }
+        self.actions.push(Action::NameRemoved {
+            line: m.line.number,
+            ip: m.ip,
+            kept,
+        });
+    }
+
+    fn append(&mut self, doc: &Document<'_>, line: &str) {
+        let end = doc.bytes.len();
+        let eol = doc.ending();
+        let with = if end == 0 || doc.bytes.ends_with(b"\n") {
+            format!("{line}{eol}")
+        } else {
+            // Keep the file's style: no newline at the very end.
+            format!("{eol}{line}")
+        };
+        self.replace(end..end, with);
+        self.actions.push(Action::Appended {
+            line: doc.line_count() + 1,
+        });
+    }
+}
+
+/// The line `add` writes.
+pub fn managed_line(name: &DeviceId, ip: IpAddr) -> String {
+    format!("{ip} {name} # {MARKER}")
+}
+
+/// Maps `name` to `ip` and nothing else, changing as little as possible.
+///
+/// - Every line already maps it to `ip`: nothing changes.
+/// - A managed line maps it: that line's address is replaced in place.
+/// - Else a line already maps it to `ip`: that line stays.
+/// - Else a line maps only this name: it gets the new address and the marker.
+/// - Else a managed line is appended.
+///
+/// Every other line that maps the name loses it; its other names stay as they
+/// were, and a line left with no name is deleted.
+pub fn plan_add(doc: &Document<'_>, name: &DeviceId, ip: IpAddr) -> Plan {
+    let found = doc.mappings_of(name.as_str());
+    let mut plan = Plan {
+        before: found.iter().map(Mapping::entry).collect(),
+        ..Plan::default()
+    };
+    if !found.is_empty() && found.iter().all(|m| m.ip == ip) {
+        return plan;
+    }
+    let keeper = found
+        .iter()
+        .position(|m| m.managed)
+        .or_else(|| found.iter().position(|m| m.ip == ip))
+        .or_else(|| {
+            found
+                .iter()
+                .position(|m| m.other_names(name.as_str()).is_empty())
+        });
+    for (i, m) in found.iter().enumerate() {
+        if Some(i) != keeper {
+            plan.remove_name(doc, m, name.as_str());
+            continue;
+        }
+        if m.ip == ip {
+            continue;
+        }
+        plan.replace(m.absolute(&m.ip_span), ip.to_string());
+        if m.managed {
+            plan.actions.push(Action::Updated {
+                line: m.line.number,
+                old_ip: m.ip,
+            });
+        } else {
+            let end = m.line.offset + m.line.text.len();
+            plan.replace(end..end, format!(" # {MARKER}"));
+            plan.actions.push(Action::Adopted {
+                line: m.line.number,
+                old_ip: m.ip,
+            });
+        }
+    }
+    if keeper.is_none() {
+        plan.append(doc, &managed_line(name, ip));
+    }
+    plan
+}
+
+/// Deletes the managed lines that map `name` (only the name, when a managed
+/// line also maps others). Lines this tool did not write are left alone and
+/// reported in [`Plan::left`].
+pub fn plan_remove(doc: &Document<'_>, name: &str) -> Plan {
+    let found = doc.mappings_of(name);
+    let mut plan = Plan {
+        before: found.iter().map(Mapping::entry).collect(),
+        ..Plan::default()
+    };
+    for m in &found {
+        if m.managed {
+            plan.remove_name(doc, m, name);
+        } else {
+            plan.left.push(m.entry());
+        }
+    }
+    plan
+}
+
+/// An edit of a hosts file on disk.
+#[derive(Debug)]
+pub struct Change {
+    pub edit: Edit,
+    pub plan: Plan,
+}
+
+/// `hosts add`: maps `name` to `ip` in the file at `path`, under the lock,
+/// atomically (see [`plan_add`] for the rules). Creates the file if needed.
+pub fn add(path: &Path, name: &DeviceId, ip: IpAddr, dry_run: bool) -> Result<Change, HostsError> {
+    if is_reserved(name.as_str()) {
+        return Err(HostsError::ReservedName {
+            name: name.to_string(),
+        });
+    }
+    edit(path, dry_run, |doc| plan_add(doc, name, ip))
+}
+
+/// `hosts remove`: deletes the managed lines for `name` (see [`plan_remove`]).
+pub fn remove(path: &Path, name: &DeviceId, dry_run: bool) -> Result<Change, HostsError> {
+    edit(path, dry_run, |doc| plan_remove(doc, name.as_str()))
+}
+
+fn edit(
+    path: &Path,
+    dry_run: bool,
+    plan: impl FnOnce(&Document<'_>) -> Plan,
+) -> Result<Change, HostsError> {
+    let mut planned = Plan::default();
+    let edit = files::update(
+        path,
+        UpdateOptions {
+            dry_run,
+            new_mode: NEW_FILE_MODE,
+        },
+        |old| -> Result<Vec<u8>, HostsError> {
+            let doc = Document::parse(old.unwrap_or_default());
+            planned = plan(&doc);
+            Ok(planned.apply(&doc))
+        },
+    )?;
+    Ok(Change {
+        edit,
+        plan: planned,
+    })
+}
+
+/// The addresses the file at `path` maps `name` to, distinct, in file order.
+/// A missing file maps nothing.
+pub fn lookup(path: &Path, name: &str) -> Result<Vec<IpAddr>, FileError> {
+    let mut ips = Vec::new();
+    for entry in entries_for(path, name)? {
+        if !ips.contains(&entry.ip) {
+            ips.push(entry.ip);
+        }
+    }
+    Ok(ips)
+}
+
+/// The lines of the file at `path` that map `name`. A missing file maps nothing.
+pub fn entries_for(path: &Path, name: &str) -> Result<Vec<Entry>, FileError> {
+    let bytes = files::read_optional(path)?.unwrap_or_default();
+    Ok(Document::parse(&bytes).entries_for(name))
+}
+
+/// What the system resolver (getaddrinfo, as every client on the machine
+/// uses it) returns for `name`: distinct addresses in its order.
+pub fn system_lookup(name: &str) -> io::Result<Vec<IpAddr>> {
+    let mut ips = Vec::new();
+    for addr in (name, 0).to_socket_addrs()? {
+        if !ips.contains(&addr.ip()) {
+            ips.push(addr.ip());
+        }
+    }
+    Ok(ips)
+}
+
+/// Whether `path` is the file the system resolver reads.
+pub fn is_system_hosts_file(path: &Path) -> bool {
+    let system = Path::new(DEFAULT_HOSTS_FILE);
+    path == system
+        || matches!(
+            (std::fs::canonicalize(path), std::fs::canonicalize(system)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
+/// `a, b and c`.
+pub fn join_ips(ips: &[IpAddr]) -> String {
+    let mut s = String::new();
+    for (i, ip) in ips.iter().enumerate() {
+        if i > 0 {
+            s.push_str(if i + 1 == ips.len() { " and " } else { ", " });
+        }
+        let _ = write!(s, "{ip}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id(s: &str) -> DeviceId {
+        DeviceId::new(s).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn add(text: &str, name: &str, addr: &str) -> (String, Plan) {
+        let doc = Document::parse(text.as_bytes());
+        let plan = plan_add(&doc, &id(name), ip(addr));
+        (String::from_utf8(plan.apply(&doc)).unwrap(), plan)
+    }
+
+    fn remove(text: &str, name: &str) -> (String, Plan) {
+        let doc = Document::parse(text.as_bytes());
+        let plan = plan_remove(&doc, name);
+        (String::from_utf8(plan.apply(&doc)).unwrap(), plan)
+    }
+
+    #[test]
+    fn lines_keep_their_endings() {
+        let doc = Document::parse(b"a\r\n\tb\n\nc");
+        let lines: Vec<_> = doc.lines().map(|l| (l.text, l.ending)).collect();
+        assert_eq!(
+            lines,
+            [
+                (&b"a"[..], &b"\r\n"[..]),
+                (b"\tb", b"\n"),
+                (b"", b"\n"),
+                (b"c", b"")
+            ]
+        );
+        assert_eq!(doc.line_count(), 4);
+    }
+
+    #[test]
+    fn names_compare_like_glibc() {
+        let doc = Document::parse(
+            b"10.0.0.1 Broker.Example # broker\n\
+              10.0.0.2 other#broker broker\n\
+              not-an-ip broker\n\
+              10.0.0.3\n\
+              # 10.0.0.4 broker\n\
+              10.0.0.5\tx\tBROKER # wott-mqtt\n",
+        );
+        let entries = doc.entries_for("broker");
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0].ip, ip("10.0.0.5"));
+        assert!(entries[0].managed);
+        assert_eq!(doc.entries_for("broker.example")[0].line, 1);
+        assert_eq!(doc.entries_for("other")[0].names, ["other"]);
+    }
+
+    #[test]
+    fn add_appends_in_the_files_style() {
+        let (out, plan) = add("a b\n", "s.d.wott.local", "10.0.0.9");
+        assert_eq!(out, "a b\n10.0.0.9 s.d.wott.local # wott-mqtt\n");
+        assert_eq!(plan.actions, [Action::Appended { line: 2 }]);
+        let (out, _) = add("x\r\ny", "s", "10.0.0.9");
+        assert_eq!(out, "x\r\ny\r\n10.0.0.9 s # wott-mqtt");
+        let (out, _) = add("", "s", "fd00::1");
+        assert_eq!(out, "fd00::1 s # wott-mqtt\n");
+    }
+
+    #[test]
+    fn same_ip_changes_nothing_even_on_a_hand_written_line() {
+        let text = "10.0.0.9   s  # mine\n";
+        let (out, plan) = add(text, "s", "10.0.0.9");
+        assert_eq!(out, text);
+        assert!(plan.is_empty());
+        assert_eq!(plan.before.len(), 1);
+    }
+
+    #[test]
+    fn a_managed_line_is_updated_in_place() {
+        let (out, plan) = add("a\n10.0.0.1 s # wott-mqtt\nb\n", "s", "10.0.0.2");
+        assert_eq!(out, "a\n10.0.0.2 s # wott-mqtt\nb\n");
+        assert_eq!(
+            plan.actions,
+            [Action::Updated {
+                line: 2,
+                old_ip: ip("10.0.0.1")
+            }]
+        );
+    }
+
+    #[test]
+    fn aliases_on_a_foreign_line_stay_where_they_were() {
+        for (before, after) in [
+            ("10.0.0.1\tmqtt s nas\n", "10.0.0.1\tmqtt nas\n"),
+            ("10.0.0.1\ts mqtt\n", "10.0.0.1\tmqtt\n"),
+            ("10.0.0.1 mqtt\tS # c\n", "10.0.0.1 mqtt # c\n"),
+            ("10.0.0.1 a s s b\n", "10.0.0.1 a b\n"),
+            ("10.0.0.1 a s s\n", "10.0.0.1 a\n"),
+        ] {
+            let (out, _) = add(before, "s", "10.0.0.2");
+            assert_eq!(out, format!("{after}10.0.0.2 s # wott-mqtt\n"), "{before:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_mapping_only_the_name_is_adopted() {
+        let (out, plan) = add("10.0.0.1  s\t# office\n", "s", "10.0.0.2");
+        assert_eq!(out, "10.0.0.2  s\t# office # wott-mqtt\n");
+        assert!(matches!(plan.actions[..], [Action::Adopted { line: 1, .. }]));
+        // Now managed: the next change updates it in place.
+        let (again, _) = add(&out, "s", "10.0.0.3");
+        assert_eq!(again, "10.0.0.3  s\t# office # wott-mqtt\n");
+    }
+
+    #[test]
+    fn duplicates_collapse_to_one_line() {
+        let text = "10.0.0.1 s\n10.0.0.2 s # wott-mqtt\n10.0.0.3 s x\nfd00::1 s\n";
+        let (out, _) = add(text, "s", "10.0.0.4");
+        assert_eq!(out, "10.0.0.4 s # wott-mqtt\n10.0.0.3 x\n");
+        let doc = Document::parse(out.as_bytes());
+        assert_eq!(doc.entries_for("s").len(), 1);
+    }
+
+    #[test]
+    fn remove_deletes_only_managed_lines() {
+        let text = "10.0.0.1 s # wott-mqtt\n10.0.0.2 s x\n";
+        let (out, plan) = remove(text, "s");
+        assert_eq!(out, "10.0.0.2 s x\n");
+        assert_eq!(plan.left.len(), 1);
+        let (out, _) = remove("a\n10.0.0.1 s # wott-mqtt", "s");
+        assert_eq!(out, "a");
+        let (out, _) = remove("10.0.0.1 s # wott-mqtt", "s");
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn wott_entries_are_managed_or_in_the_wott_domain() {
+        let doc = Document::parse(
+            b"10.0.0.1 a.d.wott.local\n10.0.0.2 b # wott-mqtt\n10.0.0.3 wott\n10.0.0.4 d.wott.local\n",
+        );
+        let lines: Vec<usize> = doc.wott_entries().iter().map(|e| e.line).collect();
+        assert_eq!(lines, [1, 2]);
+    }
+
+    #[test]
+    fn server_ips_are_checked() {
+        let ok = |s: &str| parse_server_ip(OsStr::new(s)).unwrap();
+        assert_eq!(ok("192.168.1.20"), ip("192.168.1.20"));
+        assert_eq!(ok("fd00::20"), ip("fd00::20"));
+        for bad in [
+            "",
+            "1.2.3",
+            "256.1.1.1",
+            " 10.0.0.1",
+            "10.0.0.1\n",
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+            "fe80::1%eth0",
+            "example.com",
+        ] {
+            assert!(parse_server_ip(OsStr::new(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn loopback_names_are_reserved() {
+        assert!(is_reserved("LOCALHOST"));
+        assert!(is_reserved("a.localhost"));
+        assert!(!is_reserved("localhost.d.wott.local"));
+    }
+
+    /// Lines of the kinds real hosts files have, as raw bytes.
+    fn hosts_line() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"127.0.0.1\tlocalhost".to_vec()),
+            Just(b"::1     localhost ip6-localhost ip6-loopback".to_vec()),
+            Just(b"# comment \xc3\xa9\xf0\x9f\x98\x80".to_vec()),
+            Just(b"10.0.0.1 s # wott-mqtt".to_vec()),
+            Just(b"10.0.0.2 S.D.WOTT.LOCAL other".to_vec()),
+            Just(b"192.168.1.1".to_vec()),
+            Just(b"\xff\xfe garbage \x00".to_vec()),
+            "[ \t]{0,2}[0-9a-f:.]{1,15}[ \t]{1,3}[a-zA-Z0-9.#-]{1,12}( [a-z#]{1,5})?".prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..20),
+        ]
+    }
+
+    fn hosts_file() -> impl Strategy<Value = Vec<u8>> {
+        (
+            proptest::collection::vec(
+                (hosts_line(), prop_oneof![Just("\n"), Just("\r\n")]),
+                0..12,
+            ),
+            any::<bool>(),
+        )
+            .prop_map(|(lines, final_newline)| {
+                let mut out = Vec::new();
+                let count = lines.len();
+                for (i, (line, eol)) in lines.into_iter().enumerate() {
+                    out.extend_from_slice(&line);
+                    if i + 1 < count || final_newline {
+                        out.extend_from_slice(eol.as_bytes());
+                    }
+                }
+                out
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn parse_then_render_is_the_identity(bytes in hosts_file()) {
+            prop_assert_eq!(Document::parse(&bytes).render(), bytes);
+        }
+
+        #[test]
+        fn arbitrary_bytes_render_back_too(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let doc = Document::parse(&bytes);
+            prop_assert_eq!(doc.render(), bytes.clone());
+            for line in doc.lines() {
+                let _ = line.entry();
+            }
+        }
+
+        #[test]
+        fn the_search_finds_what_parsing_every_line_finds(bytes in hosts_file(), name in "[sS]|localhost|s\\.d\\.wott\\.local|wott-mqtt|other") {
+            let doc = Document::parse(&bytes);
+            let everything: Vec<Entry> = doc
+                .lines()
+                .filter_map(|l| l.entry())
+                .filter(|e| e.maps(&name))
+                .collect();
+            prop_assert_eq!(doc.entries_for(&name), everything);
+        }
+
+        #[test]
+        fn add_then_remove_gives_back_the_original(bytes in hosts_file(), addr in any::<std::net::Ipv4Addr>()) {
+            prop_assume!(!addr.is_unspecified());
+            let name = id("new-server.d.wott.local");
+            let doc = Document::parse(&bytes);
+            let added = plan_add(&doc, &name, IpAddr::V4(addr)).apply(&doc);
+            prop_assert!(added.starts_with(&bytes), "only an append");
+            let after = Document::parse(&added);
+            prop_assert_eq!(after.entries_for(name.as_str()).len(), 1);
+            let again = plan_add(&after, &name, IpAddr::V4(addr));
+            prop_assert!(again.is_empty());
+            let removed = plan_remove(&after, name.as_str()).apply(&after);
+            prop_assert_eq!(removed, bytes);
+        }
+
+        #[test]
+        fn after_add_the_name_maps_to_one_ip_on_one_line(bytes in hosts_file(), last in 1u8..=9) {
+            let target = IpAddr::from([10, 0, 0, last]);
+            let doc = Document::parse(&bytes);
+            let plan = plan_add(&doc, &id("s"), target);
+            let out = plan.apply(&doc);
+            let after = Document::parse(&out);
+            let entries = after.entries_for("s");
+            prop_assert!(entries.iter().all(|e| e.ip == target), "{:?}", entries);
+            prop_assert!(!entries.is_empty());
+            if !plan.is_empty() {
+                prop_assert_eq!(entries.len(), 1);
+            }
+            // Every other name keeps its addresses.
+            for other in ["localhost", "other", "ip6-localhost"] {
+                let before: Vec<IpAddr> = doc.entries_for(other).iter().map(|e| e.ip).collect();
+                let now: Vec<IpAddr> = after.entries_for(other).iter().map(|e| e.ip).collect();
+                prop_assert_eq!(before, now);
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_file_is_searched_across_chunks() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            let _ = writeln!(text, "0.0.0.0 ad{i:05}.example.com");
+        }
+        text.push_str("10.0.0.1 S.d.wott.local\n");
+        for i in 0..20_000 {
+            let _ = writeln!(text, "0.0.0.0 tr{i:05}.example.com");
+        }
+        let doc = Document::parse(text.as_bytes());
+        let entries = doc.entries_for("s.d.wott.local");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].line, 20_001);
+        assert_eq!(doc.entries_for("tr19999.example.com")[0].line, 40_001);
+        assert_eq!(doc.entries_for("ad00000.example.com")[0].line, 1);
+    }
+}
