@@ -156,7 +156,7 @@ impl Human for EditReport {
             if diff.is_empty() {
                 return format!("{file}: nothing to change (dry run)\n");
             }
-            return sanitize(diff).into_owned();
+            return show_diff(diff);
         }
         let mut s = String::new();
         if !self.changed {
@@ -193,6 +193,32 @@ impl Human for EditReport {
         }
         s
     }
+}
+
+/// A diff for the terminal: tabs stay tabs and CRLF endings print as line
+/// ends; every other control character is escaped.
+fn show_diff(diff: &str) -> String {
+    let mut out = String::with_capacity(diff.len());
+    for line in diff.split_inclusive('\n') {
+        let (text, eol) = match line.strip_suffix("\r\n") {
+            Some(text) => (text, "\n"),
+            None => match line.strip_suffix('\n') {
+                Some(text) => (text, "\n"),
+                None => (line, ""),
+            },
+        };
+        for part in text.split_inclusive('\t') {
+            match part.strip_suffix('\t') {
+                Some(part) => {
+                    out.push_str(&sanitize(part));
+                    out.push('\t');
+                }
+                None => out.push_str(&sanitize(part)),
+            }
+        }
+        out.push_str(eol);
+    }
+    out
 }
 
 fn join_lines(entries: &[Entry]) -> String {
