@@ -724,7 +724,7 @@ pub fn add(path: &Path, name: &DeviceId, ip: IpAddr, dry_run: bool) -> Result<Ch
 /// `hosts remove`: deletes the managed lines for `name` (see [`plan_remove`]).
 /// A missing file has nothing to remove and is not created.
 pub fn remove(path: &Path, name: &DeviceId, dry_run: bool) -> Result<Change, HostsError> {
-    if files::read_optional(path)?.is_none() {
+    if std::fs::metadata(path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
         return Ok(Change {
             edit: Edit {
                 path: path.to_path_buf(),
