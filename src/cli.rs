@@ -110,16 +110,20 @@ pub enum HostsCommand {
 pub struct HostsFileArgs {
     /// The hosts file to read and edit [default: /etc/hosts]
     #[arg(long, env = "WOTT_MQTT_HOSTS_FILE", value_name = "FILE")]
-    pub hosts_file: Option<PathBuf>,
+    pub hosts_file: Option<OsString>,
 }
 
 impl HostsFileArgs {
-    /// The file to use: `--hosts-file`, else a non-empty `WOTT_MQTT_HOSTS_FILE`, else /etc/hosts.
+    /// The file to use: `--hosts-file`, else `WOTT_MQTT_HOSTS_FILE`, else
+    /// /etc/hosts. Empty values count as unset.
     pub fn path(&self) -> PathBuf {
         self.hosts_file
             .clone()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from(crate::hosts::DEFAULT_HOSTS_FILE))
+            .filter(|p| !p.is_empty())
+            .map_or_else(
+                || PathBuf::from(crate::hosts::DEFAULT_HOSTS_FILE),
+                PathBuf::from,
+            )
     }
 }
 
