@@ -84,20 +84,20 @@ impl Diagnose for HostsError {
                  not localhost"
                     .into(),
             ),
-            HostsError::Unresolved { name, hosts_file, .. }
-                if hosts_file != Path::new(DEFAULT_HOSTS_FILE) =>
-            {
-                Some(format!(
-                    "the system resolver reads {DEFAULT_HOSTS_FILE}, not {}: \
+            HostsError::Unresolved {
+                name, hosts_file, ..
+            } if hosts_file != Path::new(DEFAULT_HOSTS_FILE) => Some(format!(
+                "the system resolver reads {DEFAULT_HOSTS_FILE}, not {}: \
                      sudo wott-mqtt hosts add {name} <server IP>",
-                    hosts_file.display()
-                ))
-            }
+                hosts_file.display()
+            )),
             HostsError::Unresolved {
                 name,
                 in_file: false,
                 ..
-            } => Some(format!("add it: sudo wott-mqtt hosts add {name} <server IP>")),
+            } => Some(format!(
+                "add it: sudo wott-mqtt hosts add {name} <server IP>"
+            )),
             HostsError::Unresolved { in_file: true, .. } => Some(
                 "/etc/hosts maps it but the resolver does not read it: check that the \
                  `hosts:` line of /etc/nsswitch.conf lists `files`"
@@ -333,7 +333,8 @@ impl<'a> Document<'a> {
             let mut from = 0;
             while let Some(hit) = finder.find(&lowered[from..]) {
                 let hit = from + hit;
-                let start = chunk_start + memchr::memrchr(b'\n', &chunk[..hit]).map_or(0, |i| i + 1);
+                let start =
+                    chunk_start + memchr::memrchr(b'\n', &chunk[..hit]).map_or(0, |i| i + 1);
                 lines_before += memchr::memchr_iter(b'\n', &bytes[counted_to..start]).count();
                 counted_to = start;
                 let mut lines = Lines {
@@ -916,7 +917,11 @@ mod tests {
             ("10.0.0.1 a s s\n", "10.0.0.1 a\n"),
         ] {
             let (out, _) = add(before, "s", "10.0.0.2");
-            assert_eq!(out, format!("{after}10.0.0.2 s # wott-mqtt\n"), "{before:?}");
+            assert_eq!(
+                out,
+                format!("{after}10.0.0.2 s # wott-mqtt\n"),
+                "{before:?}"
+            );
         }
     }
 
@@ -924,7 +929,10 @@ mod tests {
     fn a_line_mapping_only_the_name_is_adopted() {
         let (out, plan) = add("10.0.0.1  s\t# office\n", "s", "10.0.0.2");
         assert_eq!(out, "10.0.0.2  s\t# office # wott-mqtt\n");
-        assert!(matches!(plan.actions[..], [Action::Adopted { line: 1, .. }]));
+        assert!(matches!(
+            plan.actions[..],
+            [Action::Adopted { line: 1, .. }]
+        ));
         // Now managed: the next change updates it in place.
         let (again, _) = add(&out, "s", "10.0.0.3");
         assert_eq!(again, "10.0.0.3  s\t# office # wott-mqtt\n");
@@ -1057,10 +1065,7 @@ mod tests {
 
     fn hosts_file() -> impl Strategy<Value = Vec<u8>> {
         (
-            proptest::collection::vec(
-                (hosts_line(), prop_oneof![Just("\n"), Just("\r\n")]),
-                0..12,
-            ),
+            proptest::collection::vec((hosts_line(), prop_oneof![Just("\n"), Just("\r\n")]), 0..12),
             any::<bool>(),
         )
             .prop_map(|(lines, final_newline)| {

@@ -52,7 +52,8 @@ impl HostsFile {
     }
 }
 
-const DEBIAN: &str = "127.0.0.1\tlocalhost\n127.0.1.1\tpi\n\n::1     localhost ip6-localhost ip6-loopback\n";
+const DEBIAN: &str =
+    "127.0.0.1\tlocalhost\n127.0.1.1\tpi\n\n::1     localhost ip6-localhost ip6-loopback\n";
 
 #[test]
 fn add_appends_a_marked_line_and_says_so() {
@@ -78,7 +79,10 @@ fn the_same_ip_again_changes_nothing_and_writes_nothing() {
         f.path.display()
     ));
     let after = fs::metadata(&f.path).unwrap();
-    assert_eq!((before.ino(), before.mtime_nsec()), (after.ino(), after.mtime_nsec()));
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
 
     let doc = f.run(["add", SERVER, "192.168.1.20", "--json"]).json();
     assert_eq!(doc["changed"], false);
@@ -120,27 +124,47 @@ fn aliases_on_a_hand_written_line_keep_their_address() {
     run.success();
     let doc = run.json();
     assert_eq!(doc["actions"][0]["action"], "name_removed");
-    assert_eq!(doc["actions"][0]["kept"], serde_json::json!(["mqtt", "nas"]));
+    assert_eq!(
+        doc["actions"][0]["kept"],
+        serde_json::json!(["mqtt", "nas"])
+    );
     assert_eq!(doc["actions"][1]["action"], "appended");
     assert_eq!(
         f.read(),
-        format!("127.0.0.1 localhost\n10.0.0.7\tmqtt nas # office rack\n10.0.0.9 {SERVER} # wott-mqtt\n")
+        format!(
+            "127.0.0.1 localhost\n10.0.0.7\tmqtt nas # office rack\n10.0.0.9 {SERVER} # wott-mqtt\n"
+        )
     );
     let lookup = |name: &str| wott_mqtt::hosts::lookup(&f.path, name).unwrap();
-    assert_eq!(lookup("mqtt"), ["10.0.0.7".parse::<std::net::IpAddr>().unwrap()]);
-    assert_eq!(lookup("nas"), ["10.0.0.7".parse::<std::net::IpAddr>().unwrap()]);
-    assert_eq!(lookup(SERVER), ["10.0.0.9".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        lookup("mqtt"),
+        ["10.0.0.7".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(
+        lookup("nas"),
+        ["10.0.0.7".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(
+        lookup(SERVER),
+        ["10.0.0.9".parse::<std::net::IpAddr>().unwrap()]
+    );
 }
 
 #[test]
 fn a_hand_written_line_for_the_name_alone_is_taken_over() {
-    let f = HostsFile::new(&format!("10.0.0.7  {}  # from the tutorial\n", SERVER.to_uppercase()));
+    let f = HostsFile::new(&format!(
+        "10.0.0.7  {}  # from the tutorial\n",
+        SERVER.to_uppercase()
+    ));
     f.run(["add", SERVER, "10.0.0.9"])
         .success()
         .stdout_has("wott-mqtt now manages that line");
     assert_eq!(
         f.read(),
-        format!("10.0.0.9  {}  # from the tutorial # wott-mqtt\n", SERVER.to_uppercase())
+        format!(
+            "10.0.0.9  {}  # from the tutorial # wott-mqtt\n",
+            SERVER.to_uppercase()
+        )
     );
     // Managed from now on: listed, and removed by `remove`.
     let doc = f.run(["list", "--json"]).json();
@@ -175,7 +199,12 @@ fn dry_run_prints_a_unified_diff_and_writes_nothing() {
     let doc = f.run(["remove", SERVER, "--dry-run", "--json"]).json();
     assert_eq!(doc["dry_run"], true);
     assert_eq!(doc["changed"], true);
-    assert!(doc["diff"].as_str().unwrap().contains(&format!("-10.0.0.1 {SERVER}")));
+    assert!(
+        doc["diff"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("-10.0.0.1 {SERVER}"))
+    );
     assert_eq!(f.read(), text);
 
     f.run(["add", SERVER, "10.0.0.1", "--dry-run"])
@@ -214,9 +243,7 @@ fn a_missing_file_is_created_by_add_and_left_missing_by_remove() {
             .arg(&path)
             .run()
     };
-    run(&["remove", SERVER])
-        .success()
-        .stdout_has("is not in");
+    run(&["remove", SERVER]).success().stdout_has("is not in");
     assert!(!path.exists());
     run(&["list"]).success().stderr_has("does not exist");
     assert!(!path.exists());
@@ -225,7 +252,10 @@ fn a_missing_file_is_created_by_add_and_left_missing_by_remove() {
         fs::read_to_string(&path).unwrap(),
         format!("10.0.0.1 {SERVER} # wott-mqtt\n")
     );
-    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o644);
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+        0o644
+    );
 }
 
 #[test]
@@ -289,27 +319,151 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
     let long_label = format!("{}.d.wott.local", "a".repeat(300));
     let label_64 = "b".repeat(64);
     let cases: Vec<(Vec<&OsStr>, &str)> = vec![
-        (vec![OsStr::new("add"), OsStr::new("evil\n10.6.6.6 bank.example"), OsStr::new("10.0.0.2")], "invalid device ID"),
-        (vec![OsStr::new("add"), OsStr::new("evil bank.example"), OsStr::new("10.0.0.2")], "whitespace"),
-        (vec![OsStr::new("add"), OsStr::new("evil\tbank"), OsStr::new("10.0.0.2")], "whitespace"),
-        (vec![OsStr::new("add"), OsStr::new("evil#x"), OsStr::new("10.0.0.2")], "'#'"),
-        (vec![OsStr::new("add"), OsStr::new("evil\x1b[2Jx"), OsStr::new("10.0.0.2")], "control characters"),
-        (vec![OsStr::new("add"), OsStr::new("--"), OsStr::new("-rf"), OsStr::new("10.0.0.2")], "starts or ends with '-'"),
-        (vec![OsStr::new("add"), OsStr::new(&long_label), OsStr::new("10.0.0.2")], "at most 253"),
-        (vec![OsStr::new("add"), OsStr::new(&label_64), OsStr::new("10.0.0.2")], "at most 63"),
-        (vec![OsStr::new("add"), OsStr::from_bytes(b"caf\xe9.d.wott.local"), OsStr::new("10.0.0.2")], "not UTF-8"),
-        (vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("10.0.0.2\n10.6.6.6 bank.example")], "invalid IP address"),
-        (vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("10.0.0.2 bank.example")], "invalid IP address"),
-        (vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("999.0.0.1")], "invalid IP address"),
-        (vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("10.0.0")], "invalid IP address"),
-        (vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("")], "invalid IP address"),
-        (vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("0.0.0.0")], "unspecified"),
-        (vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("ff02::1")], "multicast"),
-        (vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("fe80::1%eth0")], "zone IDs"),
-        (vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::from_bytes(b"10.0.0.\xff")], "not UTF-8"),
-        (vec![OsStr::new("add"), OsStr::new("localhost"), OsStr::new("10.0.0.2")], "loopback name"),
-        (vec![OsStr::new("remove"), OsStr::new("evil\n10.0.0.1")], "invalid device ID"),
-        (vec![OsStr::new("remove"), OsStr::new("--"), OsStr::new("-rf")], "starts or ends with '-'"),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new("evil\n10.6.6.6 bank.example"),
+                OsStr::new("10.0.0.2"),
+            ],
+            "invalid device ID",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new("evil bank.example"),
+                OsStr::new("10.0.0.2"),
+            ],
+            "whitespace",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new("evil\tbank"),
+                OsStr::new("10.0.0.2"),
+            ],
+            "whitespace",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new("evil#x"),
+                OsStr::new("10.0.0.2"),
+            ],
+            "'#'",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new("evil\x1b[2Jx"),
+                OsStr::new("10.0.0.2"),
+            ],
+            "control characters",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new("--"),
+                OsStr::new("-rf"),
+                OsStr::new("10.0.0.2"),
+            ],
+            "starts or ends with '-'",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new(&long_label),
+                OsStr::new("10.0.0.2"),
+            ],
+            "at most 253",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new(&label_64),
+                OsStr::new("10.0.0.2"),
+            ],
+            "at most 63",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::from_bytes(b"caf\xe9.d.wott.local"),
+                OsStr::new("10.0.0.2"),
+            ],
+            "not UTF-8",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new(SERVER),
+                OsStr::new("10.0.0.2\n10.6.6.6 bank.example"),
+            ],
+            "invalid IP address",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new(SERVER),
+                OsStr::new("10.0.0.2 bank.example"),
+            ],
+            "invalid IP address",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new(SERVER),
+                OsStr::new("999.0.0.1"),
+            ],
+            "invalid IP address",
+        ),
+        (
+            vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("10.0.0")],
+            "invalid IP address",
+        ),
+        (
+            vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("")],
+            "invalid IP address",
+        ),
+        (
+            vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("0.0.0.0")],
+            "unspecified",
+        ),
+        (
+            vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("ff02::1")],
+            "multicast",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new(SERVER),
+                OsStr::new("fe80::1%eth0"),
+            ],
+            "zone IDs",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new(SERVER),
+                OsStr::from_bytes(b"10.0.0.\xff"),
+            ],
+            "not UTF-8",
+        ),
+        (
+            vec![
+                OsStr::new("add"),
+                OsStr::new("localhost"),
+                OsStr::new("10.0.0.2"),
+            ],
+            "loopback name",
+        ),
+        (
+            vec![OsStr::new("remove"), OsStr::new("evil\n10.0.0.1")],
+            "invalid device ID",
+        ),
+        (
+            vec![OsStr::new("remove"), OsStr::new("--"), OsStr::new("-rf")],
+            "starts or ends with '-'",
+        ),
     ];
     for (args, message) in cases {
         let f = HostsFile::new(&original);
@@ -330,8 +484,12 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
 fn a_leading_dash_without_a_separator_is_a_usage_error() {
     let original = "127.0.0.1 localhost\n";
     let f = HostsFile::new(original);
-    f.run(["add", "-rf", "10.0.0.2"]).code(2).stderr_has("error:");
-    f.run(["add", SERVER, "-10.0.0.2"]).code(2).stderr_has("error:");
+    f.run(["add", "-rf", "10.0.0.2"])
+        .code(2)
+        .stderr_has("error:");
+    f.run(["add", SERVER, "-10.0.0.2"])
+        .code(2)
+        .stderr_has("error:");
     assert_eq!(f.read(), original);
 }
 
@@ -342,8 +500,18 @@ fn bad_input_with_json_is_one_error_document() {
     run.code(2);
     let doc = run.json();
     assert_eq!(doc["exit_code"], 2);
-    assert!(doc["error"]["message"].as_str().unwrap().contains("10.0.0.256"));
-    assert!(doc["error"]["hint"].as_str().unwrap().contains("IPv4 or IPv6"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("10.0.0.256")
+    );
+    assert!(
+        doc["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("IPv4 or IPv6")
+    );
     assert_eq!(f.read(), DEBIAN);
 }
 
@@ -359,7 +527,11 @@ fn a_device_id_without_its_domain_gets_a_warning() {
 #[test]
 fn a_directory_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [vec!["add", SERVER, "10.0.0.1"], vec!["list"], vec!["remove", SERVER]] {
+    for args in [
+        vec!["add", SERVER, "10.0.0.1"],
+        vec!["list"],
+        vec!["remove", SERVER],
+    ] {
         wott()
             .arg("hosts")
             .args(&args)
@@ -419,9 +591,15 @@ fn check_names_an_unresolvable_server_and_how_to_fix_it() {
     let f = HostsFile::new(&format!("10.0.0.1 {name} # wott-mqtt\n"));
     let run = f.run(["check", name]);
     run.code(4)
-        .stdout_has(&format!("10.0.0.1  ({} line 1, wott-mqtt)", f.path.display()))
+        .stdout_has(&format!(
+            "10.0.0.1  ({} line 1, wott-mqtt)",
+            f.path.display()
+        ))
         .stdout_has("does not resolve")
-        .error("does not resolve on this machine", "the system resolver reads /etc/hosts");
+        .error(
+            "does not resolve on this machine",
+            "the system resolver reads /etc/hosts",
+        );
     let doc = f.run(["check", name, "--json"]).json();
     assert_eq!(doc["exit_code"], 4);
     assert_eq!(doc["file_addresses"], serde_json::json!(["10.0.0.1"]));

@@ -157,10 +157,19 @@ fn corpus_files_keep_their_other_entries_readable() {
     };
     assert_eq!(lookup("debian.hosts", "bookworm"), ["127.0.1.1"]);
     assert_eq!(lookup("debian.hosts", "LOCALHOST"), ["127.0.0.1", "::1"]);
-    assert_eq!(lookup("raspberry-pi-os.hosts", "raspberrypi"), ["127.0.1.1"]);
-    assert_eq!(lookup("docker-container.hosts", "3f4b1c2d9e8a"), ["172.17.0.2"]);
+    assert_eq!(
+        lookup("raspberry-pi-os.hosts", "raspberrypi"),
+        ["127.0.1.1"]
+    );
+    assert_eq!(
+        lookup("docker-container.hosts", "3f4b1c2d9e8a"),
+        ["172.17.0.2"]
+    );
     assert_eq!(lookup("ipv6.hosts", "nas"), ["fd00::10"]);
-    assert_eq!(lookup("ipv6.hosts", "long-form.example.test"), ["2001:db8::2"]);
+    assert_eq!(
+        lookup("ipv6.hosts", "long-form.example.test"),
+        ["2001:db8::2"]
+    );
     // glibc ignores an address with a zone ID.
     assert!(lookup("ipv6.hosts", "router.local").is_empty());
     assert_eq!(lookup("tabs-and-spaces.hosts", "printer.lan"), ["10.0.0.2"]);
@@ -170,7 +179,10 @@ fn corpus_files_keep_their_other_entries_readable() {
     assert_eq!(lookup("inline-comments.hosts", "cam"), ["10.0.0.3"]);
     assert!(lookup("inline-comments.hosts", "cam-garage").is_empty());
     assert!(lookup("inline-comments.hosts", "disabled.lan").is_empty());
-    assert_eq!(lookup("utf8-and-latin1-comments.hosts", "nas"), ["10.0.0.4"]);
+    assert_eq!(
+        lookup("utf8-and-latin1-comments.hosts", "nas"),
+        ["10.0.0.4"]
+    );
     assert_eq!(lookup("ip-only-lines.hosts", "printer"), ["10.0.0.2"]);
     assert!(lookup("ip-only-lines.hosts", "host-with-bad-address").is_empty());
     assert!(lookup("empty.hosts", "localhost").is_empty());
@@ -187,7 +199,14 @@ fn a_200000_line_ad_block_list_round_trips() {
     let path = dir.path().join("hosts");
     fs::write(&path, &original).unwrap();
     let run = wott()
-        .args(["hosts", "add", SERVER, "10.1.2.3", "--dry-run", "--hosts-file"])
+        .args([
+            "hosts",
+            "add",
+            SERVER,
+            "10.1.2.3",
+            "--dry-run",
+            "--hosts-file",
+        ])
         .arg(&path)
         .run();
     run.success()

@@ -336,7 +336,10 @@ fn check(config: &Config, args: &HostsCheckArgs) -> Result<Outcome, Error> {
     if !report.agrees {
         let resolver = hosts::join_ips(&report.resolver.addresses);
         let why = if !system_file {
-            format!("the system resolver reads {}, not {shown}", hosts::DEFAULT_HOSTS_FILE)
+            format!(
+                "the system resolver reads {}, not {shown}",
+                hosts::DEFAULT_HOSTS_FILE
+            )
         } else {
             "a source listed before `files` in /etc/nsswitch.conf, or a cache (nscd, \
              systemd-resolved), answers first"
