@@ -11,8 +11,10 @@
 //! The lock is a `flock` on the file's directory: it survives the rename of
 //! the file itself and leaves no lock file behind.
 
+use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -106,6 +108,21 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
     }
 }
 
+/// Opens a file for reading, or `None` when it does not exist.
+pub fn open_optional(path: &Path) -> Result<Option<File>, FileError> {
+    match File::open(path) {
+        Ok(file) if file.metadata().is_ok_and(|m| m.is_dir()) => Err(FileError::IsDirectory {
+            path: path.to_path_buf(),
+        }),
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// How the new content reached the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -156,6 +173,19 @@ impl Locked {
     /// Replaces the file's content atomically, keeping its mode and owner.
     /// A new file gets `new_mode`.
     pub fn write(&self, bytes: &[u8], new_mode: u32) -> Result<WriteMethod, FileError> {
+        self.write_content(&Content::Bytes(bytes), new_mode)
+    }
+
+    /// The file opened for reading, or `None` when it does not exist yet.
+    pub fn open(&self) -> Result<Option<File>, FileError> {
+        open_optional(&self.target).map_err(|e| self.rename_path(e))
+    }
+
+    fn write_content(
+        &self,
+        content: &Content<'_>,
+        new_mode: u32,
+    ) -> Result<WriteMethod, FileError> {
         let existing = match fs::metadata(&self.target) {
             Ok(meta) if meta.is_dir() => {
                 return Err(FileError::IsDirectory {
@@ -171,10 +201,13 @@ impl Locked {
             .map_or(new_mode, |m| m.permissions().mode() & 0o7777);
         let owner = existing.as_ref().map(|m| (m.uid(), m.gid()));
 
-        match self.write_via_rename(bytes, mode, owner) {
+        match self.write_via_rename(content, mode, owner) {
             Ok(()) => Ok(WriteMethod::Rename),
             Err(Fallback::InPlace) if existing.is_some() => {
-                self.write_in_place(bytes)?;
+                // The new content may be made of the old file's bytes: read
+                // them all before overwriting it.
+                let bytes = content.to_bytes().map_err(|e| self.write_error(e))?;
+                self.write_in_place(&bytes)?;
                 Ok(WriteMethod::InPlace)
             }
             Err(Fallback::InPlace) => {
@@ -186,7 +219,7 @@ impl Locked {
 
     fn write_via_rename(
         &self,
-        bytes: &[u8],
+        content: &Content<'_>,
         mode: u32,
         owner: Option<(u32, u32)>,
     ) -> Result<(), Fallback> {
@@ -210,7 +243,7 @@ impl Locked {
                 }
             }
             file.set_permissions(fs::Permissions::from_mode(mode))?;
-            file.write_all(bytes)?;
+            content.write_to(&mut file)?;
             file.sync_all()?;
             fs::rename(&temp, &self.target)
         })();
@@ -354,6 +387,167 @@ pub fn update<E: From<FileError>>(
         result.method = Some(locked.write(&result.after, options.new_mode)?);
     }
     Ok(result)
+}
+
+/// Part of a file's new content: a byte range of the old file, or new bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Old(Range<u64>),
+    New(Vec<u8>),
+}
+
+/// New content as written by [`Locked::write`] or [`update_pieces`].
+enum Content<'a> {
+    Bytes(&'a [u8]),
+    Pieces {
+        old: Option<&'a File>,
+        pieces: &'a [Piece],
+    },
+}
+
+impl Content<'_> {
+    /// Writes the content; ranges of the old file are copied inside the
+    /// kernel (`io::copy` between files uses copy_file_range).
+    fn write_to(&self, out: &mut File) -> io::Result<()> {
+        match self {
+            Content::Bytes(bytes) => out.write_all(bytes),
+            Content::Pieces { old, pieces } => {
+                for piece in *pieces {
+                    match piece {
+                        Piece::New(bytes) => out.write_all(bytes)?,
+                        Piece::Old(range) => {
+                            let mut old = old_file(*old)?;
+                            old.seek(SeekFrom::Start(range.start))?;
+                            let wanted = range.end - range.start;
+                            let copied = io::copy(&mut old.take(wanted), out)?;
+                            if copied != wanted {
+                                return Err(changed_underneath());
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn to_bytes(&self) -> io::Result<Cow<'_, [u8]>> {
+        match self {
+            Content::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+            Content::Pieces { old, pieces } => materialize(*old, pieces).map(Cow::Owned),
+        }
+    }
+}
+
+fn old_file(old: Option<&File>) -> io::Result<&File> {
+    old.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no old file to copy from"))
+}
+
+fn changed_underneath() -> io::Error {
+    io::Error::other("the file changed while it was being edited; run the command again")
+}
+
+/// The pieces as one buffer.
+fn materialize(old: Option<&File>, pieces: &[Piece]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for piece in pieces {
+        match piece {
+            Piece::New(bytes) => out.extend_from_slice(bytes),
+            Piece::Old(range) => {
+                let mut old = old_file(old)?;
+                old.seek(SeekFrom::Start(range.start))?;
+                let wanted = range.end - range.start;
+                if old.take(wanted).read_to_end(&mut out)? as u64 != wanted {
+                    return Err(changed_underneath());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The result of [`update_pieces`].
+#[derive(Debug, Clone)]
+pub struct PieceEdit {
+    pub path: PathBuf,
+    pub changed: bool,
+    /// `None` when nothing was written (unchanged, or a dry run).
+    pub method: Option<WriteMethod>,
+    /// The unified diff, for dry runs only: it needs both versions in memory.
+    pub diff: Option<String>,
+}
+
+/// [`update`] for files that may be large (an ad-block /etc/hosts has
+/// 200,000 lines): `edit` reads the old file itself, as a stream, and
+/// describes the new content as [`Piece`]s. Unchanged ranges are copied
+/// inside the kernel, so a one-line edit costs about what `cp` does and
+/// memory stays flat. Same lock, temp file, fsync, rename, mode and owner,
+/// and in-place fallback as [`update`].
+pub fn update_pieces<E: From<FileError>>(
+    path: &Path,
+    options: UpdateOptions,
+    edit: impl FnOnce(Option<&File>) -> Result<Vec<Piece>, E>,
+) -> Result<PieceEdit, E> {
+    let locked = lock(path)?;
+    let old = locked.open()?;
+    let old_len = match &old {
+        Some(file) => Some(
+            file.metadata()
+                .map_err(|source| FileError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+                .len(),
+        ),
+        None => None,
+    };
+    let pieces = normalize(edit(old.as_ref())?);
+    let changed = match old_len {
+        Some(0) => !pieces.is_empty(),
+        Some(len) => pieces != [Piece::Old(0..len)],
+        None => true,
+    };
+    let mut result = PieceEdit {
+        path: path.to_path_buf(),
+        changed,
+        method: None,
+        diff: None,
+    };
+    let read_error = |source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    if options.dry_run {
+        let before = match old_len {
+            Some(len) => materialize(old.as_ref(), &[Piece::Old(0..len)]).map_err(read_error)?,
+            None => Vec::new(),
+        };
+        let after = materialize(old.as_ref(), &pieces).map_err(read_error)?;
+        result.diff = Some(unified_diff(&path.display().to_string(), &before, &after));
+    } else if changed {
+        let content = Content::Pieces {
+            old: old.as_ref(),
+            pieces: &pieces,
+        };
+        result.method = Some(locked.write_content(&content, options.new_mode)?);
+    }
+    Ok(result)
+}
+
+/// Drops empty pieces and joins adjacent ones, so that "unchanged" has one
+/// spelling: a single `Old(0..len)`.
+fn normalize(pieces: Vec<Piece>) -> Vec<Piece> {
+    let mut out: Vec<Piece> = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        match (out.last_mut(), piece) {
+            (_, Piece::Old(r)) if r.is_empty() => {}
+            (_, Piece::New(b)) if b.is_empty() => {}
+            (Some(Piece::Old(last)), Piece::Old(r)) if last.end == r.start => last.end = r.end,
+            (Some(Piece::New(last)), Piece::New(b)) => last.extend_from_slice(&b),
+            (_, piece) => out.push(piece),
+        }
+    }
+    out
 }
 
 /// A unified diff between two versions of a file, labelled with its path.
@@ -522,6 +716,78 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn pieces_copy_old_ranges_and_add_new_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"one\ntwo\nthree\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let edit = update_pieces::<FileError>(&path, opts(), |old| {
+            assert!(old.is_some());
+            Ok(vec![
+                Piece::Old(0..4),
+                Piece::New(b"2\n".to_vec()),
+                Piece::Old(8..14),
+                Piece::New(Vec::new()),
+            ])
+        })
+        .unwrap();
+        assert!(edit.changed);
+        assert_eq!(edit.method, Some(WriteMethod::Rename));
+        assert_eq!(fs::read(&path).unwrap(), b"one\n2\nthree\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+    }
+
+    #[test]
+    fn pieces_that_spell_the_old_file_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"abc\n").unwrap();
+        let inode = fs::metadata(&path).unwrap().ino();
+        let edit = update_pieces::<FileError>(&path, opts(), |_| {
+            Ok(vec![Piece::Old(0..2), Piece::Old(2..4), Piece::New(vec![])])
+        })
+        .unwrap();
+        assert!(!edit.changed);
+        assert_eq!(edit.method, None);
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+    }
+
+    #[test]
+    fn pieces_dry_run_gives_a_diff_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"a\nb\n").unwrap();
+        let edit = update_pieces::<FileError>(
+            &path,
+            UpdateOptions {
+                dry_run: true,
+                ..opts()
+            },
+            |_| Ok(vec![Piece::Old(0..2), Piece::New(b"c\n".to_vec())]),
+        )
+        .unwrap();
+        assert!(edit.changed);
+        let diff = edit.diff.unwrap();
+        assert!(diff.contains("-b") && diff.contains("+c"), "{diff}");
+        assert_eq!(fs::read(&path).unwrap(), b"a\nb\n");
+    }
+
+    #[test]
+    fn pieces_beyond_the_old_file_fail_and_leave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"short\n").unwrap();
+        let err = update_pieces::<FileError>(&path, opts(), |_| Ok(vec![Piece::Old(0..100)]))
+            .unwrap_err();
+        assert!(err.to_string().contains("changed while"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"short\n");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -27,7 +27,7 @@
 use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, ToSocketAddrs};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ use serde::Serialize;
 
 use crate::error::Diagnose;
 use crate::exit_code::ExitCode;
-use crate::files::{self, Edit, FileError, UpdateOptions};
+use crate::files::{self, FileError, Piece, PieceEdit, UpdateOptions};
 use crate::names::{DeviceId, WOTT_DOMAIN};
 
 /// The file the system resolver reads.
@@ -166,7 +166,8 @@ fn truncate(value: &str) -> String {
 }
 
 /// A hosts file's bytes, read as lines. Nothing is copied or normalised:
-/// rendering the lines gives back the input exactly.
+/// rendering the lines gives back the input exactly. The commands stream the
+/// file instead (see [`add`]); this is for bytes already in memory.
 #[derive(Debug, Clone, Copy)]
 pub struct Document<'a> {
     bytes: &'a [u8],
@@ -177,7 +178,7 @@ pub struct Document<'a> {
 pub struct Line<'a> {
     /// 1-based.
     pub number: usize,
-    /// Byte offset of the line's start in the file.
+    /// Byte offset of the line's start in the text it was read from.
     pub offset: usize,
     /// The line without its ending.
     pub text: &'a [u8],
@@ -188,11 +189,7 @@ pub struct Line<'a> {
 impl Line<'_> {
     /// The mapping this line makes, if it makes one.
     pub fn entry(&self) -> Option<Entry> {
-        parse_mapping(*self).map(|m| m.entry())
-    }
-
-    fn end(&self) -> usize {
-        self.offset + self.text.len() + self.ending.len()
+        parse_entry(self.text).map(|p| p.entry(self.number))
     }
 }
 
@@ -211,9 +208,19 @@ impl Entry {
     pub fn maps(&self, name: &str) -> bool {
         self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
+
+    /// Written by this tool, or maps a `*.d.wott.local` name: what `list` shows.
+    pub fn is_wott(&self) -> bool {
+        self.managed
+            || self.names.iter().any(|n| {
+                let n = n.as_bytes();
+                n.len() > WOTT_DOMAIN.len()
+                    && n[n.len() - WOTT_DOMAIN.len()..].eq_ignore_ascii_case(WOTT_DOMAIN.as_bytes())
+            })
+    }
 }
 
-/// Iterator over a document's lines.
+/// Iterator over the lines of some bytes.
 #[derive(Debug, Clone)]
 pub struct Lines<'a> {
     bytes: &'a [u8],
@@ -242,9 +249,6 @@ impl<'a> Iterator for Lines<'a> {
         Some(line)
     }
 }
-
-/// How much of the file is lower-cased at a time by the name search.
-const SEARCH_CHUNK: usize = 64 * 1024;
 
 impl<'a> Document<'a> {
     pub fn parse(bytes: &'a [u8]) -> Self {
@@ -276,103 +280,229 @@ impl<'a> Document<'a> {
 
     /// Every line that maps `name` (ASCII case-insensitively), in file order.
     pub fn entries_for(&self, name: &str) -> Vec<Entry> {
-        self.mappings_of(name).iter().map(Mapping::entry).collect()
+        Scan::of(self.bytes, name).entries_mapping(name)
     }
 
-    /// Lines written by this tool, and any line mapping a `*.d.wott.local` name.
+    /// What `hosts list` shows: see [`Entry::is_wott`].
     pub fn wott_entries(&self) -> Vec<Entry> {
-        self.lines_containing("wott")
-            .into_iter()
-            .filter_map(parse_mapping)
-            .filter(|m| {
-                m.managed
-                    || m.names.iter().any(|n| {
-                        let name = n.text.as_bytes();
-                        name.len() > WOTT_DOMAIN.len()
-                            && name[name.len() - WOTT_DOMAIN.len()..]
-                                .eq_ignore_ascii_case(WOTT_DOMAIN.as_bytes())
-                    })
-            })
-            .map(|m| m.entry())
-            .collect()
-    }
-
-    fn mappings_of(&self, name: &str) -> Vec<Mapping<'a>> {
-        if name.is_empty() {
-            return Vec::new();
-        }
-        self.lines_containing(name)
-            .into_iter()
-            .filter_map(parse_mapping)
-            .filter(|m| m.names.iter().any(|n| n.text.eq_ignore_ascii_case(name)))
-            .collect()
-    }
-
-    /// The lines that contain `needle`, ASCII case-insensitively. A line that
-    /// maps a name contains it, so only these need parsing.
-    fn lines_containing(&self, needle: &str) -> Vec<Line<'a>> {
-        let needle = needle.to_ascii_lowercase();
-        let finder = memmem::Finder::new(needle.as_bytes());
-        let bytes = self.bytes;
-        let mut found = Vec::new();
-        let mut lowered = Vec::with_capacity(SEARCH_CHUNK + 512);
-        // Line numbers are counted lazily, only up to each hit.
-        let (mut counted_to, mut lines_before) = (0, 0);
-        let mut chunk_start = 0;
-        while chunk_start < bytes.len() {
-            // Chunks end at a line end, so no line spans two of them.
-            let mut chunk_end = (chunk_start + SEARCH_CHUNK).min(bytes.len());
-            if chunk_end < bytes.len() {
-                chunk_end = memchr::memchr(b'\n', &bytes[chunk_end..])
-                    .map_or(bytes.len(), |i| chunk_end + i + 1);
-            }
-            let chunk = &bytes[chunk_start..chunk_end];
-            lowered.clear();
-            lowered.extend_from_slice(chunk);
-            lowered.make_ascii_lowercase();
-            let mut from = 0;
-            while let Some(hit) = finder.find(&lowered[from..]) {
-                let hit = from + hit;
-                let start =
-                    chunk_start + memchr::memrchr(b'\n', &chunk[..hit]).map_or(0, |i| i + 1);
-                lines_before += memchr::memchr_iter(b'\n', &bytes[counted_to..start]).count();
-                counted_to = start;
-                let mut lines = Lines {
-                    bytes,
-                    pos: start,
-                    number: lines_before,
-                };
-                let Some(line) = lines.next() else { break };
-                found.push(line);
-                from = line.end() - chunk_start;
-                if from >= chunk.len() {
-                    break;
-                }
-            }
-            chunk_start = chunk_end;
-        }
-        found
-    }
-
-    /// How many lines the file has.
-    fn line_count(&self) -> usize {
-        let newlines = memchr::memchr_iter(b'\n', self.bytes).count();
-        newlines + usize::from(!self.bytes.is_empty() && !self.bytes.ends_with(b"\n"))
-    }
-
-    /// The line ending to give a new line: the file's own.
-    fn ending(&self) -> &'static str {
-        match memchr::memrchr(b'\n', self.bytes) {
-            Some(i) if i > 0 && self.bytes[i - 1] == b'\r' => "\r\n",
-            _ => "\n",
-        }
+        Scan::of(self.bytes, WOTT_WORD).wott_entries()
     }
 }
 
-/// A mapping line with the byte spans of its tokens (relative to the line).
+/// Every line `list` shows contains this (in `# wott-mqtt` or `.d.wott.local`).
+const WOTT_WORD: &str = "wott";
+
+/// How much of the file is read, lower-cased and searched at a time.
+const SCAN_CHUNK: usize = 128 * 1024;
+
+/// One pass over a hosts file: the lines that contain a word (ASCII
+/// case-insensitively), and what an edit needs to know about the rest.
+///
+/// A line that maps a name contains it, so only these lines need parsing;
+/// everything else is counted, not kept. The file is read in chunks, so
+/// memory does not grow with its size.
+#[derive(Debug, Clone, Default)]
+struct Scan {
+    /// Size in bytes.
+    len: u64,
+    newlines: usize,
+    last_byte: Option<u8>,
+    /// Whether the file's last line ending is CRLF.
+    crlf: bool,
+    found: Vec<Found>,
+}
+
+/// A line that contains the word.
 #[derive(Debug, Clone)]
-struct Mapping<'a> {
-    line: Line<'a>,
+struct Found {
+    number: usize,
+    offset: u64,
+    text: Vec<u8>,
+    ending_len: u64,
+    /// Length of the previous line's ending: 0 for the first line.
+    before_len: u64,
+}
+
+impl Scan {
+    fn read(reader: impl Read, word: &str) -> io::Result<Scan> {
+        Scan::read_chunked(reader, word, SCAN_CHUNK)
+    }
+
+    /// Bytes in memory cannot fail to read.
+    fn of(bytes: &[u8], word: &str) -> Scan {
+        Scan::read(bytes, word).unwrap_or_default()
+    }
+
+    fn read_chunked(mut reader: impl Read, word: &str, chunk: usize) -> io::Result<Scan> {
+        let word = word.to_ascii_lowercase();
+        let search = Search {
+            finder: memmem::Finder::new(word.as_bytes()).into_owned(),
+            enabled: !word.is_empty(),
+        };
+        let mut scan = Scan::default();
+        let mut buf: Vec<u8> = Vec::with_capacity(chunk);
+        let mut lowered: Vec<u8> = Vec::with_capacity(chunk);
+        // The two bytes before buf[0], for the ending of the line before a hit.
+        let mut before: [Option<u8>; 2] = [None, None];
+        loop {
+            let start = buf.len();
+            buf.resize(start + chunk, 0);
+            let read = loop {
+                match reader.read(&mut buf[start..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            buf.truncate(start + read);
+            let eof = read == 0;
+            // Only whole lines are searched; a partial last line waits for more.
+            let end = if eof {
+                buf.len()
+            } else {
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(i) => i + 1,
+                    None => continue,
+                }
+            };
+            if end > 0 {
+                scan.region(&buf[..end], before, &search, &mut lowered);
+                before = match end {
+                    1 => [before[1], Some(buf[0])],
+                    _ => [Some(buf[end - 2]), Some(buf[end - 1])],
+                };
+                scan.len += end as u64;
+                buf.drain(..end);
+            }
+            if eof {
+                return Ok(scan);
+            }
+        }
+    }
+
+    /// Searches whole lines `region`, which starts at `self.len` in the file.
+    fn region(
+        &mut self,
+        region: &[u8],
+        before: [Option<u8>; 2],
+        search: &Search,
+        lowered: &mut Vec<u8>,
+    ) {
+        let byte_before = |i: usize, back: usize| -> Option<u8> {
+            match i.checked_sub(back) {
+                Some(j) => Some(region[j]),
+                None => before[2 - (back - i)],
+            }
+        };
+        let mut counted_to = 0;
+        if search.enabled {
+            lowered.clear();
+            lowered.extend_from_slice(region);
+            lowered.make_ascii_lowercase();
+            let mut from = 0;
+            while let Some(hit) = search.finder.find(&lowered[from..]) {
+                let hit = from + hit;
+                let start = memchr::memrchr(b'\n', &region[..hit]).map_or(0, |i| i + 1);
+                self.newlines += memchr::memchr_iter(b'\n', &region[counted_to..start]).count();
+                counted_to = start;
+                let mut lines = Lines {
+                    bytes: region,
+                    pos: start,
+                    number: self.newlines,
+                };
+                let Some(line) = lines.next() else { break };
+                let offset = self.len + start as u64;
+                let before_len = match (byte_before(start, 2), byte_before(start, 1)) {
+                    _ if offset == 0 => 0,
+                    (Some(b'\r'), Some(b'\n')) => 2,
+                    _ => 1,
+                };
+                self.found.push(Found {
+                    number: line.number,
+                    offset,
+                    text: line.text.to_vec(),
+                    ending_len: line.ending.len() as u64,
+                    before_len,
+                });
+                from = lines.pos;
+                if from >= region.len() {
+                    break;
+                }
+            }
+        }
+        self.newlines += memchr::memchr_iter(b'\n', &region[counted_to..]).count();
+        if let Some(i) = memchr::memrchr(b'\n', region) {
+            self.crlf = if i > 0 {
+                region[i - 1] == b'\r'
+            } else {
+                before[1] == Some(b'\r')
+            };
+        }
+        if let Some(last) = region.last() {
+            self.last_byte = Some(*last);
+        }
+    }
+
+    fn line_count(&self) -> usize {
+        self.newlines + usize::from(self.len > 0 && self.last_byte != Some(b'\n'))
+    }
+
+    /// The found lines that map names.
+    fn mappings(&self) -> impl Iterator<Item = Mapping> + '_ {
+        self.found.iter().filter_map(|found| {
+            parse_entry(&found.text).map(|parsed| Mapping {
+                number: found.number,
+                offset: found.offset,
+                text_len: found.text.len() as u64,
+                ending_len: found.ending_len,
+                before_len: found.before_len,
+                parsed,
+            })
+        })
+    }
+
+    /// The mappings of `name`, which must contain the scanned word.
+    fn mappings_of<'s>(&'s self, name: &'s str) -> impl Iterator<Item = Mapping> + 's {
+        self.mappings().filter(move |m| {
+            m.parsed
+                .names
+                .iter()
+                .any(|n| n.text.eq_ignore_ascii_case(name))
+        })
+    }
+
+    fn entries_mapping(&self, name: &str) -> Vec<Entry> {
+        self.mappings_of(name).map(|m| m.entry()).collect()
+    }
+
+    fn wott_entries(&self) -> Vec<Entry> {
+        self.mappings()
+            .map(|m| m.entry())
+            .filter(Entry::is_wott)
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Search {
+    finder: memmem::Finder<'static>,
+    enabled: bool,
+}
+
+/// A mapping line where it is in the file, with its tokens' spans.
+#[derive(Debug, Clone)]
+struct Mapping {
+    number: usize,
+    offset: u64,
+    text_len: u64,
+    ending_len: u64,
+    before_len: u64,
+    parsed: Parsed,
+}
+
+/// What one line maps, with byte spans relative to the line.
+#[derive(Debug, Clone)]
+struct Parsed {
     ip: IpAddr,
     ip_span: Range<usize>,
     names: Vec<Token>,
@@ -385,22 +515,33 @@ struct Token {
     span: Range<usize>,
 }
 
-impl Mapping<'_> {
-    fn entry(&self) -> Entry {
+impl Parsed {
+    fn entry(&self, number: usize) -> Entry {
         Entry {
-            line: self.line.number,
+            line: number,
             ip: self.ip,
             names: self.names.iter().map(|n| n.text.clone()).collect(),
             managed: self.managed,
         }
     }
+}
 
-    fn absolute(&self, span: &Range<usize>) -> Range<usize> {
-        self.line.offset + span.start..self.line.offset + span.end
+impl Mapping {
+    fn entry(&self) -> Entry {
+        self.parsed.entry(self.number)
+    }
+
+    fn absolute(&self, span: &Range<usize>) -> Range<u64> {
+        self.offset + span.start as u64..self.offset + span.end as u64
+    }
+
+    fn end(&self) -> u64 {
+        self.offset + self.text_len + self.ending_len
     }
 
     fn other_names(&self, name: &str) -> Vec<String> {
-        self.names
+        self.parsed
+            .names
             .iter()
             .filter(|n| !n.text.eq_ignore_ascii_case(name))
             .map(|n| n.text.clone())
@@ -426,8 +567,8 @@ fn text_of(bytes: &[u8]) -> Cow<'_, str> {
 
 /// Reads one line with hosts-parser. `None` for blank lines, comments, lines it
 /// cannot parse, and lines the resolver ignores (the address is not an IP).
-fn parse_mapping(line: Line<'_>) -> Option<Mapping<'_>> {
-    let text = text_of(line.text);
+fn parse_entry(line: &[u8]) -> Option<Parsed> {
+    let text = text_of(line);
     let parsed = HostsFileLine::from_string(&text).ok()?;
     let ip_text = parsed.ip()?;
     let ip: IpAddr = ip_text.parse().ok()?;
@@ -460,8 +601,7 @@ fn parse_mapping(line: Line<'_>) -> Option<Mapping<'_>> {
     }
     let mut words = text.split_whitespace().rev();
     let managed = words.next() == Some(MARKER) && words.next() == Some("#");
-    Some(Mapping {
-        line,
+    Some(Parsed {
         ip,
         ip_span,
         names,
@@ -496,11 +636,13 @@ pub enum Action {
 
 #[derive(Debug, Clone)]
 struct Patch {
-    range: Range<usize>,
+    range: Range<u64>,
     with: String,
+    /// For a deleted line: the length of the ending before it.
+    before_len: Option<u64>,
 }
 
-/// An edit of a document: byte-range patches plus what they mean.
+/// An edit of a hosts file: byte-range patches plus what they mean.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     patches: Vec<Patch>,
@@ -513,115 +655,125 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The edited bytes: the original with the patches applied.
-    pub fn apply(&self, doc: &Document<'_>) -> Vec<u8> {
-        let bytes = doc.bytes;
-        let mut patches: Vec<&Patch> = self.patches.iter().collect();
-        patches.sort_by_key(|p| (p.range.start, p.range.end));
-        let added: usize = patches.iter().map(|p| p.with.len()).sum();
-        let mut out = Vec::with_capacity(bytes.len() + added);
-        let mut at = 0;
-        for patch in patches {
-            debug_assert!(patch.range.start >= at, "overlapping patches");
-            out.extend_from_slice(&bytes[at..patch.range.start.max(at)]);
-            out.extend_from_slice(patch.with.as_bytes());
-            at = patch.range.end.max(at);
-        }
-        out.extend_from_slice(&bytes[at..]);
-        out
-    }
-
     pub fn is_empty(&self) -> bool {
         self.patches.is_empty()
     }
 
-    fn replace(&mut self, range: Range<usize>, with: impl Into<String>) {
+    /// The new content of a file of `len` bytes: its unchanged ranges and
+    /// the new bytes between them.
+    fn pieces(&self, len: u64) -> Vec<Piece> {
+        let mut patches: Vec<&Patch> = self.patches.iter().collect();
+        patches.sort_by_key(|p| (p.range.start, p.range.end));
+        let mut pieces = Vec::with_capacity(patches.len() * 2 + 1);
+        let mut at = 0;
+        for patch in patches {
+            debug_assert!(patch.range.start >= at, "overlapping patches");
+            pieces.push(Piece::Old(at..patch.range.start.max(at)));
+            pieces.push(Piece::New(patch.with.clone().into_bytes()));
+            at = patch.range.end.max(at);
+        }
+        pieces.push(Piece::Old(at..len));
+        pieces
+    }
+
+    /// The edited bytes, for content already in memory.
+    pub fn apply(&self, original: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(original.len());
+        for piece in self.pieces(original.len() as u64) {
+            match piece {
+                Piece::Old(range) => {
+                    out.extend_from_slice(&original[range.start as usize..range.end as usize]);
+                }
+                Piece::New(bytes) => out.extend_from_slice(&bytes),
+            }
+        }
+        out
+    }
+
+    fn replace(&mut self, range: Range<u64>, with: impl Into<String>) {
         self.patches.push(Patch {
             range,
             with: with.into(),
+            before_len: None,
         });
     }
 
-    /// Deletes a whole line. A last line without an ending takes the previous
-    /// line's ending with it, so the file keeps having no final newline.
-    /// Lines are deleted in file order, so the lines deleted just before this
-    /// one are already patches ending where it starts.
-    fn delete_line(&mut self, doc: &Document<'_>, line: Line<'_>) {
-        let mut start = line.offset;
-        if line.ending.is_empty() {
-            while let Some(i) = self
-                .patches
-                .iter()
-                .position(|p| p.with.is_empty() && p.range.end == start && p.range.start < start)
-            {
-                start = self.patches.swap_remove(i).range.start;
+    /// Deletes a whole line. A last line without an ending takes the ending
+    /// of the last line kept before it, so the file keeps having no final
+    /// newline. Lines are deleted in file order, so the lines deleted just
+    /// before this one are already patches ending where it starts.
+    fn delete_line(&mut self, m: &Mapping) {
+        let (mut start, mut before_len) = (m.offset, m.before_len);
+        if m.ending_len == 0 {
+            while let Some(i) = self.patches.iter().position(|p| {
+                p.before_len.is_some() && p.range.end == start && p.range.start < start
+            }) {
+                let merged = self.patches.swap_remove(i);
+                start = merged.range.start;
+                before_len = merged.before_len.unwrap_or(0);
             }
-            if start > 0 {
-                start -= if doc.bytes[..start].ends_with(b"\r\n") {
-                    2
-                } else {
-                    1
-                };
-            }
+            start -= before_len;
         }
-        self.replace(start..line.end(), "");
+        self.patches.push(Patch {
+            range: start..m.end(),
+            with: String::new(),
+            before_len: Some(before_len),
+        });
     }
 
     /// Takes `name` off a mapping line: the whole line when it maps nothing
     /// else, otherwise just the word and one run of whitespace next to it.
-    fn remove_name(&mut self, doc: &Document<'_>, m: &Mapping<'_>, name: &str) {
+    fn remove_name(&mut self, m: &Mapping, name: &str) {
         let kept = m.other_names(name);
         if kept.is_empty() {
-            self.delete_line(doc, m.line);
+            self.delete_line(m);
             self.actions.push(Action::LineRemoved {
-                line: m.line.number,
-                ip: m.ip,
-                managed: m.managed,
+                line: m.number,
+                ip: m.parsed.ip,
+                managed: m.parsed.managed,
             });
             return;
         }
+        let names = &m.parsed.names;
         let is_ours = |t: &Token| t.text.eq_ignore_ascii_case(name);
-        for (i, token) in m.names.iter().enumerate() {
+        for (i, token) in names.iter().enumerate() {
             if !is_ours(token) {
                 continue;
             }
-            let range = if m.names[i + 1..].iter().any(|t| !is_ours(t)) {
+            let range = if names[i + 1..].iter().any(|t| !is_ours(t)) {
                 // A kept name follows: drop the word and the space after it.
-                token.span.start..m.names[i + 1].span.start
+                token.span.start..names[i + 1].span.start
             } else {
-                // Last kept word before it: drop the space before it and the word.
+                // The last kept word comes before it: drop the space before it and the word.
                 let previous_end = if i == 0 {
-                    m.ip_span.end
+                    m.parsed.ip_span.end
                 } else {
-                    m.names[i - 1].span.end
+                    names[i - 1].span.end
                 };
                 previous_end..token.span.end
             };
             self.replace(m.absolute(&range), "");
         }
         self.actions.push(Action::NameRemoved {
-            line: m.line.number,
-            ip: m.ip,
+            line: m.number,
+            ip: m.parsed.ip,
             kept,
         });
     }
 
-    fn append(&mut self, doc: &Document<'_>, line: &str) {
-        let end = doc.bytes.len();
-        let eol = doc.ending();
-        let with = if end == 0 || doc.bytes.ends_with(b"\n") {
-            format!("{line}{eol}")
-        } else if doc.bytes.ends_with(b"\r") {
+    fn append(&mut self, scan: &Scan, line: &str) {
+        let eol = if scan.crlf { "\r\n" } else { "\n" };
+        let with = match scan.last_byte {
+            None | Some(b'\n') => format!("{line}{eol}"),
             // A bare CR would pair with our LF into one CRLF ending, which
             // `remove` would then take away whole.
-            format!("\r\n{line}")
-        } else {
+            Some(b'\r') => format!("\r\n{line}"),
             // Keep the file's style: no newline at the very end.
-            format!("{eol}{line}")
+            Some(_) => format!("{eol}{line}"),
         };
-        self.replace(end..end, with);
+        self.replace(scan.len..scan.len, with);
         self.actions.push(Action::Appended {
-            line: doc.line_count() + 1,
+            line: scan.line_count() + 1,
         });
     }
 }
@@ -632,6 +784,7 @@ pub fn managed_line(name: &DeviceId, ip: IpAddr) -> String {
 }
 
 /// Maps `name` to `ip` and nothing else, changing as little as possible.
+/// `scan` must have searched for `name`.
 ///
 /// - Every line already maps it to `ip`: nothing changes.
 /// - A managed line maps it alone: that line's address is replaced in place.
@@ -641,62 +794,59 @@ pub fn managed_line(name: &DeviceId, ip: IpAddr) -> String {
 ///
 /// Every other line that maps the name loses it; its other names stay as they
 /// were, and a line left with no name is deleted.
-pub fn plan_add(doc: &Document<'_>, name: &DeviceId, ip: IpAddr) -> Plan {
-    let found = doc.mappings_of(name.as_str());
+fn plan_add(scan: &Scan, name: &DeviceId, ip: IpAddr) -> Plan {
+    let found: Vec<Mapping> = scan.mappings_of(name.as_str()).collect();
     let mut plan = Plan {
         before: found.iter().map(Mapping::entry).collect(),
         ..Plan::default()
     };
-    if !found.is_empty() && found.iter().all(|m| m.ip == ip) {
+    if !found.is_empty() && found.iter().all(|m| m.parsed.ip == ip) {
         return plan;
     }
-    let only_ours = |m: &Mapping<'_>| m.other_names(name.as_str()).is_empty();
+    let only_ours = |m: &Mapping| m.other_names(name.as_str()).is_empty();
     let keeper = found
         .iter()
-        .position(|m| m.managed && only_ours(m))
-        .or_else(|| found.iter().position(|m| m.ip == ip))
+        .position(|m| m.parsed.managed && only_ours(m))
+        .or_else(|| found.iter().position(|m| m.parsed.ip == ip))
         .or_else(|| found.iter().position(only_ours));
     for (i, m) in found.iter().enumerate() {
         if Some(i) != keeper {
-            plan.remove_name(doc, m, name.as_str());
+            plan.remove_name(m, name.as_str());
             continue;
         }
-        if m.ip == ip {
+        if m.parsed.ip == ip {
             continue;
         }
-        plan.replace(m.absolute(&m.ip_span), ip.to_string());
-        if m.managed {
+        plan.replace(m.absolute(&m.parsed.ip_span), ip.to_string());
+        if m.parsed.managed {
             plan.actions.push(Action::Updated {
-                line: m.line.number,
-                old_ip: m.ip,
+                line: m.number,
+                old_ip: m.parsed.ip,
             });
         } else {
-            let end = m.line.offset + m.line.text.len();
+            let end = m.offset + m.text_len;
             plan.replace(end..end, format!(" # {MARKER}"));
             plan.actions.push(Action::Adopted {
-                line: m.line.number,
-                old_ip: m.ip,
+                line: m.number,
+                old_ip: m.parsed.ip,
             });
         }
     }
     if keeper.is_none() {
-        plan.append(doc, &managed_line(name, ip));
+        plan.append(scan, &managed_line(name, ip));
     }
     plan
 }
 
 /// Deletes the managed lines that map `name` (only the name, when a managed
 /// line also maps others). Lines this tool did not write are left alone and
-/// reported in [`Plan::left`].
-pub fn plan_remove(doc: &Document<'_>, name: &str) -> Plan {
-    let found = doc.mappings_of(name);
-    let mut plan = Plan {
-        before: found.iter().map(Mapping::entry).collect(),
-        ..Plan::default()
-    };
-    for m in &found {
-        if m.managed {
-            plan.remove_name(doc, m, name);
+/// reported in [`Plan::left`]. `scan` must have searched for `name`.
+fn plan_remove(scan: &Scan, name: &str) -> Plan {
+    let mut plan = Plan::default();
+    for m in scan.mappings_of(name) {
+        plan.before.push(m.entry());
+        if m.parsed.managed {
+            plan.remove_name(&m, name);
         } else {
             plan.left.push(m.entry());
         }
@@ -707,19 +857,22 @@ pub fn plan_remove(doc: &Document<'_>, name: &str) -> Plan {
 /// An edit of a hosts file on disk.
 #[derive(Debug)]
 pub struct Change {
-    pub edit: Edit,
+    pub edit: PieceEdit,
     pub plan: Plan,
 }
 
 /// `hosts add`: maps `name` to `ip` in the file at `path`, under the lock,
-/// atomically (see [`plan_add`] for the rules). Creates the file if needed.
+/// atomically, streaming the file (see [`plan_add`] for the rules). Creates
+/// the file if needed.
 pub fn add(path: &Path, name: &DeviceId, ip: IpAddr, dry_run: bool) -> Result<Change, HostsError> {
     if is_reserved(name.as_str()) {
         return Err(HostsError::ReservedName {
             name: name.to_string(),
         });
     }
-    edit(path, dry_run, |doc| plan_add(doc, name, ip))
+    edit(path, dry_run, name.as_str(), |scan| {
+        plan_add(scan, name, ip)
+    })
 }
 
 /// `hosts remove`: deletes the managed lines for `name` (see [`plan_remove`]).
@@ -727,40 +880,62 @@ pub fn add(path: &Path, name: &DeviceId, ip: IpAddr, dry_run: bool) -> Result<Ch
 pub fn remove(path: &Path, name: &DeviceId, dry_run: bool) -> Result<Change, HostsError> {
     if std::fs::metadata(path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
         return Ok(Change {
-            edit: Edit {
+            edit: PieceEdit {
                 path: path.to_path_buf(),
-                before: Some(Vec::new()),
-                after: Vec::new(),
+                changed: false,
                 method: None,
+                diff: dry_run.then(String::new),
             },
             plan: Plan::default(),
         });
     }
-    edit(path, dry_run, |doc| plan_remove(doc, name.as_str()))
+    edit(path, dry_run, name.as_str(), |scan| {
+        plan_remove(scan, name.as_str())
+    })
 }
 
 fn edit(
     path: &Path,
     dry_run: bool,
-    plan: impl FnOnce(&Document<'_>) -> Plan,
+    word: &str,
+    plan: impl FnOnce(&Scan) -> Plan,
 ) -> Result<Change, HostsError> {
     let mut planned = Plan::default();
-    let edit = files::update(
+    let edit = files::update_pieces(
         path,
         UpdateOptions {
             dry_run,
             new_mode: NEW_FILE_MODE,
         },
-        |old| -> Result<Vec<u8>, HostsError> {
-            let doc = Document::parse(old.unwrap_or_default());
-            planned = plan(&doc);
-            Ok(planned.apply(&doc))
+        |old| -> Result<Vec<Piece>, HostsError> {
+            let scan = match old {
+                Some(file) => Scan::read(file, word).map_err(|source| FileError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+                None => Scan::default(),
+            };
+            planned = plan(&scan);
+            Ok(planned.pieces(scan.len))
         },
     )?;
     Ok(Change {
         edit,
         plan: planned,
     })
+}
+
+/// Streams the file at `path` looking for `word`; `None` when it does not exist.
+fn scan_file(path: &Path, word: &str) -> Result<Option<Scan>, FileError> {
+    let Some(file) = files::open_optional(path)? else {
+        return Ok(None);
+    };
+    Scan::read(&file, word)
+        .map(Some)
+        .map_err(|source| FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// The addresses the file at `path` maps `name` to, distinct, in file order.
@@ -777,8 +952,15 @@ pub fn lookup(path: &Path, name: &str) -> Result<Vec<IpAddr>, FileError> {
 
 /// The lines of the file at `path` that map `name`. A missing file maps nothing.
 pub fn entries_for(path: &Path, name: &str) -> Result<Vec<Entry>, FileError> {
-    let bytes = files::read_optional(path)?.unwrap_or_default();
-    Ok(Document::parse(&bytes).entries_for(name))
+    Ok(scan_file(path, name)?
+        .map(|scan| scan.entries_mapping(name))
+        .unwrap_or_default())
+}
+
+/// `hosts list`: the managed lines and the `*.d.wott.local` mappings of the
+/// file at `path`, or `None` when it does not exist.
+pub fn list(path: &Path) -> Result<Option<Vec<Entry>>, FileError> {
+    Ok(scan_file(path, WOTT_WORD)?.map(|scan| scan.wott_entries()))
 }
 
 /// What the system resolver (getaddrinfo, as every client on the machine
@@ -829,15 +1011,19 @@ mod tests {
     }
 
     fn add(text: &str, name: &str, addr: &str) -> (String, Plan) {
-        let doc = Document::parse(text.as_bytes());
-        let plan = plan_add(&doc, &id(name), ip(addr));
-        (String::from_utf8(plan.apply(&doc)).unwrap(), plan)
+        let plan = plan_add(&Scan::of(text.as_bytes(), name), &id(name), ip(addr));
+        (
+            String::from_utf8(plan.apply(text.as_bytes())).unwrap(),
+            plan,
+        )
     }
 
     fn remove(text: &str, name: &str) -> (String, Plan) {
-        let doc = Document::parse(text.as_bytes());
-        let plan = plan_remove(&doc, name);
-        (String::from_utf8(plan.apply(&doc)).unwrap(), plan)
+        let plan = plan_remove(&Scan::of(text.as_bytes(), name), name);
+        (
+            String::from_utf8(plan.apply(text.as_bytes())).unwrap(),
+            plan,
+        )
     }
 
     #[test]
@@ -853,7 +1039,7 @@ mod tests {
                 (b"c", b"")
             ]
         );
-        assert_eq!(doc.line_count(), 4);
+        assert_eq!(Scan::of(doc.bytes(), "x").line_count(), 4);
     }
 
     #[test]
@@ -1108,16 +1294,48 @@ mod tests {
         }
 
         #[test]
+        fn scanning_in_small_chunks_finds_the_same_lines(bytes in hosts_file(), chunk in 1usize..9, word in "s|wott|localhost|\\?") {
+            let whole = Scan::of(&bytes, &word);
+            let chunked = Scan::read_chunked(&bytes[..], &word, chunk).unwrap();
+            let doc = Document::parse(&bytes);
+            let lines: Vec<Line<'_>> = doc.lines().collect();
+            prop_assert_eq!(whole.len, bytes.len() as u64);
+            prop_assert_eq!(whole.line_count(), lines.len());
+            prop_assert_eq!(whole.last_byte, bytes.last().copied());
+            let crlf = lines.iter().rev().find(|l| !l.ending.is_empty()).is_some_and(|l| l.ending == b"\r\n");
+            prop_assert_eq!(whole.crlf, crlf);
+            for scan in [&whole, &chunked] {
+                prop_assert_eq!(scan.len, whole.len);
+                prop_assert_eq!(scan.line_count(), whole.line_count());
+                prop_assert_eq!(scan.crlf, whole.crlf);
+                let expected: Vec<usize> = lines
+                    .iter()
+                    .filter(|l| l.text.to_ascii_lowercase().windows(word.len()).any(|w| w == word.as_bytes()))
+                    .map(|l| l.number)
+                    .collect();
+                let numbers: Vec<usize> = scan.found.iter().map(|f| f.number).collect();
+                prop_assert_eq!(numbers, expected);
+                for found in &scan.found {
+                    let line = lines[found.number - 1];
+                    prop_assert_eq!(found.offset, line.offset as u64);
+                    prop_assert_eq!(&found.text[..], line.text);
+                    prop_assert_eq!(found.ending_len, line.ending.len() as u64);
+                    let before = if found.number == 1 { 0 } else { lines[found.number - 2].ending.len() as u64 };
+                    prop_assert_eq!(found.before_len, before);
+                }
+            }
+        }
+
+        #[test]
         fn add_then_remove_gives_back_the_original(bytes in hosts_file(), addr in (1..=u32::MAX).prop_map(std::net::Ipv4Addr::from)) {
             let name = id("new-server.d.wott.local");
-            let doc = Document::parse(&bytes);
-            let added = plan_add(&doc, &name, IpAddr::V4(addr)).apply(&doc);
+            let added = plan_add(&Scan::of(&bytes, name.as_str()), &name, IpAddr::V4(addr)).apply(&bytes);
             prop_assert!(added.starts_with(&bytes), "only an append");
-            let after = Document::parse(&added);
-            prop_assert_eq!(after.entries_for(name.as_str()).len(), 1);
+            let after = Scan::of(&added, name.as_str());
+            prop_assert_eq!(after.entries_mapping(name.as_str()).len(), 1);
             let again = plan_add(&after, &name, IpAddr::V4(addr));
             prop_assert!(again.is_empty());
-            let removed = plan_remove(&after, name.as_str()).apply(&after);
+            let removed = plan_remove(&after, name.as_str()).apply(&added);
             prop_assert_eq!(removed, bytes);
         }
 
@@ -1125,8 +1343,8 @@ mod tests {
         fn after_add_the_name_maps_to_one_ip_on_one_line(bytes in hosts_file(), last in 1u8..=9) {
             let target = IpAddr::from([10, 0, 0, last]);
             let doc = Document::parse(&bytes);
-            let plan = plan_add(&doc, &id("s"), target);
-            let out = plan.apply(&doc);
+            let plan = plan_add(&Scan::of(&bytes, "s"), &id("s"), target);
+            let out = plan.apply(&bytes);
             let after = Document::parse(&out);
             let entries = after.entries_for("s");
             prop_assert!(entries.iter().all(|e| e.ip == target), "{:?}", entries);

@@ -117,10 +117,10 @@ impl EditReport {
             hosts_file: path.display().to_string(),
             name: name.to_string(),
             ip,
-            changed: edit.changed(),
+            changed: edit.changed,
             dry_run,
             write_method: edit.method,
-            diff: dry_run.then(|| edit.diff()),
+            diff: edit.diff,
             actions: plan.actions,
             before: plan.before,
             left: plan.left,
@@ -231,18 +231,17 @@ fn join_lines(entries: &[Entry]) -> String {
 
 fn list(config: &Config, args: &HostsListArgs) -> Result<Outcome, Error> {
     let path = args.file.path();
-    let bytes = crate::files::read_optional(&path)?;
-    if bytes.is_none() {
+    let entries = hosts::list(&path)?;
+    if entries.is_none() {
         config.output.warn(&format!(
             "{} does not exist",
             sanitize(&path.display().to_string())
         ));
     }
-    let entries = hosts::Document::parse(bytes.as_deref().unwrap_or_default()).wott_entries();
     Ok(Outcome::report(ListReport {
         hosts_file: path.display().to_string(),
-        exists: bytes.is_some(),
-        entries,
+        exists: entries.is_some(),
+        entries: entries.unwrap_or_default(),
     }))
 }
 
