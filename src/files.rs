@@ -10,6 +10,11 @@
 //!
 //! The lock is a `flock` on the file's directory: it survives the rename of
 //! the file itself and leaves no lock file behind.
+//!
+//! [`update`] hands the editor the old bytes and takes the new ones. For files
+//! that can be large (an ad-block /etc/hosts), [`update_pieces`] lets the
+//! editor stream the old file and describe the new content as ranges of it
+//! plus new bytes; the ranges are copied inside the kernel.
 
 use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
