@@ -31,12 +31,17 @@ pub enum Error {
     File(#[from] crate::files::FileError),
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Check(#[from] crate::check::CheckError),
     /// The command line is inconsistent in a way clap cannot express.
     #[error("{message}")]
     Usage {
         message: String,
         hint: Option<String>,
     },
+    /// The async runtime (network commands only) could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
     /// The user pressed Ctrl-C.
     #[error("interrupted")]
     Interrupted,
@@ -56,7 +61,8 @@ impl Error {
             Error::Name(e) => Some(e),
             Error::File(e) => Some(e),
             Error::Pki(e) => Some(e),
-            Error::Usage { .. } | Error::Interrupted => None,
+            Error::Check(e) => Some(e),
+            Error::Usage { .. } | Error::Runtime(_) | Error::Interrupted => None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! clap arguments into typed values, calls the domain modules, and returns an
 //! [`Outcome`] for `output` to print.
 
+mod check;
 mod whoami;
 
 use crate::cli::Command;
@@ -13,5 +14,6 @@ use crate::output::Outcome;
 pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
     match command {
         Command::Whoami(args) => whoami::run(config, &args),
+        Command::Check(args) => check::run(config, &args),
     }
 }
