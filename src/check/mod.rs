@@ -80,7 +80,7 @@ use crate::identity::{CertDir, CertInfo, Identity, Timestamp, Validity, Warning}
 use crate::names::{DeviceId, NameError, TopicFilter, TopicName};
 use crate::output::human_duration;
 use crate::tls::{self, PeerRecord, TlsOptions};
-use mqtt::{Session, SessionError};
+use mqtt::{QuickAck, Session, SessionError};
 
 /// One step of the probe, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -422,7 +422,7 @@ pub async fn check(dir: &CertDir, target: &Target, plan: &Plan) -> Report {
     let (identity, config, record) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
-            let detail = dir.path().display().to_string();
+            let detail = format!("cert dir {}", dir.path().display());
             report.failure = Some(report.fail(started, detail, e));
             return report;
         }
@@ -441,7 +441,7 @@ pub async fn probe(identity: &Identity, target: &Target, plan: &Plan) -> Report 
     match tls::client_config(identity, &TlsOptions::default()) {
         Ok((config, record)) => run(&mut report, identity, config, record, target, plan).await,
         Err(e) => {
-            let detail = identity.dir.path().display().to_string();
+            let detail = format!("cert dir {}", identity.dir.path().display());
             report.failure = Some(report.fail(started, detail, e.into()));
         }
     }
@@ -491,7 +491,7 @@ struct Probe<'a> {
     deadline: Instant,
 }
 
-type Tls = TlsStream<TcpStream>;
+type Tls = TlsStream<QuickAck>;
 
 impl Probe<'_> {
     /// Fails `stage` with a timeout error once the whole probe's deadline passes.
@@ -641,7 +641,11 @@ impl Probe<'_> {
                     break;
                 }
                 Err(e) => {
-                    failures.push(format!("{addr}: {e}"));
+                    let reason = match &e {
+                        CheckError::Connect { reason, .. } => reason.clone(),
+                        other => other.to_string(),
+                    };
+                    failures.push(format!("{addr}: {reason}"));
                     last = Some(e);
                 }
             }
@@ -664,7 +668,8 @@ impl Probe<'_> {
         let started = Instant::now();
         let connector = TlsConnector::from(config);
         let server_name = self.target.server.server_name();
-        let outcome = timeout_at(self.deadline, connector.connect(server_name, tcp)).await;
+        let outcome =
+            timeout_at(self.deadline, connector.connect(server_name, QuickAck(tcp))).await;
         let seen = record.end_entity();
         self.report.server_certificate = seen.clone();
         let io = match outcome {

@@ -8,13 +8,66 @@
 //! MQTT over the resulting stream with rumqttc's own packet codec
 //! (`rumqttc::mqttbytes::v4`): no hand-made packet encoding, no event loop.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::BytesMut;
 use rumqttc::{Packet, PubAck, PubComp, PubRec, PubRel, QoS};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
 /// The largest packet accepted from the broker. Probe messages are small; this
 /// only keeps a hostile peer from making us allocate without bound.
 const MAX_INCOMING: usize = 16 * 1024 * 1024;
+
+/// A TCP stream that acknowledges what it receives at once.
+///
+/// Mosquitto leaves Nagle's algorithm on (`set_tcp_nodelay false`), so it
+/// holds a small packet (CONNACK after the TLS 1.3 session tickets, a
+/// retained PUBLISH after SUBACK) until the previous one is acknowledged,
+/// and Linux delays that ACK by up to 40 ms. Asking for a quick ACK before
+/// every read removes those waits: they were most of a probe's wall time.
+#[derive(Debug)]
+pub(crate) struct QuickAck(pub(crate) TcpStream);
+
+impl QuickAck {
+    fn quick_ack(&self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
+    }
+}
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.quick_ack();
+        let result = Pin::new(&mut this.0).poll_read(cx, buf);
+        if result.is_ready() {
+            // Data arrived: ACK it now rather than in 40 ms.
+            this.quick_ack();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
 
 /// What can go wrong on an established stream.
 #[derive(Debug)]
