@@ -80,7 +80,7 @@ use crate::identity::{CertDir, CertInfo, Identity, Timestamp, Validity, Warning}
 use crate::names::{DeviceId, NameError, TopicFilter, TopicName};
 use crate::output::human_duration;
 use crate::tls::{self, PeerRecord, TlsOptions};
-use mqtt::{QuickAck, Session, SessionError};
+use mqtt::{Session, SessionError, Transport};
 
 /// One step of the probe, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -491,7 +491,7 @@ struct Probe<'a> {
     deadline: Instant,
 }
 
-type Tls = TlsStream<QuickAck>;
+type Tls = TlsStream<Transport>;
 
 impl Probe<'_> {
     /// Fails `stage` with a timeout error once the whole probe's deadline passes.
@@ -626,7 +626,6 @@ impl Probe<'_> {
             };
             match self.bounded(Stage::Tcp, attempt).await {
                 Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
                     let mut detail = format!("connected to {addr}");
                     if !failures.is_empty() {
                         detail.push_str(&format!(" (after {})", failures.join("; ")));
@@ -669,7 +668,7 @@ impl Probe<'_> {
         let connector = TlsConnector::from(config);
         let server_name = self.target.server.server_name();
         let outcome =
-            timeout_at(self.deadline, connector.connect(server_name, QuickAck(tcp))).await;
+            timeout_at(self.deadline, connector.connect(server_name, Transport::new(tcp))).await;
         let seen = record.end_entity();
         self.report.server_certificate = seen.clone();
         let io = match outcome {

@@ -21,24 +21,51 @@ use tokio::net::TcpStream;
 /// only keeps a hostile peer from making us allocate without bound.
 const MAX_INCOMING: usize = 16 * 1024 * 1024;
 
-/// A TCP stream that acknowledges what it receives at once.
+/// The probe's TCP stream, with two changes that make failures and timings
+/// truthful.
 ///
-/// Mosquitto leaves Nagle's algorithm on (`set_tcp_nodelay false`), so it
-/// holds a small packet (CONNACK after the TLS 1.3 session tickets, a
-/// retained PUBLISH after SUBACK) until the previous one is acknowledged,
-/// and Linux delays that ACK by up to 40 ms. Asking for a quick ACK before
-/// every read removes those waits: they were most of a probe's wall time.
+/// **It acknowledges what it receives at once.** Mosquitto leaves Nagle's
+/// algorithm on (`set_tcp_nodelay false`), so it holds a small packet
+/// (CONNACK after the TLS 1.3 session tickets, a retained PUBLISH after
+/// SUBACK) until the previous one is acknowledged, and Linux delays that ACK
+/// by up to 40 ms. Asking for a quick ACK around every read removes those
+/// waits: they were most of a probe's wall time.
+///
+/// **A write to a peer that has hung up reports success.** A broker that
+/// rejects our certificate sends an alert and closes while we may still be
+/// writing our handshake flight; the write then fails (EPIPE, ECONNRESET)
+/// before rustls has read the alert that says why. Swallowing that write
+/// error lets the next read deliver the alert; if there was none, the read
+/// fails with the hang-up itself.
 #[derive(Debug)]
-pub(crate) struct QuickAck(pub(crate) TcpStream);
+pub(crate) struct Transport {
+    tcp: TcpStream,
+    hung_up: bool,
+}
 
-impl QuickAck {
+impl Transport {
+    pub(crate) fn new(tcp: TcpStream) -> Self {
+        let _ = tcp.set_nodelay(true);
+        Transport {
+            tcp,
+            hung_up: false,
+        }
+    }
+
     fn quick_ack(&self) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
+        let _ = socket2::SockRef::from(&self.tcp).set_tcp_quickack(true);
     }
 }
 
-impl AsyncRead for QuickAck {
+fn is_hang_up(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
+}
+
+impl AsyncRead for Transport {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -46,7 +73,7 @@ impl AsyncRead for QuickAck {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.quick_ack();
-        let result = Pin::new(&mut this.0).poll_read(cx, buf);
+        let result = Pin::new(&mut this.tcp).poll_read(cx, buf);
         if result.is_ready() {
             // Data arrived: ACK it now rather than in 40 ms.
             this.quick_ack();
@@ -55,17 +82,35 @@ impl AsyncRead for QuickAck {
     }
 }
 
-impl AsyncWrite for QuickAck {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.hung_up {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match Pin::new(&mut this.tcp).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) if is_hang_up(&e) => {
+                this.hung_up = true;
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.hung_up {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
     }
 }
 
