@@ -10,54 +10,34 @@
 #   a minimal Python Paho client  (the tutorial's client: subscribe, print one, exit)
 # and the peak RSS of each (GNU time, max over RSS_RUNS runs).
 #
-# Needs: mosquitto, mosquitto-clients, openssl, hyperfine, python3-venv, GNU time.
+# Needs: mosquitto, mosquitto-clients, openssl, hyperfine, python3-venv, bc, GNU time.
 # Paho is installed with pip into a venv OUTSIDE the repository
 # ($WOTT_BENCH_VENV, default ~/.cache/wott-mqtt-bench/venv).
 #
 # Usage: bench/check.sh            RUNS=200 bench/check.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
+require mosquitto mosquitto_sub mosquitto_pub openssl hyperfine python3 bc
+[ -x /usr/bin/time ] || { echo "bench: GNU time is required (apt-get install time)" >&2; exit 1; }
 
 RUNS=${RUNS:-100}
 RSS_RUNS=${RSS_RUNS:-20}
 VENV=${WOTT_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/wott-mqtt-bench/venv}
 
-for tool in mosquitto mosquitto_sub mosquitto_pub openssl hyperfine python3 /usr/bin/time; do
-    command -v "$tool" >/dev/null || { echo "bench/check.sh: $tool is missing" >&2; exit 1; }
-done
-
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/wott-mqtt
-
-work=$(mktemp -d)
+build_release
+work=$SCRATCH
 broker_pid=
 cleanup() {
-    [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null || true
-    rm -rf "$work"
+    [ -z "$broker_pid" ] || kill "$broker_pid" 2>/dev/null || true
+    [ -n "${BENCH_SCRATCH:-}" ] || rm -rf "$SCRATCH"
 }
 trap cleanup EXIT
 
-# --- certificates: a CA and two WoTT-style device identities (CN = DNS SAN = device ID)
+# --- two WoTT-layout devices from one CA: the broker's and the client's
 hex() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
 SERVER_ID="$(hex).d.wott.local"
 CLIENT_ID="$(hex).d.wott.local"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-    -keyout "$work/ca.key" -out "$work/ca.crt" -subj "/CN=bench CA" 2>/dev/null
-issue() { # name id extra-san
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -keyout "$work/$1.key" -out "$work/$1.csr" -subj "/CN=$2" 2>/dev/null
-    printf 'subjectAltName=DNS:%s%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n' \
-        "$2" "$3" >"$work/$1.ext"
-    openssl x509 -req -in "$work/$1.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" \
-        -CAcreateserial -days 7 -extfile "$work/$1.ext" -out "$work/$1.crt" 2>/dev/null
-}
-issue server "$SERVER_ID" ",IP:127.0.0.1"
-issue client "$CLIENT_ID" ""
-mkdir -p "$work/certs"
-cp "$work/client.crt" "$work/certs/client.crt"
-cp "$work/client.key" "$work/certs/client.key"
-cp "$work/ca.crt" "$work/certs/ca.crt"
-chmod 600 "$work/certs/client.key"
+make_identity "$work/server" "$SERVER_ID" "$work/ca"
+make_identity "$work/certs" "$CLIENT_ID" "$work/ca"
 
 # --- the broker
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -67,9 +47,9 @@ printf 'user %s\ntopic readwrite wott/#\n' "$CLIENT_ID" >"$work/permissions.acl"
     echo "log_dest file $work/mosquitto.log"
     [ "$(id -u)" = 0 ] && echo "user root"
     echo "listener $PORT 127.0.0.1"
-    echo "cafile $work/ca.crt"
-    echo "certfile $work/server.crt"
-    echo "keyfile $work/server.key"
+    echo "cafile $work/ca/ca.crt"
+    echo "certfile $work/server/client.crt"
+    echo "keyfile $work/server/client.key"
     echo "require_certificate true"
     echo "use_identity_as_username true"
     echo "tls_version tlsv1.2"
@@ -82,7 +62,7 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 
-TLS_ARGS="-h 127.0.0.1 -p $PORT --cafile $work/ca.crt --cert $work/client.crt --key $work/client.key"
+TLS_ARGS="-h 127.0.0.1 -p $PORT --cafile $work/certs/ca.crt --cert $work/certs/client.crt --key $work/certs/client.key"
 # shellcheck disable=SC2086
 mosquitto_pub $TLS_ARGS -t wott/temperature -m 21.5 -r
 
@@ -114,7 +94,7 @@ PY
 
 WOTT="$BIN check --cert-dir $work/certs --server $SERVER_ID --connect-to 127.0.0.1 --port $PORT --wait 2"
 SUB="mosquitto_sub $TLS_ARGS -t wott/temperature -C 1"
-PAHO="$VENV/bin/python $work/paho_sub.py $work/ca.crt $work/client.crt $work/client.key 127.0.0.1 $PORT wott/temperature"
+PAHO="$VENV/bin/python $work/paho_sub.py $work/certs/ca.crt $work/certs/client.crt $work/certs/client.key 127.0.0.1 $PORT wott/temperature"
 
 # Each must actually receive the message before it is timed.
 # shellcheck disable=SC2086

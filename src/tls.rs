@@ -170,6 +170,29 @@ pub fn client_config(
     identity: &Identity,
     options: &TlsOptions,
 ) -> Result<(Arc<ClientConfig>, PeerRecord), TlsConfigError> {
+    let (verifier, record) = verifier(identity, options)?;
+    let client_auth_error = |reason: String| TlsConfigError::ClientAuth {
+        cert: identity.cert.path.display().to_string(),
+        key: identity.key.path.display().to_string(),
+        reason,
+    };
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| client_auth_error(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(identity.chain(), identity.private_key())
+        .map_err(|e| client_auth_error(e.to_string()))?;
+    config.alpn_protocols = options.alpn.clone();
+    Ok((Arc::new(config), record))
+}
+
+/// The verifier [`client_config`] installs: webpki with `identity`'s CA as
+/// the only root, recording into a fresh [`PeerRecord`].
+pub fn verifier(
+    identity: &Identity,
+    options: &TlsOptions,
+) -> Result<(Arc<RecordingVerifier>, PeerRecord), TlsConfigError> {
     let ca_path = identity.ca.path.display().to_string();
     let mut roots = RootCertStore::empty();
     for cert in &identity.ca.certs {
@@ -180,8 +203,7 @@ pub fn client_config(
                 reason: e.to_string(),
             })?;
     }
-    let provider = provider();
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()
         .map_err(|e| TlsConfigError::Verifier {
             path: ca_path,
@@ -193,20 +215,7 @@ pub fn client_config(
         record: record.clone(),
         verify_as: options.verify_as.clone(),
     };
-    let client_auth_error = |reason: String| TlsConfigError::ClientAuth {
-        cert: identity.cert.path.display().to_string(),
-        key: identity.key.path.display().to_string(),
-        reason,
-    };
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| client_auth_error(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_auth_cert(identity.chain(), identity.private_key())
-        .map_err(|e| client_auth_error(e.to_string()))?;
-    config.alpn_protocols = options.alpn.clone();
-    Ok((Arc::new(config), record))
+    Ok((Arc::new(verifier), record))
 }
 
 /// `TLS 1.3`, `TLS 1.2`: the negotiated version as people write it.
@@ -243,7 +252,8 @@ mod tests {
         dialled: &str,
         options: &TlsOptions,
     ) -> (Result<ServerCertVerified, rustls::Error>, PeerRecord) {
-        let (config, record) = client_config(identity, options).unwrap();
+        let (verifier, record) = verifier(identity, options).unwrap();
+        client_config(identity, options).unwrap();
         let der = CertificateDer::from(
             crate::identity::pem::blocks(server.cert_pem.as_bytes())[0]
                 .der
@@ -251,13 +261,7 @@ mod tests {
                 .unwrap(),
         );
         let name = ServerName::try_from(dialled.to_string()).unwrap();
-        let result = config.dangerous().cert_verifier().verify_server_cert(
-            &der,
-            &[],
-            &name,
-            &[],
-            UnixTime::now(),
-        );
+        let result = verifier.verify_server_cert(&der, &[], &name, &[], UnixTime::now());
         (result, record)
     }
 

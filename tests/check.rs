@@ -65,7 +65,12 @@ impl Devices {
         wott()
             .arg("check")
             .cert_dir(self.certs.path())
-            .args(["--server", &self.server.device_id, "--connect-to", "127.0.0.1"])
+            .args([
+                "--server",
+                &self.server.device_id,
+                "--connect-to",
+                "127.0.0.1",
+            ])
             .args(["--port", &port.to_string()])
     }
 
@@ -126,7 +131,13 @@ fn a_retained_message_proves_the_whole_path() {
     }
     let d = Devices::new();
     let broker = d.broker();
-    retain(d.certs.path(), broker.port, "wott/temperature", "21.5", &broker);
+    retain(
+        d.certs.path(),
+        broker.port,
+        "wott/temperature",
+        "21.5",
+        &broker,
+    );
     let run = d.check(broker.port).args(["--wait", "2"]).run();
     run.success().stderr_is_empty();
     assert_stages(
@@ -157,7 +168,13 @@ fn json_is_one_document_with_every_stage() {
     }
     let d = Devices::new();
     let broker = d.broker();
-    retain(d.certs.path(), broker.port, "wott/temperature", "21.5", &broker);
+    retain(
+        d.certs.path(),
+        broker.port,
+        "wott/temperature",
+        "21.5",
+        &broker,
+    );
     let run = d.check(broker.port).args(["--wait", "2", "--json"]).run();
     run.success();
     let doc = run.json();
@@ -184,7 +201,10 @@ fn json_is_one_document_with_every_stage() {
         assert_eq!(stage["ok"], true, "{stage}");
         assert!(stage["ms"].as_f64().unwrap() >= 0.0, "{stage}");
         assert!(stage["detail"].is_string(), "{stage}");
-        assert!(stage["error"].is_null() && stage["hint"].is_null(), "{stage}");
+        assert!(
+            stage["error"].is_null() && stage["hint"].is_null(),
+            "{stage}"
+        );
     }
     assert_eq!(doc["server_certificate"]["common_name"], d.server.device_id);
     assert_eq!(doc["tls"]["protocol"], "TLS 1.3");
@@ -218,7 +238,10 @@ fn roundtrip_publishes_a_probe_and_receives_it() {
     let d = Devices::new();
     let broker = d.broker();
     for qos in ["0", "1", "2"] {
-        let run = d.check(broker.port).args(["--roundtrip", "--qos", qos]).run();
+        let run = d
+            .check(broker.port)
+            .args(["--roundtrip", "--qos", qos])
+            .run();
         run.success()
             .stdout_has("✓ message")
             .stdout_has("our probe came back");
@@ -278,16 +301,22 @@ fn an_expired_identity_fails_before_any_network() {
         .cert_dir(certs.path())
         .args(["--server", "broker.invalid"])
         .run();
-    run.code(3)
-        .error("client.crt expired 2d 0h ago", "renew it with `sudo wott-agent`");
+    run.code(3).error(
+        "client.crt expired 2d 0h ago",
+        "renew it with `sudo wott-agent`",
+    );
     assert_stages(&run, &["✗ identity"]);
 }
 
 #[test]
 fn a_key_from_another_certificate_is_an_identity_error() {
     let ca = Authority::new("CA").unwrap();
-    let mine = ca.issue(&DeviceRequest::new(&random_device_id().unwrap())).unwrap();
-    let other = ca.issue(&DeviceRequest::new(&random_device_id().unwrap())).unwrap();
+    let mine = ca
+        .issue(&DeviceRequest::new(&random_device_id().unwrap()))
+        .unwrap();
+    let other = ca
+        .issue(&DeviceRequest::new(&random_device_id().unwrap()))
+        .unwrap();
     let certs = tempfile::tempdir().unwrap();
     mine.with_key_of(&other).write_to(certs.path()).unwrap();
     let run = wott()
@@ -328,13 +357,13 @@ fn an_unreadable_key_says_to_use_sudo() {
         .unwrap()
         .write_to(&certs)
         .unwrap();
-    std::fs::set_permissions(&certs, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(&certs, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let run = support::wott_unprivileged()
         .args(["check", "--server", "broker.invalid"])
         .cert_dir(&certs)
         .run();
-    run.code(3).error("cannot read", "run the command with sudo");
+    run.code(3)
+        .error("cannot read", "run the command with sudo");
     assert_stages(&run, &["✗ identity"]);
 }
 
@@ -346,7 +375,10 @@ fn a_name_that_does_not_resolve_points_to_hosts_add() {
     let run = wott()
         .arg("check")
         .cert_dir(d.certs.path())
-        .args(["--server", "4853b630822946019393b16c5b710b9e.d.wott.invalid"])
+        .args([
+            "--server",
+            "4853b630822946019393b16c5b710b9e.d.wott.invalid",
+        ])
         .run();
     run.code(4).error(
         "4853b630822946019393b16c5b710b9e.d.wott.invalid does not resolve",
@@ -369,10 +401,9 @@ fn localhost_resolves_through_the_system_resolver() {
         .run();
     // localhost may resolve to ::1 first, where nothing listens: the probe
     // then tries the next address, like curl.
-    run.success().stdout_has("localhost → ").stdout_has(&format!(
-        "connected to 127.0.0.1:{}",
-        broker.port
-    ));
+    run.success()
+        .stdout_has("localhost → ")
+        .stdout_has(&format!("connected to 127.0.0.1:{}", broker.port));
 }
 
 // -------------------------------------------------------------------- tcp
@@ -441,6 +472,18 @@ fn a_server_certificate_from_another_ca_names_its_issuer() {
     run.stderr_has("its issuer is CN=Somebody else's CA")
         .stdout_has("issued by CN=Somebody else's CA");
     assert_stages(&run, &UP_TO_TLS);
+    // The rejected certificate is reported in full, not just its error.
+    let run = d.check(broker.port).arg("--json").run();
+    run.code(6);
+    let seen = &run.json()["server_certificate"];
+    assert_eq!(seen["common_name"], d.server.device_id);
+    assert!(
+        seen["issuer"]
+            .as_str()
+            .unwrap()
+            .contains("Somebody else's CA")
+    );
+    assert!(seen["fingerprint_sha256"].is_string());
 }
 
 #[test]
@@ -451,10 +494,8 @@ fn an_expired_server_certificate_says_renew_and_reload() {
     let d = Devices::with_server(DeviceRequest::expired);
     let broker = d.broker();
     let run = d.check(broker.port).run();
-    run.code(6).error(
-        "the server's certificate (CN=",
-        "`wott-mqtt server reload`",
-    );
+    run.code(6)
+        .error("the server's certificate (CN=", "`wott-mqtt server reload`");
     run.stderr_has(") expired 2d 0h ago");
     assert_stages(&run, &UP_TO_TLS);
 }
@@ -551,15 +592,20 @@ fn a_broker_that_trusts_another_ca_rejects_us_after_a_tls13_handshake() {
 #[test]
 fn a_broker_whose_clock_says_our_certificate_expired_rejects_it() {
     if !Broker::available()
-        || support::skip_without("libfaketime (apt-get install faketime)", libfaketime().is_some())
+        || support::skip_without(
+            "libfaketime (apt-get install faketime)",
+            libfaketime().is_some(),
+        )
     {
         return;
     }
     // Ten days ahead, the broker sees our 7-day certificate as expired (and
     // its own too, which a server does not check). Both TLS versions.
     let d = Devices::with_server(|r| {
-        r.ip_address([127, 0, 0, 1].into())
-            .valid_between(time::OffsetDateTime::now_utc() - time::Duration::days(1), time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        r.ip_address([127, 0, 0, 1].into()).valid_between(
+            time::OffsetDateTime::now_utc() - time::Duration::days(1),
+            time::OffsetDateTime::now_utc() + time::Duration::days(30),
+        )
     });
     for max_tls in [Some("TLSv1.2"), None] {
         let mut config = BrokerConfig::wott(&d.server, &d.acl("readwrite"));
@@ -645,7 +691,13 @@ fn a_denied_read_ends_with_no_message_and_the_acl_check_hint() {
     let d = Devices::new();
     // The ACL lets the client write wott/# but not read it.
     let broker = Broker::start(&BrokerConfig::wott(&d.server, &d.acl("write")));
-    retain(d.certs.path(), broker.port, "wott/temperature", "21.5", &broker);
+    retain(
+        d.certs.path(),
+        broker.port,
+        "wott/temperature",
+        "21.5",
+        &broker,
+    );
     let run = d.check(broker.port).args(["--wait", "1"]).run();
     run.code(8).error(
         "subscribed to wott/temperature, but no message arrived within 1 s",
@@ -717,7 +769,13 @@ fn check_and_mosquitto_clients_share_a_tutorial_broker_and_certificates() {
         broker.log()
     );
     // And the other way: mosquitto_pub's message is what check receives.
-    retain(d.certs.path(), port, "wott/interop", "from mosquitto_pub", &broker);
+    retain(
+        d.certs.path(),
+        port,
+        "wott/interop",
+        "from mosquitto_pub",
+        &broker,
+    );
     let run = d
         .check(port)
         .args(["--topic", "wott/interop", "--wait", "2", "--json"])
@@ -725,7 +783,11 @@ fn check_and_mosquitto_clients_share_a_tutorial_broker_and_certificates() {
     run.success();
     assert_eq!(run.json()["message"]["payload"], "from mosquitto_pub");
     // The broker saw the client's CN as its user name (use_identity_as_username).
-    assert!(broker.log().contains(&format!("u'{}'", d.id())), "{}", broker.log());
+    assert!(
+        broker.log().contains(&format!("u'{}'", d.id())),
+        "{}",
+        broker.log()
+    );
 }
 
 // ------------------------------------------------------------------ usage
@@ -738,17 +800,26 @@ fn usage_errors_exit_2_with_a_hint() {
         .cert_dir(d.certs.path())
         .run()
         .code(2)
-        .error("no server to check: pass --server or set MQTT_SERVER", "wott-mqtt whoami");
+        .error(
+            "no server to check: pass --server or set MQTT_SERVER",
+            "wott-mqtt whoami",
+        );
     d.check(8883)
         .args(["--roundtrip", "--topic", "wott/#"])
         .run()
         .code(2)
-        .error("--roundtrip publishes to --topic, so it cannot be a filter", "without + or #");
+        .error(
+            "--roundtrip publishes to --topic, so it cannot be a filter",
+            "without + or #",
+        );
     d.check(8883)
         .args(["--wait", "5", "--timeout", "2"])
         .run()
         .code(2)
-        .error("--timeout 2 is shorter than the 5 s message wait", "make it longer than --wait");
+        .error(
+            "--timeout 2 is shorter than the 5 s message wait",
+            "make it longer than --wait",
+        );
     d.check(8883)
         .args(["--wait", "0"])
         .run()

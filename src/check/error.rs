@@ -100,9 +100,13 @@ pub enum CheckError {
         reason: String,
     },
 
-    #[error("{addr} does not speak TLS: it closed the TLS handshake and then answered a plain MQTT CONNECT")]
+    #[error(
+        "{addr} does not speak TLS: it closed the TLS handshake and then answered a plain MQTT CONNECT"
+    )]
     PlainMqtt { addr: SocketAddr },
-    #[error("{addr} closed the connection during the TLS handshake without a TLS answer ({reason})")]
+    #[error(
+        "{addr} closed the connection during the TLS handshake without a TLS answer ({reason})"
+    )]
     HandshakeClosed { addr: SocketAddr, reason: String },
     #[error("{addr} does not speak TLS: {reason}")]
     NotTls { addr: SocketAddr, reason: String },
@@ -575,7 +579,11 @@ pub fn classify_handshake(e: &io::Error, cx: TlsContext<'_>) -> Option<CheckErro
 }
 
 /// A TLS alert from the broker, during the handshake or (TLS 1.3) just after.
-pub fn alert_error(alert: &AlertDescription, after_handshake: bool, our_issuer: &str) -> CheckError {
+pub fn alert_error(
+    alert: &AlertDescription,
+    after_handshake: bool,
+    our_issuer: &str,
+) -> CheckError {
     if client_cert_alert(alert) {
         CheckError::ClientCertRejected {
             alert: format!("{alert:?}"),
@@ -675,6 +683,9 @@ mod tests {
             stage: Stage::Connect,
             limit: Duration::from_millis(2500),
         };
-        assert_eq!(e.to_string(), "no CONNACK arrived within 2.5 s, the --timeout");
+        assert_eq!(
+            e.to_string(),
+            "no CONNACK arrived within 2.5 s, the --timeout"
+        );
     }
 }

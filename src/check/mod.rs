@@ -294,9 +294,17 @@ pub struct Resolution {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum HostsFileFinding {
-    Entry { path: String, addresses: Vec<IpAddr> },
-    NoEntry { path: String },
-    Unreadable { path: String, reason: String },
+    Entry {
+        path: String,
+        addresses: Vec<IpAddr>,
+    },
+    NoEntry {
+        path: String,
+    },
+    Unreadable {
+        path: String,
+        reason: String,
+    },
 }
 
 /// The subscription as the broker granted it.
@@ -415,10 +423,12 @@ fn millis(d: Duration) -> f64 {
 pub async fn check(dir: &CertDir, target: &Target, plan: &Plan) -> Report {
     let mut report = Report::new(target);
     let started = Instant::now();
-    let loaded = Identity::load(dir).map_err(CheckError::from).and_then(|identity| {
-        let (config, record) = tls::client_config(&identity, &TlsOptions::default())?;
-        Ok((identity, config, record))
-    });
+    let loaded = Identity::load(dir)
+        .map_err(CheckError::from)
+        .and_then(|identity| {
+            let (config, record) = tls::client_config(&identity, &TlsOptions::default())?;
+            Ok((identity, config, record))
+        });
     let (identity, config, record) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -610,7 +620,10 @@ impl Probe<'_> {
     }
 
     /// Tries each address in turn, like curl; the last failure is the one reported.
-    async fn tcp(&mut self, addresses: &[SocketAddr]) -> Result<(TcpStream, SocketAddr), CheckError> {
+    async fn tcp(
+        &mut self,
+        addresses: &[SocketAddr],
+    ) -> Result<(TcpStream, SocketAddr), CheckError> {
         let started = Instant::now();
         let mut failures: Vec<String> = Vec::new();
         let mut last = None;
@@ -667,8 +680,11 @@ impl Probe<'_> {
         let started = Instant::now();
         let connector = TlsConnector::from(config);
         let server_name = self.target.server.server_name();
-        let outcome =
-            timeout_at(self.deadline, connector.connect(server_name, Transport::new(tcp))).await;
+        let outcome = timeout_at(
+            self.deadline,
+            connector.connect(server_name, Transport::new(tcp)),
+        )
+        .await;
         let seen = record.end_entity();
         self.report.server_certificate = seen.clone();
         let io = match outcome {
@@ -716,9 +732,7 @@ impl Probe<'_> {
     /// The peer hung up on our TLS hello. If the same port answers a plain
     /// MQTT CONNECT, say so: that is the "wrong port" mistake.
     async fn plain_mqtt_or(&self, addr: SocketAddr, reason: String) -> CheckError {
-        let limit = self
-            .deadline
-            .min(Instant::now() + Duration::from_secs(2));
+        let limit = self.deadline.min(Instant::now() + Duration::from_secs(2));
         let attempt = async {
             let tcp = TcpStream::connect(addr).await.ok()?;
             let _ = tcp.set_nodelay(true);
@@ -783,16 +797,17 @@ impl Probe<'_> {
                 .send(Packet::Connect(connect))
                 .await
                 .map_err(|e| self.connect_error(e, tls13))?;
-            loop {
-                match session.next().await.map_err(|e| self.connect_error(e, tls13))? {
-                    Packet::ConnAck(ack) => return Ok(ack),
-                    other => {
-                        return Err(CheckError::NotMqtt {
-                            stage: Stage::Connect,
-                            reason: format!("expected CONNACK, got {}", packet_name(&other)),
-                        });
-                    }
-                }
+            // The broker's first packet must be CONNACK (MQTT 3.1.1, 3.2).
+            match session
+                .next()
+                .await
+                .map_err(|e| self.connect_error(e, tls13))?
+            {
+                Packet::ConnAck(ack) => Ok(ack),
+                other => Err(CheckError::NotMqtt {
+                    stage: Stage::Connect,
+                    reason: format!("expected CONNACK, got {}", packet_name(&other)),
+                }),
             }
         };
         let result = self.bounded(Stage::Connect, exchange).await;
@@ -802,7 +817,8 @@ impl Probe<'_> {
             // A TLS alert instead of CONNACK: the broker rejected us after
             // the TLS 1.3 handshake. That is the TLS stage failing.
             let error = error.clone();
-            let detail = format!("{tls_detail}; then the broker sent a TLS alert instead of CONNACK");
+            let detail =
+                format!("{tls_detail}; then the broker sent a TLS alert instead of CONNACK");
             return Err(self.report.fail(tls_started, detail, error));
         }
         self.report.stages.push(StageReport {
@@ -864,7 +880,9 @@ impl Probe<'_> {
                 within,
             } => (subscription, Some((expect, *within))),
         };
-        let early = self.subscribe(session, subscription, expect.is_some()).await?;
+        let early = self
+            .subscribe(session, subscription, expect.is_some())
+            .await?;
         if let Some((expect, within)) = expect {
             self.message(session, subscription, expect, within, early)
                 .await?;
@@ -889,7 +907,11 @@ impl Probe<'_> {
                 .await
                 .map_err(|e| lost(Stage::Subscribe, e))?;
             loop {
-                match session.next().await.map_err(|e| lost(Stage::Subscribe, e))? {
+                match session
+                    .next()
+                    .await
+                    .map_err(|e| lost(Stage::Subscribe, e))?
+                {
                     Packet::SubAck(ack) if ack.pkid == 1 => return Ok(ack),
                     Packet::Publish(p) => early.push(p),
                     _ => {}
@@ -914,7 +936,9 @@ impl Probe<'_> {
                 topic,
                 device_id: self.identity.device_id().to_string(),
             };
-            return Err(self.report.fail(started, "SUBACK 0x80 (failure)".into(), error));
+            return Err(self
+                .report
+                .fail(started, "SUBACK 0x80 (failure)".into(), error));
         };
         let mut detail = format!("{topic} granted QoS {granted}");
         if !message_follows {
@@ -1002,7 +1026,11 @@ impl Probe<'_> {
         };
         let detail = format!(
             "{}{} bytes on {}{}",
-            if roundtrip { "our probe came back: " } else { "" },
+            if roundtrip {
+                "our probe came back: "
+            } else {
+                ""
+            },
             report.bytes,
             report.topic,
             if report.retained { " (retained)" } else { "" },

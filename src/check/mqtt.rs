@@ -149,7 +149,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-
     /// Encodes and sends one packet, flushed.
     pub(crate) async fn send(&mut self, packet: Packet) -> Result<(), SessionError> {
         self.outgoing.clear();
@@ -218,7 +217,10 @@ mod tests {
         let mut client = Session::new(a);
         let mut broker = Session::new(b);
         broker
-            .send(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)))
+            .send(Packet::ConnAck(ConnAck::new(
+                ConnectReturnCode::Success,
+                false,
+            )))
             .await
             .unwrap();
         let mut publish = Publish::new("wott/temperature", QoS::AtLeastOnce, "21.5");
@@ -229,13 +231,13 @@ mod tests {
             Packet::Publish(p) => assert_eq!(&p.payload[..], b"21.5"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            broker.next().await.unwrap(),
-            Packet::PubAck(PubAck::new(7))
-        );
+        assert_eq!(broker.next().await.unwrap(), Packet::PubAck(PubAck::new(7)));
         let mut subscribe = Subscribe::new("wott/#", QoS::AtMostOnce);
         subscribe.pkid = 1;
-        client.send(Packet::Subscribe(subscribe.clone())).await.unwrap();
+        client
+            .send(Packet::Subscribe(subscribe.clone()))
+            .await
+            .unwrap();
         assert_eq!(broker.next().await.unwrap(), Packet::Subscribe(subscribe));
         client.close().await;
         assert!(matches!(broker.next().await.unwrap(), Packet::Disconnect));

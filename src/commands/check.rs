@@ -68,7 +68,9 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Error> {
         .filter(|d| !d.is_zero() && d.as_secs() <= 86_400)
         .ok_or_else(|| {
             Error::usage(
-                format!("{flag} {value} is not a number of seconds greater than 0 (and at most 86400)"),
+                format!(
+                    "{flag} {value} is not a number of seconds greater than 0 (and at most 86400)"
+                ),
                 Some(format!("e.g. {flag} 5 or {flag} 0.5")),
             )
         })

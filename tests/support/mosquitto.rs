@@ -25,7 +25,7 @@ pub struct BrokerConfig {
     pub use_identity_as_username: bool,
     /// Contents of the acl_file.
     pub acl: Option<String>,
-    /// e.g. `tlsv1.2`.
+    /// e.g. `tlsv1.2`; Mosquitto 2 reads it as the minimum version.
     pub tls_version: Option<String>,
     pub allow_anonymous: bool,
     /// Further lines appended to the listener's section.
@@ -108,7 +108,10 @@ impl Broker {
             // libfaketime preloaded into mosquitto itself (the `faketime`
             // wrapper forks, and killing it would orphan the broker).
             command
-                .env("LD_PRELOAD", libfaketime().ok_or_else(|| "libfaketime is not installed".to_string())?)
+                .env(
+                    "LD_PRELOAD",
+                    libfaketime().ok_or_else(|| "libfaketime is not installed".to_string())?,
+                )
                 .env("FAKETIME", offset);
         }
         if let Some(max) = &config.max_tls_version {
