@@ -117,43 +117,43 @@ impl fmt::Display for Stage {
     }
 }
 
-/// The server as the user names it: its device ID (a DNS name), or an address.
+/// The server as the user names it: its device ID (a DNS name), or an
+/// address. Only [`Host::parse`] makes one, so it is always a name TLS can verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
-    Name(DeviceId),
-    Ip(IpAddr),
-}
+pub struct Host(ServerName<'static>);
 
 impl Host {
     /// An IP literal, or a DNS name TLS can verify.
     pub fn parse(value: &str) -> Result<Host, NameError> {
         if let Ok(ip) = value.parse::<IpAddr>() {
-            return Ok(Host::Ip(ip));
+            return Ok(Host(ServerName::IpAddress(ip.into())));
         }
         let id = DeviceId::new(value)?;
-        ServerName::try_from(id.as_str().to_string()).map_err(|e| NameError::DeviceId {
-            value: value.to_string(),
-            reason: format!("TLS cannot verify it as a server name ({e})"),
-        })?;
-        Ok(Host::Name(id))
+        let name =
+            ServerName::try_from(id.as_str().to_string()).map_err(|e| NameError::DeviceId {
+                value: value.to_string(),
+                reason: format!("TLS cannot verify it as a server name ({e})"),
+            })?;
+        Ok(Host(name))
+    }
+
+    /// The address, when the server was given as one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match &self.0 {
+            ServerName::IpAddress(ip) => Some(IpAddr::from(*ip)),
+            _ => None,
+        }
     }
 
     /// The name TLS verifies and sends as SNI.
-    fn server_name(&self) -> ServerName<'static> {
-        match self {
-            Host::Ip(ip) => ServerName::IpAddress((*ip).into()),
-            Host::Name(id) => ServerName::try_from(id.as_str().to_string())
-                .unwrap_or_else(|_| ServerName::IpAddress(IpAddr::from([0, 0, 0, 0]).into())),
-        }
+    pub fn server_name(&self) -> &ServerName<'static> {
+        &self.0
     }
 }
 
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Host::Name(id) => f.write_str(id.as_str()),
-            Host::Ip(ip) => write!(f, "{ip}"),
-        }
+        f.write_str(&self.0.to_str())
     }
 }
 
@@ -526,14 +526,13 @@ impl Probe<'_> {
     ) -> Result<(), CheckError> {
         let (addresses, via) = self.resolve().await?;
         let (tcp, addr) = self.tcp(&addresses).await?;
-        let (tls, tls_started) = self.tls(config, &record, tcp, addr, via).await?;
+        let (mut tls, tls_started) = self.tls(config, &record, tcp, addr, via).await?;
         // The TLS stage is only recorded as passed once the broker has
         // answered: with TLS 1.3 it judges our certificate after the handshake.
         let tls_detail = self.tls_summary(&tls);
         let tls_elapsed = tls_started.elapsed();
         if !self.plan.reaches(Stage::Connect) {
             self.report.pass(Stage::Tls, tls_started, tls_detail);
-            let mut tls = tls;
             let _ = timeout(Duration::from_millis(200), tls.shutdown()).await;
             return Ok(());
         }
@@ -548,15 +547,17 @@ impl Probe<'_> {
     async fn resolve(&mut self) -> Result<(Vec<SocketAddr>, Via), CheckError> {
         let started = Instant::now();
         let port = self.target.port;
-        let (source, via, result) = match (&self.target.server, self.target.connect_to) {
-            (_, Some(ip)) => ("connect-to", Via::ConnectTo, Ok(vec![ip])),
-            (Host::Ip(ip), None) => ("literal", Via::Literal, Ok(vec![*ip])),
-            (Host::Name(name), None) => {
+        let server = &self.target.server;
+        let (source, via, result) = match (self.target.connect_to, server.ip()) {
+            (Some(ip), _) => ("connect-to", Via::ConnectTo, Ok(vec![ip])),
+            (None, Some(ip)) => ("literal", Via::Literal, Ok(vec![ip])),
+            (None, None) => {
+                let name = server.to_string();
                 let lookup = async {
                     let found = tokio::net::lookup_host((name.as_str(), port))
                         .await
                         .map_err(|e| CheckError::Resolve {
-                            host: name.to_string(),
+                            host: name.clone(),
                             reason: resolver_reason(&e),
                         })?;
                     let mut ips: Vec<IpAddr> = Vec::new();
@@ -567,7 +568,7 @@ impl Probe<'_> {
                     }
                     if ips.is_empty() {
                         return Err(CheckError::Resolve {
-                            host: name.to_string(),
+                            host: name.clone(),
                             reason: "the resolver returned no address".into(),
                         });
                     }
@@ -580,9 +581,9 @@ impl Probe<'_> {
                 )
             }
         };
-        let hosts_file = match &self.target.server {
-            Host::Name(name) => hosts_file_finding(name),
-            Host::Ip(_) => None,
+        let hosts_file = match server.ip() {
+            None => hosts_file_finding(&server.to_string()),
+            Some(_) => None,
         };
         let addresses = match result {
             Ok(addresses) => addresses,
@@ -679,7 +680,7 @@ impl Probe<'_> {
     ) -> Result<(Tls, Instant), CheckError> {
         let started = Instant::now();
         let connector = TlsConnector::from(config);
-        let server_name = self.target.server.server_name();
+        let server_name = self.target.server.server_name().clone();
         let outcome = timeout_at(
             self.deadline,
             connector.connect(server_name, Transport::new(tcp)),
@@ -1117,7 +1118,7 @@ fn describe_hosts(finding: &HostsFileFinding) -> String {
 /// The `hosts` module (a separate change) provides `hosts::lookup(path, name)`;
 /// wiring it in is this one call. Until then the resolve stage reports what
 /// the system resolver returns, which already includes /etc/hosts.
-fn hosts_file_finding(_name: &DeviceId) -> Option<HostsFileFinding> {
+fn hosts_file_finding(_name: &str) -> Option<HostsFileFinding> {
     None
 }
 
@@ -1150,10 +1151,10 @@ mod tests {
     #[test]
     fn hosts_are_addresses_or_dns_names() {
         assert_eq!(
-            Host::parse("127.0.0.1").unwrap(),
-            Host::Ip([127, 0, 0, 1].into())
+            Host::parse("127.0.0.1").unwrap().ip(),
+            Some([127, 0, 0, 1].into())
         );
-        assert!(matches!(Host::parse("::1").unwrap(), Host::Ip(_)));
+        assert!(Host::parse("::1").unwrap().ip().is_some());
         let id = "4853b630822946019393b16c5b710b9e.d.wott.local";
         assert_eq!(Host::parse(id).unwrap().to_string(), id);
         assert!(Host::parse("bad name").is_err());

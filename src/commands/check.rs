@@ -150,9 +150,9 @@ impl Human for Report {
             };
             let _ = writeln!(
                 s,
-                "{} {:<9} {:>9}  {}",
+                "{} {} {:>9}  {}",
                 p.mark(stage.ok),
-                p.bold(stage.name.name()),
+                p.bold(&format!("{:<9}", stage.name.name())),
                 format!("{:.1} ms", stage.ms),
                 sanitize(text)
             );
