@@ -128,7 +128,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub roundtrip: bool,
 
-    /// Wait up to SECS for a message on --topic, e.g. a retained one [--roundtrip: 5]
+    /// Wait up to SECS for a message on --topic, e.g. a retained one (--roundtrip: 5 s by default)
     #[arg(long, value_name = "SECS")]
     pub wait: Option<f64>,
 
