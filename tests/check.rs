@@ -659,6 +659,9 @@ fn a_broker_that_wants_passwords_refuses_connect_as_not_authorised() {
         &run,
         &["✓ identity", "✓ resolve", "✓ tcp", "✓ tls", "✗ connect"],
     );
+    // One attempt, no reconnect loop.
+    let log = broker.log();
+    assert_eq!(log.matches("New connection from").count(), 1, "{log}");
 }
 
 #[test]
@@ -738,6 +741,34 @@ fn a_denied_write_ends_a_roundtrip_with_no_message() {
             "--access readwrite",
         );
     }
+}
+
+#[test]
+fn ctrl_c_ends_a_wait_with_exit_130() {
+    if !Broker::available() {
+        return;
+    }
+    let d = Devices::new();
+    let broker = d.broker();
+    let mut child = Command::new(support::bin())
+        .arg("check")
+        .arg("--cert-dir")
+        .arg(d.certs.path())
+        .args(["--server", &d.server.device_id, "--connect-to", "127.0.0.1"])
+        .args(["--port", &broker.port.to_string(), "--wait", "30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 // ---------------------------------------------------------------- interop
