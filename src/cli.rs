@@ -4,8 +4,10 @@
 //! `TopicFilter`, …) once, in `commands`; nothing past that sees clap.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::output::ColorChoice;
@@ -91,6 +93,18 @@ pub enum Command {
     /// `# wott-mqtt`.
     #[command(subcommand)]
     Hosts(HostsCommand),
+
+    /// Probe the broker as this device, stage by stage, and name the cause of a failure
+    ///
+    /// Stages: identity (client.crt, client.key, ca.crt), resolve, tcp, tls (the
+    /// server's certificate), connect (CONNACK), subscribe (SUBACK), and with
+    /// --wait or --roundtrip a message. It stops at the first failure and says
+    /// why and what to do. Mosquitto grants every SUBSCRIBE under acl_file, so
+    /// only a delivered message proves access.
+    ///
+    /// Exit codes: 0 passed, 3 local identity, 4 resolve, 5 TCP, 6 TLS,
+    /// 7 MQTT CONNECT refused, 8 no message (ACL or publisher). See docs/check.md.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +188,48 @@ pub struct WhoamiArgs {
     /// Show the certificate's details and check client.key and ca.crt against it
     #[arg(short, long)]
     pub long: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The server's device ID, which its certificate must carry (or an IP address)
+    #[arg(long, env = "MQTT_SERVER", value_name = "SERVER_ID", value_parser = NonEmptyStringValueParser::new())]
+    pub server: Option<String>,
+
+    /// The broker's TLS port
+    #[arg(long, env = "MQTT_PORT", default_value_t = 8883)]
+    pub port: u16,
+
+    /// The topic to subscribe to (a filter; with --roundtrip, a topic name)
+    #[arg(long, env = "MQTT_TOPIC", default_value = "wott/temperature")]
+    pub topic: String,
+
+    /// Dial this address but verify the certificate against --server, like curl --resolve
+    #[arg(long, value_name = "IP")]
+    pub connect_to: Option<IpAddr>,
+
+    /// Publish a unique probe message to --topic and wait for it to come back
+    #[arg(long)]
+    pub roundtrip: bool,
+
+    /// Wait up to SECS for a message on --topic, e.g. a retained one (--roundtrip: 5 s by default)
+    #[arg(long, value_name = "SECS")]
+    pub wait: Option<f64>,
+
+    /// Give up after SECS, for the whole probe [default: 10, plus the message wait]
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+
+    /// QoS of the subscription and of the --roundtrip probe
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+
+    /// MQTT client ID [default: wott-check-<random>]; never reuse a device's own
+    #[arg(long, value_name = "ID", value_parser = NonEmptyStringValueParser::new())]
+    pub client_id: Option<String>,
+
+    #[command(flatten)]
+    pub file: HostsFileArgs,
 }
 
 #[cfg(test)]

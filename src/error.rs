@@ -33,12 +33,17 @@ pub enum Error {
     Pki(#[from] crate::pki::PkiError),
     #[error(transparent)]
     Hosts(#[from] crate::hosts::HostsError),
+    #[error(transparent)]
+    Check(#[from] crate::check::CheckError),
     /// The command line is inconsistent in a way clap cannot express.
     #[error("{message}")]
     Usage {
         message: String,
         hint: Option<String>,
     },
+    /// The async runtime (network commands only) could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
     /// The user pressed Ctrl-C.
     #[error("interrupted")]
     Interrupted,
@@ -59,7 +64,8 @@ impl Error {
             Error::File(e) => Some(e),
             Error::Pki(e) => Some(e),
             Error::Hosts(e) => Some(e),
-            Error::Usage { .. } | Error::Interrupted => None,
+            Error::Check(e) => Some(e),
+            Error::Usage { .. } | Error::Runtime(_) | Error::Interrupted => None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! `demo` and the tests), `output` (text, JSON, colour), and `commands`, which
 //! turns the parsed command line into calls on the rest.
 
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod identity;
 pub mod names;
 pub mod output;
 pub mod pki;
+pub mod tls;
 
 pub use error::{Error, Result};
 pub use exit_code::ExitCode;

@@ -2,6 +2,7 @@
 //! clap arguments into typed values, calls the domain modules, and returns an
 //! [`Outcome`] for `output` to print.
 
+mod check;
 mod hosts;
 mod whoami;
 
@@ -15,5 +16,6 @@ pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
     match command {
         Command::Whoami(args) => whoami::run(config, &args),
         Command::Hosts(command) => hosts::run(config, command),
+        Command::Check(args) => check::run(config, &args),
     }
 }

@@ -25,11 +25,17 @@ pub struct BrokerConfig {
     pub use_identity_as_username: bool,
     /// Contents of the acl_file.
     pub acl: Option<String>,
-    /// e.g. `tlsv1.2`.
+    /// e.g. `tlsv1.2`; Mosquitto 2 reads it as the minimum version.
     pub tls_version: Option<String>,
     pub allow_anonymous: bool,
     /// Further lines appended to the listener's section.
     pub extra: Vec<String>,
+    /// Run the broker with its clock shifted, e.g. `+10d` (needs `faketime`):
+    /// how a broker with a wrong clock sees our certificates.
+    pub clock_offset: Option<String>,
+    /// Cap the TLS version OpenSSL offers, e.g. `TLSv1.2`, like a broker on an
+    /// old OpenSSL. (Mosquitto's own `tls_version` sets only the minimum.)
+    pub max_tls_version: Option<String>,
 }
 
 impl BrokerConfig {
@@ -97,7 +103,28 @@ impl Broker {
         let conf_path = dir.path().join("mosquitto.conf");
         fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
         let log = fs::File::create(dir.path().join("stderr.log")).map_err(|e| e.to_string())?;
-        let mut child = Command::new("mosquitto")
+        let mut command = Command::new("mosquitto");
+        if let Some(offset) = &config.clock_offset {
+            // libfaketime preloaded into mosquitto itself (the `faketime`
+            // wrapper forks, and killing it would orphan the broker).
+            command
+                .env(
+                    "LD_PRELOAD",
+                    libfaketime().ok_or_else(|| "libfaketime is not installed".to_string())?,
+                )
+                .env("FAKETIME", offset);
+        }
+        if let Some(max) = &config.max_tls_version {
+            let path = dir.path().join("openssl.cnf");
+            let cnf = format!(
+                "openssl_conf = default_conf\n[default_conf]\nssl_conf = ssl_sect\n\
+                 [ssl_sect]\nsystem_default = system_default_sect\n\
+                 [system_default_sect]\nMaxProtocol = {max}\n"
+            );
+            fs::write(&path, cnf).map_err(|e| e.to_string())?;
+            command.env("OPENSSL_CONF", path);
+        }
+        let mut child = command
             .arg("-c")
             .arg(&conf_path)
             .stdin(Stdio::null())
@@ -154,6 +181,15 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Debian's `/usr/lib/<multiarch>/faketime/libfaketime.so.1`, if installed.
+pub fn libfaketime() -> Option<PathBuf> {
+    fs::read_dir("/usr/lib")
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.exists())
 }
 
 /// A loopback port nobody listens on right now.

@@ -1,0 +1,691 @@
+//! Why a probe failed, in the user's terms, with the fix.
+//!
+//! Every variant carries the facts the message needs (the address dialled,
+//! the certificate the server showed, the alert the broker sent) and maps to
+//! the stage it ends and the exit code DESIGN.md promises for that stage.
+//! `classify_*` turn the raw `io::Error` / `rustls::Error` of a failing step
+//! into one of these.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rustls::{AlertDescription, CertificateError};
+
+use super::Stage;
+use crate::error::Diagnose;
+use crate::exit_code::ExitCode;
+use crate::identity::{CertInfo, IdentityError, Timestamp};
+use crate::output::human_duration;
+use crate::tls::TlsConfigError;
+
+/// The tutorial's broker port, and the one its client example gets wrong.
+pub const TUTORIAL_PORT: u16 = 8883;
+const TUTORIAL_TYPO_PORT: u16 = 8333;
+
+/// The server certificate as the error messages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenCert {
+    pub subject: String,
+    pub issuer: String,
+    pub common_name: Option<String>,
+    /// DNS and IP SANs: the names TLS verifies against.
+    pub names: Vec<String>,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
+}
+
+impl SeenCert {
+    pub fn from_info(info: &CertInfo) -> Self {
+        SeenCert {
+            subject: info.subject.clone(),
+            issuer: info.issuer.clone(),
+            common_name: info.common_name.clone(),
+            names: info
+                .dns_names
+                .iter()
+                .chain(&info.ip_addresses)
+                .cloned()
+                .collect(),
+            not_before: info.not_before,
+            not_after: info.not_after,
+        }
+    }
+
+    fn names_text(&self) -> String {
+        if self.names.is_empty() {
+            "no names at all (no subject alternative names; TLS ignores the CN)".into()
+        } else {
+            self.names.join(", ")
+        }
+    }
+}
+
+/// How the dialled address was chosen; the hint for a wrong server differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `--connect-to`.
+    ConnectTo,
+    /// The server name, resolved (hosts file or DNS).
+    Resolved,
+    /// The server was given as an IP address.
+    Literal,
+}
+
+/// Why a TCP connection failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectFailure {
+    Refused,
+    Unreachable,
+    TimedOut,
+    Other,
+}
+
+/// What ended a probe. `Display` is the `error:` line, [`Diagnose::hint`]
+/// the `hint:` line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    TlsConfig(#[from] TlsConfigError),
+
+    #[error("{host} does not resolve: {reason}")]
+    Resolve { host: String, reason: String },
+
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        addr: SocketAddr,
+        failure: ConnectFailure,
+        reason: String,
+    },
+
+    #[error(
+        "{addr} does not speak TLS: it closed the TLS handshake and then answered a plain MQTT CONNECT"
+    )]
+    PlainMqtt { addr: SocketAddr },
+    #[error(
+        "{addr} closed the connection during the TLS handshake without a TLS answer ({reason})"
+    )]
+    HandshakeClosed { addr: SocketAddr, reason: String },
+    #[error("{addr} does not speak TLS: {reason}")]
+    NotTls { addr: SocketAddr, reason: String },
+    #[error("the server's certificate ({}) was not issued by this device's CA ({our_ca}); its issuer is {}", cert.subject, cert.issuer)]
+    ServerUnknownIssuer {
+        cert: Box<SeenCert>,
+        our_ca: String,
+        server: String,
+    },
+    #[error("the server's certificate ({}) expired {} ago, on {}", cert.subject, human_duration(*seconds_ago), cert.not_after)]
+    ServerExpired {
+        cert: Box<SeenCert>,
+        seconds_ago: i64,
+    },
+    #[error("the server's certificate ({}) is not valid until {}", cert.subject, cert.not_before)]
+    ServerNotYetValid { cert: Box<SeenCert> },
+    #[error("the server's certificate does not carry the server ID {expected}: it names {}", cert.names_text())]
+    ServerWrongName {
+        expected: String,
+        cert: Box<SeenCert>,
+        addr: SocketAddr,
+        via: Via,
+    },
+    #[error("the server's certificate is not acceptable: {reason}")]
+    ServerCertInvalid { reason: String },
+    #[error("the broker rejected this device's certificate{} (TLS alert: {alert})", if *after_handshake { " after the TLS 1.3 handshake, when it read CONNECT" } else { "" })]
+    ClientCertRejected {
+        alert: String,
+        after_handshake: bool,
+        our_issuer: String,
+    },
+    #[error("the broker and wott-mqtt share no TLS version or cipher suite (TLS alert: {alert})")]
+    TlsIncompatible { alert: String },
+    #[error("the TLS handshake with {addr} failed: {reason}")]
+    Tls { addr: SocketAddr, reason: String },
+
+    #[error("the broker refused the MQTT connection: {}", connack_text(*code))]
+    ConnackRefused { code: u8, client_id: String },
+    #[error("the broker closed the connection right after CONNECT, without answering it")]
+    ClosedAfterConnect { tls13: bool },
+    #[error("the server's answer to {stage} is not MQTT: {reason}")]
+    NotMqtt { stage: Stage, reason: String },
+    #[error("the broker closed the connection while waiting for the {stage} answer{}", if reason.is_empty() { String::new() } else { format!(" ({reason})") })]
+    ConnectionLost { stage: Stage, reason: String },
+
+    #[error("the broker refused the subscription to {topic}")]
+    SubscribeRefused { topic: String, device_id: String },
+    #[error("{}", no_message_text(topic, *waited, *roundtrip, *others))]
+    NoMessage {
+        topic: String,
+        device_id: String,
+        waited: Duration,
+        roundtrip: bool,
+        /// Messages that arrived but were not the probe (roundtrip only).
+        others: usize,
+    },
+
+    #[error("{} within {}, the --timeout", timeout_text(*stage), seconds(*limit))]
+    Timeout { stage: Stage, limit: Duration },
+}
+
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+fn connack_text(code: u8) -> &'static str {
+    match code {
+        1 => "it does not accept MQTT 3.1.1 (CONNACK 1, unacceptable protocol version)",
+        2 => "it rejected the client ID (CONNACK 2, identifier rejected)",
+        3 => "the broker is unavailable (CONNACK 3, server unavailable)",
+        4 => "bad user name or password (CONNACK 4)",
+        5 => "not authorised (CONNACK 5)",
+        _ => "an unknown CONNACK return code",
+    }
+}
+
+fn no_message_text(topic: &str, waited: Duration, roundtrip: bool, others: usize) -> String {
+    if roundtrip {
+        let others = match others {
+            0 => String::new(),
+            1 => " (1 other message arrived)".into(),
+            n => format!(" ({n} other messages arrived)"),
+        };
+        format!(
+            "published a probe message to {topic}, but it did not come back within {}{others}",
+            seconds(waited)
+        )
+    } else {
+        format!(
+            "subscribed to {topic}, but no message arrived within {}",
+            seconds(waited)
+        )
+    }
+}
+
+fn timeout_text(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Identity => "the identity did not load",
+        Stage::Resolve => "the name did not resolve",
+        Stage::Tcp => "the TCP connection was not accepted",
+        Stage::Tls => "the TLS handshake did not finish",
+        Stage::Connect => "no CONNACK arrived",
+        Stage::Subscribe => "no SUBACK arrived",
+        Stage::Message => "no message arrived",
+    }
+}
+
+const SERVER_LOGS: &str =
+    "its log says why (on the server: `wott-mqtt server logs`, or `journalctl -u mosquitto`)";
+
+/// The Mosquitto fact every "no message" diagnosis rests on.
+pub const ACL_SUBSCRIBE_NOTE: &str = "Mosquitto grants every SUBSCRIBE under acl_file and silently drops what the ACL denies, so only a delivered message proves access";
+
+impl CheckError {
+    /// The stage this error ends.
+    pub fn stage(&self) -> Stage {
+        match self {
+            CheckError::Identity(_) | CheckError::TlsConfig(_) => Stage::Identity,
+            CheckError::Resolve { .. } => Stage::Resolve,
+            CheckError::Connect { .. } => Stage::Tcp,
+            CheckError::PlainMqtt { .. }
+            | CheckError::HandshakeClosed { .. }
+            | CheckError::NotTls { .. }
+            | CheckError::ServerUnknownIssuer { .. }
+            | CheckError::ServerExpired { .. }
+            | CheckError::ServerNotYetValid { .. }
+            | CheckError::ServerWrongName { .. }
+            | CheckError::ServerCertInvalid { .. }
+            | CheckError::ClientCertRejected { .. }
+            | CheckError::TlsIncompatible { .. }
+            | CheckError::Tls { .. } => Stage::Tls,
+            CheckError::ConnackRefused { .. } | CheckError::ClosedAfterConnect { .. } => {
+                Stage::Connect
+            }
+            CheckError::NotMqtt { stage, .. }
+            | CheckError::ConnectionLost { stage, .. }
+            | CheckError::Timeout { stage, .. } => *stage,
+            CheckError::SubscribeRefused { .. } => Stage::Subscribe,
+            CheckError::NoMessage { .. } => Stage::Message,
+        }
+    }
+}
+
+fn stage_exit_code(stage: Stage) -> ExitCode {
+    match stage {
+        Stage::Identity => ExitCode::Identity,
+        Stage::Resolve => ExitCode::Resolve,
+        Stage::Tcp => ExitCode::Connect,
+        Stage::Tls => ExitCode::Tls,
+        Stage::Connect => ExitCode::MqttRefused,
+        Stage::Subscribe => ExitCode::Failure,
+        Stage::Message => ExitCode::NoMessage,
+    }
+}
+
+impl Diagnose for CheckError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            CheckError::Identity(e) => return e.hint(),
+            CheckError::TlsConfig(e) => return e.hint(),
+            CheckError::Resolve { host, .. } => format!(
+                "map the server's device ID to its address: `sudo wott-mqtt hosts add {host} <server IP>` \
+                 (`wott-mqtt server up` on the server prints this command), or dial the address directly \
+                 with --connect-to <server IP>"
+            ),
+            CheckError::Connect { addr, failure, .. } => connect_hint(*addr, *failure),
+            CheckError::PlainMqtt { addr } => format!(
+                "port {} is a plain-MQTT listener; use the broker's TLS listener (port {TUTORIAL_PORT} in the tutorial) \
+                 with --port / MQTT_PORT, or give this listener cafile, certfile, keyfile and require_certificate true",
+                addr.port()
+            ),
+            CheckError::HandshakeClosed { addr, .. } => format!(
+                "port {} may not be a TLS listener, or the broker dropped the connection before TLS \
+                 (e.g. max_connections); check --port (the tutorial's TLS port is {TUTORIAL_PORT}); {SERVER_LOGS}",
+                addr.port()
+            ),
+            CheckError::NotTls { addr, .. } => format!(
+                "port {} runs another protocol; point --port / MQTT_PORT at the broker's TLS listener (port {TUTORIAL_PORT} in the tutorial)",
+                addr.port()
+            ),
+            CheckError::ServerUnknownIssuer { server, .. } => format!(
+                "the broker and this device must be enrolled with the same WoTT CA: check that {server} is the right \
+                 machine (`wott-mqtt whoami` there), that the broker's certfile is that device's client.crt, and that \
+                 this device's ca.crt is the agent's"
+            ),
+            CheckError::ServerExpired { .. } => "on the server, renew the certificate (`sudo wott-agent`; the agent renews when fewer than 3 days are left) \
+                 and make Mosquitto load it: `wott-mqtt server reload` (SIGHUP). If the server has a fresh certificate already, \
+                 the broker still serves the old one until it reloads. Check this machine's clock too (`timedatectl`)"
+                .into(),
+            CheckError::ServerNotYetValid { .. } => {
+                "this machine's clock may be behind: check it with `timedatectl` (and enable NTP)".into()
+            }
+            CheckError::ServerWrongName { expected, cert, addr, via } => {
+                let other = cert
+                    .common_name
+                    .as_deref()
+                    .map(|cn| format!(" (device {cn})"))
+                    .unwrap_or_default();
+                match via {
+                    Via::Literal => format!(
+                        "WoTT certificates name the device ID, not an address: use --server <the server's device ID> \
+                         --connect-to {}{}",
+                        addr.ip(),
+                        cert.common_name
+                            .as_deref()
+                            .map(|cn| format!(" (this server's certificate says {cn})"))
+                            .unwrap_or_default()
+                    ),
+                    Via::ConnectTo => format!(
+                        "--connect-to {} reaches another device{other}: give the address of {expected}, \
+                         or check --server",
+                        addr.ip()
+                    ),
+                    Via::Resolved => format!(
+                        "{expected} resolves to {}, which is another device{other}: fix the hosts entry with \
+                         `sudo wott-mqtt hosts add {expected} <the right IP>`, or check --server / MQTT_SERVER",
+                        addr.ip()
+                    ),
+                }
+            }
+            CheckError::ServerCertInvalid { .. } => {
+                "the broker's certfile must be the server device's WoTT client.crt".into()
+            }
+            CheckError::ClientCertRejected { alert, our_issuer, .. } => match alert.as_str() {
+                "CertificateExpired" => "the broker considers this device's certificate expired although it is valid here: \
+                    compare the clocks of both machines (`timedatectl`)"
+                    .into(),
+                "CertificateRevoked" => {
+                    "the broker's CRL lists this device's certificate; renew it with `sudo wott-agent`".into()
+                }
+                _ => format!(
+                    "the broker trusts another CA for client certificates: its cafile must be the WoTT CA that issued \
+                     this device's certificate ({our_issuer}); on the server, point cafile at the agent's ca.crt and \
+                     run `wott-mqtt server reload`"
+                ),
+            },
+            CheckError::TlsIncompatible { .. } => {
+                "wott-mqtt speaks TLS 1.2 and 1.3 with modern cipher suites; check the broker's tls_version and ciphers lines".into()
+            }
+            CheckError::Tls { .. } => format!("check --port and the broker's TLS settings; {SERVER_LOGS}"),
+            CheckError::ConnackRefused { code, client_id } => match code {
+                2 => format!("choose another client ID with --client-id (this one was {client_id})"),
+                3 => format!("the broker is overloaded or shutting down; {SERVER_LOGS}"),
+                4 | 5 => "the broker does not take this device's certificate as its login: its listener needs \
+                    `require_certificate true` and `use_identity_as_username true` (the tutorial's mosquitto.conf); \
+                    without them, `allow_anonymous false` refuses every client without a password"
+                    .into(),
+                _ => format!("the broker must accept MQTT 3.1.1; {SERVER_LOGS}"),
+            },
+            CheckError::ClosedAfterConnect { tls13 } => format!(
+                "{SERVER_LOGS}: a client ID it refuses, a CONNECT larger than its max_packet_size, or a listener that \
+                 is not MQTT{}",
+                if *tls13 {
+                    "; with TLS 1.3 a broker that rejects the client certificate can also just close"
+                } else {
+                    ""
+                }
+            ),
+            CheckError::NotMqtt { .. } => format!(
+                "the port answers TLS but not MQTT: point --port / MQTT_PORT at the broker's MQTT listener (port {TUTORIAL_PORT} in the tutorial)"
+            ),
+            CheckError::ConnectionLost { .. } => SERVER_LOGS.to_string(),
+            CheckError::SubscribeRefused { topic, device_id } => format!(
+                "this device may not read {topic}: on the server, `wott-mqtt acl check {device_id} {topic} --access read` \
+                 shows which rule decides, and `wott-mqtt acl allow {device_id} {topic} --access read` grants it"
+            ),
+            CheckError::NoMessage { topic, device_id, roundtrip, .. } => {
+                if *roundtrip {
+                    format!(
+                        "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {topic} --access read` \
+                         and `… --access write`; grant both with `wott-mqtt acl allow {device_id} {topic} --access readwrite`"
+                    )
+                } else {
+                    format!(
+                        "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {topic} --access read` \
+                         (and --access write for the publishing device); if access is allowed, check that something \
+                         publishes on {topic}, or test both directions with --roundtrip"
+                    )
+                }
+            }
+            CheckError::Timeout { stage, .. } => match stage {
+                Stage::Identity | Stage::Resolve => {
+                    "the resolver is slow or unreachable: check /etc/resolv.conf, or add a hosts entry with `sudo wott-mqtt hosts add`".into()
+                }
+                Stage::Tcp => "a firewall may drop the packets, or the address is not the server: check the hosts entry \
+                    (`wott-mqtt hosts list`) and that the broker's port is open"
+                    .into(),
+                Stage::Tls | Stage::Connect | Stage::Subscribe => format!(
+                    "the port accepts connections but does not answer like an MQTT-over-TLS broker; check --port; {SERVER_LOGS}"
+                ),
+                Stage::Message => "raise --timeout, or see the hint for a missing message".into(),
+            },
+        })
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            CheckError::Identity(e) => e.exit_code(),
+            CheckError::TlsConfig(e) => e.exit_code(),
+            CheckError::ConnectionLost { .. } => ExitCode::Failure,
+            CheckError::SubscribeRefused { .. } => ExitCode::NoMessage,
+            other => stage_exit_code(other.stage()),
+        }
+    }
+}
+
+fn connect_hint(addr: SocketAddr, failure: ConnectFailure) -> String {
+    let port = addr.port();
+    let port_note = if port == TUTORIAL_TYPO_PORT {
+        format!(
+            "; note: you asked for port {TUTORIAL_TYPO_PORT}, the broker's default is {TUTORIAL_PORT} \
+             (the tutorial mixes the two): try --port {TUTORIAL_PORT}"
+        )
+    } else if port != TUTORIAL_PORT {
+        format!(
+            "; the tutorial's broker listens on {TUTORIAL_PORT}, not {port} (its client example says {TUTORIAL_TYPO_PORT}, a classic slip)"
+        )
+    } else {
+        format!(
+            "; a broker configured for {TUTORIAL_TYPO_PORT} instead of {TUTORIAL_PORT} (the tutorial mixes the two) fails this way too"
+        )
+    };
+    match failure {
+        ConnectFailure::Refused => format!(
+            "nothing listens on port {port} there: is the broker running? On the server: `wott-mqtt server status`{port_note}"
+        ),
+        ConnectFailure::TimedOut => format!(
+            "no answer: a firewall may drop the packets, or {} is not the server (check `wott-mqtt hosts list`){port_note}",
+            addr.ip()
+        ),
+        ConnectFailure::Unreachable => format!(
+            "no route to {}: check the address (`wott-mqtt hosts list`) and this machine's network",
+            addr.ip()
+        ),
+        ConnectFailure::Other => format!("on the server: `wott-mqtt server status`{port_note}"),
+    }
+}
+
+/// Sorts a failed `connect()` into the cases the hints distinguish.
+pub fn classify_connect(e: &io::Error) -> ConnectFailure {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+        io::ErrorKind::TimedOut => ConnectFailure::TimedOut,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            ConnectFailure::Unreachable
+        }
+        _ => ConnectFailure::Other,
+    }
+}
+
+/// The rustls error inside an I/O error from tokio-rustls, if any.
+pub fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// Whether `e` means the peer went away (EOF, reset, broken pipe) rather
+/// than said something.
+pub fn is_hang_up(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// What the broker's TLS alert says about this device's certificate, when
+/// it is about that at all.
+pub fn client_cert_alert(alert: &AlertDescription) -> bool {
+    matches!(
+        alert,
+        AlertDescription::UnknownCA
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::CertificateRequired
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::AccessDenied
+            | AlertDescription::DecryptError
+    )
+}
+
+/// Facts a TLS classification needs beyond the error itself.
+#[derive(Debug)]
+pub struct TlsContext<'a> {
+    pub addr: SocketAddr,
+    pub server: &'a str,
+    pub via: Via,
+    pub seen: Option<SeenCert>,
+    pub our_ca: &'a str,
+    pub our_issuer: &'a str,
+    pub now: Timestamp,
+}
+
+/// Classifies a failed handshake. `None` means "the peer hung up without a
+/// TLS answer": the caller finds out whether it speaks plain MQTT instead.
+pub fn classify_handshake(e: &io::Error, cx: TlsContext<'_>) -> Option<CheckError> {
+    let Some(tls) = rustls_error(e) else {
+        if is_hang_up(e) {
+            return None;
+        }
+        return Some(CheckError::Tls {
+            addr: cx.addr,
+            reason: e.to_string(),
+        });
+    };
+    let seen = || {
+        Box::new(cx.seen.clone().unwrap_or_else(|| SeenCert {
+            subject: "not received".into(),
+            issuer: "unknown".into(),
+            common_name: None,
+            names: Vec::new(),
+            not_before: cx.now,
+            not_after: cx.now,
+        }))
+    };
+    Some(match tls {
+        rustls::Error::InvalidCertificate(cert_error) => match cert_error {
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                CheckError::ServerUnknownIssuer {
+                    cert: seen(),
+                    our_ca: cx.our_ca.to_string(),
+                    server: cx.server.to_string(),
+                }
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                let cert = seen();
+                CheckError::ServerExpired {
+                    seconds_ago: cx.now.0 - cert.not_after.0,
+                    cert,
+                }
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                CheckError::ServerNotYetValid { cert: seen() }
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                CheckError::ServerWrongName {
+                    expected: cx.server.to_string(),
+                    cert: seen(),
+                    addr: cx.addr,
+                    via: cx.via,
+                }
+            }
+            other => CheckError::ServerCertInvalid {
+                reason: format!("{other}"),
+            },
+        },
+        rustls::Error::AlertReceived(alert) => alert_error(alert, false, cx.our_issuer),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            CheckError::NotTls {
+                addr: cx.addr,
+                reason: format!("its answer is not a TLS record ({tls})"),
+            }
+        }
+        rustls::Error::PeerIncompatible(_) => CheckError::TlsIncompatible {
+            alert: format!("{tls}"),
+        },
+        other => CheckError::Tls {
+            addr: cx.addr,
+            reason: other.to_string(),
+        },
+    })
+}
+
+/// A TLS alert from the broker, during the handshake or (TLS 1.3) just after.
+pub fn alert_error(
+    alert: &AlertDescription,
+    after_handshake: bool,
+    our_issuer: &str,
+) -> CheckError {
+    if client_cert_alert(alert) {
+        CheckError::ClientCertRejected {
+            alert: format!("{alert:?}"),
+            after_handshake,
+            our_issuer: our_issuer.to_string(),
+        }
+    } else {
+        CheckError::TlsIncompatible {
+            alert: format!("{alert:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stage_has_its_documented_exit_code() {
+        let addr: SocketAddr = ([127, 0, 0, 1], 8883).into();
+        let cases = [
+            (
+                CheckError::Resolve {
+                    host: "x.invalid".into(),
+                    reason: "not found".into(),
+                },
+                4,
+            ),
+            (
+                CheckError::Connect {
+                    addr,
+                    failure: ConnectFailure::Refused,
+                    reason: "refused".into(),
+                },
+                5,
+            ),
+            (CheckError::PlainMqtt { addr }, 6),
+            (
+                CheckError::ClientCertRejected {
+                    alert: "UnknownCA".into(),
+                    after_handshake: true,
+                    our_issuer: "CN=CA".into(),
+                },
+                6,
+            ),
+            (
+                CheckError::ConnackRefused {
+                    code: 5,
+                    client_id: "c".into(),
+                },
+                7,
+            ),
+            (CheckError::ClosedAfterConnect { tls13: false }, 7),
+            (
+                CheckError::NoMessage {
+                    topic: "t".into(),
+                    device_id: "d".into(),
+                    waited: Duration::from_secs(1),
+                    roundtrip: false,
+                    others: 0,
+                },
+                8,
+            ),
+            (
+                CheckError::Timeout {
+                    stage: Stage::Tcp,
+                    limit: Duration::from_secs(10),
+                },
+                5,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code().code(), code, "{error}");
+            assert!(error.hint().is_some_and(|h| !h.is_empty()), "{error}");
+        }
+    }
+
+    #[test]
+    fn port_hints_name_the_8883_8333_slip() {
+        let hint = |port| {
+            CheckError::Connect {
+                addr: ([127, 0, 0, 1], port).into(),
+                failure: ConnectFailure::Refused,
+                reason: String::new(),
+            }
+            .hint()
+            .unwrap()
+        };
+        assert!(hint(8333).contains("try --port 8883"), "{}", hint(8333));
+        assert!(hint(8883).contains("8333"), "{}", hint(8883));
+        assert!(hint(1883).contains("server status"), "{}", hint(1883));
+    }
+
+    #[test]
+    fn timeouts_read_as_sentences() {
+        let e = CheckError::Timeout {
+            stage: Stage::Connect,
+            limit: Duration::from_millis(2500),
+        };
+        assert_eq!(
+            e.to_string(),
+            "no CONNACK arrived within 2.5 s, the --timeout"
+        );
+    }
+}
