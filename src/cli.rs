@@ -49,17 +49,12 @@ pub struct GlobalArgs {
     /// Folder holding the agent's client.crt, client.key and ca.crt
     /// [default: $CONFIG_PATH/certs, else /opt/wott/certs]
     #[arg(long, global = true, env = "CERT_PATH", value_name = "DIR")]
-    pub cert_dir: Option<PathBuf>,
+    pub cert_dir: Option<OsString>,
 
     /// The managed broker's folder: mosquitto.conf, permissions.acl and staged certificates
-    #[arg(
-        long,
-        global = true,
-        env = "WOTT_MQTT_SERVER_DIR",
-        value_name = "DIR",
-        default_value = "/opt/wott/mosquitto"
-    )]
-    pub server_dir: PathBuf,
+    /// [default: /opt/wott/mosquitto]
+    #[arg(long, global = true, env = "WOTT_MQTT_SERVER_DIR", value_name = "DIR")]
+    pub server_dir: Option<OsString>,
 
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]

@@ -1,10 +1,14 @@
 //! The global options, resolved once into plain values.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::cli::GlobalArgs;
 use crate::identity::{CertDir, DEFAULT_CERT_DIR};
 use crate::output::Output;
+
+/// The managed broker's folder when `--server-dir` / `WOTT_MQTT_SERVER_DIR` is unset.
+pub const DEFAULT_SERVER_DIR: &str = "/opt/wott/mosquitto";
 
 /// What every command needs to know, with defaults and environment applied.
 #[derive(Debug, Clone)]
@@ -18,10 +22,11 @@ impl Config {
     pub fn from_args(args: &GlobalArgs) -> Self {
         Config {
             cert_dir: CertDir::new(resolve_cert_dir(
-                args.cert_dir.clone(),
+                args.cert_dir.clone().map(PathBuf::from),
                 std::env::var_os("CONFIG_PATH").map(PathBuf::from),
             )),
-            server_dir: args.server_dir.clone(),
+            server_dir: non_empty(args.server_dir.clone())
+                .map_or_else(|| PathBuf::from(DEFAULT_SERVER_DIR), PathBuf::from),
             output: Output::new(args.json, args.quiet, args.verbose, args.color),
         }
     }
@@ -34,6 +39,10 @@ fn resolve_cert_dir(explicit: Option<PathBuf>, config_path: Option<PathBuf>) -> 
     non_empty(explicit)
         .or_else(|| non_empty(config_path).map(|c| c.join("certs")))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CERT_DIR))
+}
+
+fn non_empty(value: Option<OsString>) -> Option<OsString> {
+    value.filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
