@@ -100,6 +100,55 @@ pub enum Command {
     /// Exit codes: 0 passed, 3 local identity, 4 resolve, 5 TCP, 6 TLS,
     /// 7 MQTT CONNECT refused, 8 no message (ACL or publisher). See docs/check.md.
     Check(CheckArgs),
+
+    /// Walk through the tutorial as a wizard: set this device up as a client of a broker
+    ///
+    /// Every question has a flag, so `setup client --server ID --ip IP --yes`
+    /// runs without a terminal (CI, Ansible). Without a terminal, missing
+    /// answers are an error listing the flags to pass; nothing is changed.
+    Setup(SetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    #[command(subcommand)]
+    pub role: Option<SetupRole>,
+
+    /// Take the defaults for unanswered questions that have one, and do not ask for confirmation
+    #[arg(short, long, global = true)]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub file: HostsFileArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupRole {
+    /// This device is a client: write the hosts entry for the server, then check the connection
+    Client(SetupClientArgs),
+}
+
+#[derive(Debug, Default, Args)]
+pub struct SetupClientArgs {
+    /// The server's device ID (`wott-mqtt whoami` on the server prints it)
+    #[arg(long, value_name = "SERVER_ID")]
+    pub server: Option<String>,
+
+    /// The server's IP address
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<OsString>,
+
+    /// The broker's port [default: 8883]
+    #[arg(long)]
+    pub port: Option<u16>,
+
+    /// The topic to subscribe to [default: wott/temperature]
+    #[arg(long)]
+    pub topic: Option<String>,
+
+    /// Also publish a probe and wait for it: proves read and write access
+    #[arg(long)]
+    pub roundtrip: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,10 +164,10 @@ pub enum HostsCommand {
 }
 
 /// `--hosts-file`, for every command that reads or edits the hosts file.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct HostsFileArgs {
     /// The hosts file to read and edit [default: /etc/hosts]
-    #[arg(long, env = "WOTT_MQTT_HOSTS_FILE", value_name = "FILE")]
+    #[arg(long, global = true, env = "WOTT_MQTT_HOSTS_FILE", value_name = "FILE")]
     pub hosts_file: Option<OsString>,
 }
 

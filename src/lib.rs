@@ -18,6 +18,7 @@ pub mod identity;
 pub mod names;
 pub mod output;
 pub mod pki;
+pub mod setup;
 pub mod tls;
 
 pub use error::{Error, Result};

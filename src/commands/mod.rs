@@ -4,6 +4,7 @@
 
 mod check;
 mod hosts;
+mod setup;
 mod whoami;
 
 use crate::cli::Command;
@@ -17,5 +18,6 @@ pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
         Command::Whoami(args) => whoami::run(config, &args),
         Command::Hosts(command) => hosts::run(config, command),
         Command::Check(args) => check::run(config, &args),
+        Command::Setup(args) => setup::run(config, args),
     }
 }
