@@ -107,6 +107,26 @@ pub enum Command {
     /// runs without a terminal (CI, Ansible). Without a terminal, missing
     /// answers are an error listing the flags to pass; nothing is changed.
     Setup(SetupArgs),
+
+    /// Print a shell completion script, e.g. `wott-mqtt completions bash > /etc/bash_completion.d/wott-mqtt`
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff), or write one page per command with --dir
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write wott-mqtt.1 and a page per subcommand (wott-mqtt-check.1, …) into DIR
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

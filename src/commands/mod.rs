@@ -3,6 +3,7 @@
 //! [`Outcome`] for `output` to print.
 
 mod check;
+mod docs;
 mod hosts;
 mod setup;
 mod whoami;
@@ -19,5 +20,7 @@ pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
         Command::Hosts(command) => hosts::run(config, command),
         Command::Check(args) => check::run(config, &args),
         Command::Setup(args) => setup::run(config, args),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
     }
 }
