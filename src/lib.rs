@@ -6,6 +6,7 @@
 //! `demo` and the tests), `output` (text, JSON, colour), and `commands`, which
 //! turns the parsed command line into calls on the rest.
 
+pub mod acl;
 pub mod check;
 pub mod cli;
 pub mod commands;
