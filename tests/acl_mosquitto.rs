@@ -98,10 +98,10 @@ impl Vocabulary {
     fn topic(&self, rng: &mut Rng) -> String {
         loop {
             let topic = match rng.below(100) {
-                0..=7 => format!("$x/{}", self.level(rng)),
-                8..=9 => "$x".to_string(),
-                10..=12 => "$SYS/broker/connection/a/state".to_string(),
-                13..=14 => "$SYS/a".to_string(),
+                0..=11 => format!("$x/{}", self.level(rng)),
+                12..=13 => "$x".to_string(),
+                14..=16 => "$SYS/broker/connection/a/state".to_string(),
+                17..=18 => "$SYS/a".to_string(),
                 _ => {
                     let n = 1 + rng.below(3);
                     (0..n)
@@ -117,6 +117,12 @@ impl Vocabulary {
     }
 
     fn filter(&self, rng: &mut Rng, pattern: bool) -> String {
+        // Wildcard-first patterns reach `$`-topics only through the `$` rule.
+        if pattern && rng.chance(15) {
+            return rng
+                .pick(&["#", "+/#", "+", "+/+", "%c/#", "+/%u"])
+                .to_string();
+        }
         if rng.chance(70) {
             return self.derived_filter(rng, pattern);
         }

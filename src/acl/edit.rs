@@ -225,13 +225,12 @@ pub fn revoke(doc: &Document, user: &[u8], filter: Option<&[u8]>) -> Revoked {
             remove.extend(range.clone());
             remove.push(*user_line);
             removed_users.push(user_line + 1);
-            if range.end == lines.len() {
-                // The last block: take the blank lines that separated it too.
-                let mut i = *user_line;
-                while i > 0 && matches!(lines[i - 1].kind, Kind::Blank) {
-                    i -= 1;
-                    remove.push(i);
-                }
+            if range.end == lines.len()
+                && *user_line > 0
+                && matches!(lines[user_line - 1].kind, Kind::Blank)
+            {
+                // The last block: also the blank line `allow` put before it.
+                remove.push(user_line - 1);
             }
         }
         remove.sort_unstable();

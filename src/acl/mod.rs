@@ -39,7 +39,7 @@ pub const NEW_FILE_MODE: u32 = 0o644;
 pub enum AclError {
     #[error("{} does not exist", path.display())]
     NotFound { path: PathBuf },
-    #[error("Mosquitto would refuse {}: line {line}: {message}", path.display())]
+    #[error("Mosquitto would refuse {}:{line}: {message}", path.display())]
     Refused {
         path: PathBuf,
         line: usize,

@@ -14,7 +14,7 @@
 //! - at most 200 `/` separators and 65535 bytes.
 
 /// Mosquitto's `TOPIC_HIERARCHY_LIMIT`: the most `/` a topic may contain.
-pub const MAX_SEPARATORS: usize = 200;
+pub const MAX_SEPARATORS: usize = crate::names::MAX_TOPIC_SEPARATORS;
 
 /// Mosquitto's limit on the length of a topic, in bytes.
 pub const MAX_LEN: usize = 65_535;
