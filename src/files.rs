@@ -379,19 +379,9 @@ pub fn update<E: From<FileError>>(
     options: UpdateOptions,
     edit: impl FnOnce(Option<&[u8]>) -> Result<Vec<u8>, E>,
 ) -> Result<Edit, E> {
-    update_with(path, options, |old| edit(old).map(|bytes| (bytes, ()))).map(|(e, ())| e)
-}
-
-/// [`update`] for edits that also report something (what they changed, and
-/// where), computed from the bytes read under the lock.
-pub fn update_with<T, E: From<FileError>>(
-    path: &Path,
-    options: UpdateOptions,
-    edit: impl FnOnce(Option<&[u8]>) -> Result<(Vec<u8>, T), E>,
-) -> Result<(Edit, T), E> {
     let locked = lock(path)?;
     let before = locked.read()?;
-    let (after, summary) = edit(before.as_deref())?;
+    let after = edit(before.as_deref())?;
     let mut result = Edit {
         path: path.to_path_buf(),
         before,
@@ -401,7 +391,7 @@ pub fn update_with<T, E: From<FileError>>(
     if result.changed() && !options.dry_run {
         result.method = Some(locked.write(&result.after, options.new_mode)?);
     }
-    Ok((result, summary))
+    Ok(result)
 }
 
 /// Part of a file's new content: a byte range of the old file, or new bytes.

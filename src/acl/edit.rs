@@ -13,8 +13,27 @@
 
 use std::ops::Range;
 
-use super::document::{Access, Document, Kind, Line, Patch};
+use super::document::{self, Access, Document, Kind, Line, Patch};
 use super::topic;
+use crate::files::Piece;
+
+impl Allowed {
+    /// The whole new text, given the old one.
+    pub fn text(&self, old: &[u8]) -> Vec<u8> {
+        self.pieces
+            .as_ref()
+            .map_or_else(|| old.to_vec(), |p| document::concat(p, old))
+    }
+}
+
+impl Revoked {
+    /// The whole new text, given the old one.
+    pub fn text(&self, old: &[u8]) -> Vec<u8> {
+        self.pieces
+            .as_ref()
+            .map_or_else(|| old.to_vec(), |p| document::concat(p, old))
+    }
+}
 
 /// What `allow` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -32,7 +51,8 @@ pub enum AllowAction {
 
 #[derive(Debug, Clone)]
 pub struct Allowed {
-    pub text: Vec<u8>,
+    /// The new text as pieces of the old one and new bytes; `None` when nothing changes.
+    pub pieces: Option<Vec<Piece>>,
     pub action: AllowAction,
     /// 1-based line of the grant in the new text.
     pub line: usize,
@@ -45,7 +65,8 @@ pub struct Allowed {
 
 #[derive(Debug, Clone)]
 pub struct Revoked {
-    pub text: Vec<u8>,
+    /// The new text as pieces of the old one and new bytes; `None` when nothing changes.
+    pub pieces: Option<Vec<Piece>>,
     /// 1-based lines (in the old text) of the grants removed.
     pub removed: Vec<usize>,
     /// 1-based lines of `user` lines removed with their emptied blocks.
@@ -168,23 +189,19 @@ pub fn allow(doc: &Document, user: &[u8], filter: &[u8], access: Access) -> Allo
     };
     patch.mark_last();
 
-    let (text, line) = if action == AllowAction::Unchanged {
-        let first = existing.first().map_or(0, |&(i, _)| i);
-        (doc.text().to_vec(), first + 1)
+    let (pieces, line) = if action == AllowAction::Unchanged {
+        (None, existing.first().map_or(0, |&(i, _)| i) + 1)
     } else {
         let rendered = patch.render();
         let line = match action {
-            AllowAction::Updated => {
-                let first = existing.first().map_or(0, |&(i, _)| i);
-                // Duplicates all come after the first grant.
-                first + 1
-            }
+            // Duplicates all come after the first grant, which keeps its number.
+            AllowAction::Updated => existing.first().map_or(0, |&(i, _)| i) + 1,
             _ => rendered.marked_line.unwrap_or(0),
         };
-        (rendered.text, line)
+        (Some(rendered.pieces), line)
     };
     Allowed {
-        text,
+        pieces,
         action,
         line,
         removed_duplicates,
@@ -242,13 +259,9 @@ pub fn revoke(doc: &Document, user: &[u8], filter: Option<&[u8]>) -> Revoked {
             }
         }
     }
-    let text = if patch.is_empty() {
-        doc.text().to_vec()
-    } else {
-        patch.render().text
-    };
+    let pieces = (!patch.is_empty()).then(|| patch.render().pieces);
     Revoked {
-        text,
+        pieces,
         removed,
         removed_users,
         kept_denies,
@@ -260,15 +273,17 @@ mod tests {
     use super::*;
 
     fn allow_s(text: &str, user: &str, filter: &str, access: Access) -> (String, Allowed) {
-        let doc = Document::parse(text.as_bytes());
+        let doc = Document::parse(text.as_bytes()).unwrap();
         let a = allow(&doc, user.as_bytes(), filter.as_bytes(), access);
-        (String::from_utf8(a.text.clone()).unwrap(), a)
+        let t = String::from_utf8(a.text(text.as_bytes())).unwrap();
+        (t, a)
     }
 
     fn revoke_s(text: &str, user: &str, filter: Option<&str>) -> (String, Revoked) {
-        let doc = Document::parse(text.as_bytes());
+        let doc = Document::parse(text.as_bytes()).unwrap();
         let r = revoke(&doc, user.as_bytes(), filter.map(str::as_bytes));
-        (String::from_utf8(r.text.clone()).unwrap(), r)
+        let t = String::from_utf8(r.text(text.as_bytes())).unwrap();
+        (t, r)
     }
 
     #[test]

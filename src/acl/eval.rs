@@ -21,10 +21,13 @@
 //! every pattern. SUBSCRIBE is never checked: Mosquitto grants every
 //! subscription and checks each message it delivers (`read`) instead.
 
+use std::io::{self, BufRead};
+use std::ops::Range;
+
 use serde::Serialize;
 
-use super::document::{Access, Document, Kind, Need};
-use super::topic;
+use super::document::{self, Access, Document, Kind, Need};
+use super::{lint, topic};
 
 /// The client asking: its username (the certificate CN with
 /// `use_identity_as_username`) and, if known, its MQTT client ID.
@@ -76,22 +79,26 @@ pub struct Verdict {
     pub unknown_client_id: Vec<usize>,
 }
 
-/// One rule as Mosquitto holds it in memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One rule as Mosquitto holds it in memory, and the line it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Index of the line in the document.
+    /// Index of the line in the file (0-based).
     pub line: usize,
     pub access: Access,
+    pub filter: Vec<u8>,
+    /// The line as written, trailing whitespace removed, for reports.
+    pub text: Vec<u8>,
 }
 
 /// The rules that apply to one client, in the order Mosquitto tries them.
-#[derive(Debug, Clone, Default)]
+/// They own their bytes, so they can be gathered while streaming the file.
+#[derive(Debug, Clone)]
 pub struct Rules {
     /// The client's own list (its user blocks, or the anonymous section);
     /// `None` when Mosquitto has no list for it.
-    pub own: Option<Vec<Entry>>,
-    pub own_section: Option<Section>,
-    pub patterns: Vec<Entry>,
+    own: Option<Vec<Entry>>,
+    own_section: Section,
+    patterns: Vec<Entry>,
 }
 
 /// Mosquitto's list order: each `deny` is pushed to the front, grants are
@@ -104,43 +111,130 @@ fn ordered(list: Vec<Entry>) -> Vec<Entry> {
     denies
 }
 
+/// A line of the file Mosquitto refuses: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Index of the line (0-based).
+    pub line: usize,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Gathers one client's rules, line by line, in file order.
+struct Collector<'u> {
+    username: Option<&'u [u8]>,
+    in_own: bool,
+    own: Vec<Entry>,
+    patterns: Vec<Entry>,
+}
+
+impl<'u> Collector<'u> {
+    fn new(username: Option<&'u [u8]>) -> Self {
+        Collector {
+            username,
+            in_own: username.is_none(),
+            own: Vec::new(),
+            patterns: Vec::new(),
+        }
+    }
+
+    /// Takes line `index`, whose content is `text[content]` and whose `kind`
+    /// has spans into `text`.
+    fn feed(&mut self, index: usize, text: &[u8], content: Range<usize>, kind: &Kind) {
+        match kind {
+            Kind::User { name } => self.in_own = self.username == Some(&text[name.range()]),
+            Kind::Rule(rule) if rule.pattern || self.in_own => {
+                let entry = Entry {
+                    line: index,
+                    access: rule.access,
+                    filter: text[rule.filter.range()].to_vec(),
+                    text: trim_end(&text[content]).to_vec(),
+                };
+                if rule.pattern {
+                    self.patterns.push(entry);
+                } else {
+                    self.own.push(entry);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> Rules {
+        // Mosquitto creates a user's list with its first rule: a `user` line
+        // with no rules under it leaves the client without a list.
+        let has_own = !self.own.is_empty();
+        Rules {
+            own: has_own.then(|| ordered(self.own)),
+            own_section: if self.username.is_some() {
+                Section::User
+            } else {
+                Section::Anonymous
+            },
+            patterns: ordered(self.patterns),
+        }
+    }
+}
+
+fn trim_end(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|&b| !super::document::is_space(b))
+        .map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
 impl Rules {
     /// The rules for a client with this username (`None`: anonymous).
     /// Assumes a file Mosquitto accepts (see `Document::first_invalid`).
     pub fn for_user(doc: &Document, username: Option<&[u8]>) -> Rules {
-        let mut own: Vec<Entry> = Vec::new();
-        let mut patterns = Vec::new();
-        let mut in_own = username.is_none();
+        let mut collector = Collector::new(username);
         for (i, line) in doc.lines().iter().enumerate() {
-            match &line.kind {
-                Kind::User { name } => in_own = username == Some(doc.bytes(name)),
-                Kind::Rule(rule) if rule.pattern => patterns.push(Entry {
-                    line: i,
-                    access: rule.access,
-                }),
-                Kind::Rule(rule) if in_own => own.push(Entry {
-                    line: i,
-                    access: rule.access,
-                }),
-                _ => {}
-            }
+            collector.feed(i, doc.text(), line.start()..line.content_end(), &line.kind);
         }
-        // Mosquitto creates a user's list with its first rule: a `user` line
-        // with no rules under it leaves the client without a list.
-        let has_own = !own.is_empty();
-        Rules {
-            own: has_own.then(|| ordered(own)),
-            own_section: Some(if username.is_some() {
-                Section::User
-            } else {
-                Section::Anonymous
-            }),
-            patterns: ordered(patterns),
+        collector.finish()
+    }
+
+    /// The same, reading the file line by line, so that a large file is
+    /// never held in memory. Stops at the first line Mosquitto refuses.
+    pub fn scan(
+        mut reader: impl BufRead,
+        username: Option<&[u8]>,
+    ) -> io::Result<Result<Rules, Refused>> {
+        let mut collector = Collector::new(username);
+        let mut line = Vec::with_capacity(256);
+        let mut index = 0;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(Ok(collector.finish()));
+            }
+            let content = 0..line.len() - usize::from(line.ends_with(b"\n"));
+            let kind = document::parse_kind(&line, content.clone());
+            if let Kind::Invalid(invalid) = &kind {
+                let (code, message) = lint::explain_in(&line, content, invalid);
+                return Ok(Err(Refused {
+                    line: index,
+                    code,
+                    message,
+                }));
+            }
+            collector.feed(index, &line, content, &kind);
+            index += 1;
         }
     }
 
+    /// The rule on line `index` (0-based), if it is one of these rules.
+    pub fn rule(&self, index: usize) -> Option<&Entry> {
+        self.own
+            .iter()
+            .flatten()
+            .chain(&self.patterns)
+            .find(|e| e.line == index)
+    }
+
     /// Whether `client` may have `need` on the topic name `topic`.
-    pub fn check(&self, doc: &Document, client: Client, topic: &[u8], need: Need) -> Verdict {
+    pub fn check(&self, client: Client, topic: &[u8], need: Need) -> Verdict {
         let verdict = |allowed, reason| Verdict {
             allowed,
             reason,
@@ -158,13 +252,12 @@ impl Rules {
         if self.own.is_none() && self.patterns.is_empty() {
             return verdict(false, Reason::NoRules);
         }
-        let section = self.own_section.unwrap_or(Section::User);
+        let section = self.own_section;
         for entry in self.own.iter().flatten() {
-            let filter = filter_of(doc, entry.line);
-            if topic.first() == Some(&b'$') && filter.first() != Some(&b'$') {
+            if topic.first() == Some(&b'$') && entry.filter.first() != Some(&b'$') {
                 continue;
             }
-            if topic::matches(filter, topic) {
+            if topic::matches(&entry.filter, topic) {
                 if entry.access == Access::Deny {
                     return verdict(
                         false,
@@ -195,7 +288,7 @@ impl Rules {
         }
         let mut unknown = Vec::new();
         for entry in &self.patterns {
-            let filter = filter_of(doc, entry.line);
+            let filter = &entry.filter;
             let uses_u = contains(filter, b"%u");
             let uses_c = contains(filter, b"%c");
             if uses_u && client.username.is_none() {
@@ -235,13 +328,6 @@ impl Rules {
     }
 }
 
-fn filter_of<'a>(doc: &Document<'a>, line: usize) -> &'a [u8] {
-    match &doc.lines()[line].kind {
-        Kind::Rule(rule) => doc.bytes(&rule.filter),
-        _ => b"",
-    }
-}
-
 fn has_wildcard(value: &[u8]) -> bool {
     value.iter().any(|&b| b == b'+' || b == b'#')
 }
@@ -278,19 +364,35 @@ pub fn substitute(filter: &[u8], client_id: &[u8], username: Option<&[u8]>) -> V
     out
 }
 
+/// A rule in a [`Ruleset`]: its line (0-based) and access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub line: usize,
+    pub access: Access,
+}
+
 /// The whole file as Mosquitto loads it: the anonymous list, each user's
 /// list (in order of first appearance), and the patterns.
 #[derive(Debug, Clone, Default)]
 pub struct Ruleset<'a> {
-    pub anonymous: Vec<Entry>,
-    pub users: Vec<(&'a [u8], Vec<Entry>)>,
-    pub patterns: Vec<Entry>,
+    pub anonymous: Vec<Listed>,
+    pub users: Vec<(&'a [u8], Vec<Listed>)>,
+    pub patterns: Vec<Listed>,
+}
+
+/// [`ordered`] for listed rules.
+fn ordered_listed(list: Vec<Listed>) -> Vec<Listed> {
+    let (mut denies, grants): (Vec<Listed>, Vec<Listed>) =
+        list.into_iter().partition(|e| e.access == Access::Deny);
+    denies.reverse();
+    denies.extend(grants);
+    denies
 }
 
 impl<'a> Ruleset<'a> {
     pub fn build(doc: &Document<'a>) -> Ruleset<'a> {
         let mut anonymous = Vec::new();
-        let mut users: Vec<(&'a [u8], Vec<Entry>)> = Vec::new();
+        let mut users: Vec<(&'a [u8], Vec<Listed>)> = Vec::new();
         let mut index: std::collections::HashMap<&'a [u8], usize> = Default::default();
         let mut patterns = Vec::new();
         let mut current: Option<&'a [u8]> = None;
@@ -298,7 +400,7 @@ impl<'a> Ruleset<'a> {
             match &line.kind {
                 Kind::User { name } => current = Some(doc.bytes(name)),
                 Kind::Rule(rule) => {
-                    let entry = Entry {
+                    let entry = Listed {
                         line: i,
                         access: rule.access,
                     };
@@ -318,9 +420,12 @@ impl<'a> Ruleset<'a> {
             }
         }
         Ruleset {
-            anonymous: ordered(anonymous),
-            users: users.into_iter().map(|(u, l)| (u, ordered(l))).collect(),
-            patterns: ordered(patterns),
+            anonymous: ordered_listed(anonymous),
+            users: users
+                .into_iter()
+                .map(|(u, l)| (u, ordered_listed(l)))
+                .collect(),
+            patterns: ordered_listed(patterns),
         }
     }
 }
@@ -336,11 +441,10 @@ mod tests {
         topic: &str,
         need: Need,
     ) -> (bool, Reason) {
-        let doc = Document::parse(acl.as_bytes());
+        let doc = Document::parse(acl.as_bytes()).unwrap();
         assert!(doc.first_invalid().is_none(), "{acl}");
         let rules = Rules::for_user(&doc, user.map(str::as_bytes));
         let v = rules.check(
-            &doc,
             Client {
                 username: user.map(str::as_bytes),
                 client_id: client_id.map(str::as_bytes),
@@ -491,14 +595,29 @@ mod tests {
     }
 
     #[test]
+    fn scanning_finds_the_same_rules_and_stops_at_a_refused_line() {
+        let acl = "pattern read %u/#\r\nuser dev1\ntopic deny a\ntopic read a/#  \n";
+        let doc = Document::parse(acl.as_bytes()).unwrap();
+        let from_doc = Rules::for_user(&doc, Some(b"dev1"));
+        let scanned = Rules::scan(acl.as_bytes(), Some(b"dev1")).unwrap().unwrap();
+        assert_eq!(from_doc.own, scanned.own);
+        assert_eq!(from_doc.patterns, scanned.patterns);
+        assert_eq!(scanned.rule(3).unwrap().text, b"topic read a/#");
+        let refused = Rules::scan(&b"user x\n  # no\ntopic a\n"[..], None)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((refused.line, refused.code), (1, "invalid-line"));
+    }
+
+    #[test]
     fn unknown_client_ids_skip_client_id_patterns() {
-        let doc = Document::parse(b"pattern deny %c/#\npattern read #\n");
+        let doc = Document::parse(b"pattern deny %c/#\npattern read #\n").unwrap();
         let rules = Rules::for_user(&doc, Some(b"dev1"));
         let client = Client {
             username: Some(b"dev1"),
             client_id: None,
         };
-        let v = rules.check(&doc, client, b"x/y", Need::Read);
+        let v = rules.check(client, b"x/y", Need::Read);
         assert!(v.allowed);
         assert_eq!(v.unknown_client_id, vec![0]);
     }

@@ -6,10 +6,11 @@
 //! reload). Warnings are legal lines with a surprising meaning.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use serde::Serialize;
 
-use super::document::{Access, Document, Invalid, Kind};
+use super::document::{Access, Document, Invalid, Kind, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,13 +36,19 @@ fn quote(bytes: &[u8]) -> String {
     format!("`{}`", String::from_utf8_lossy(bytes))
 }
 
-/// Why Mosquitto refuses a line, in words.
+/// Why Mosquitto refuses line `line_index` of `doc`, in words: a stable code and a message.
 pub fn explain(doc: &Document, line_index: usize, invalid: &Invalid) -> (&'static str, String) {
     let line = &doc.lines()[line_index];
-    let content = doc.content(line);
+    explain_in(doc.text(), line.start()..line.content_end(), invalid)
+}
+
+/// [`explain`] for a line at `content` in `text` (the spans in `invalid` index `text`).
+pub fn explain_in(text: &[u8], content: Range<usize>, invalid: &Invalid) -> (&'static str, String) {
+    let bytes = |span: &Span| &text[span.range()];
+    let content = &text[content];
     match invalid {
         Invalid::UnknownWord { word } => {
-            let w = doc.bytes(word);
+            let w = bytes(word);
             let trimmed: Vec<u8> = content
                 .iter()
                 .copied()
@@ -77,12 +84,16 @@ pub fn explain(doc: &Document, line_index: usize, invalid: &Invalid) -> (&'stati
             "invalid-access",
             format!(
                 "{} is not an access (read, write, readwrite or deny); a filter that contains spaces needs the access word before it",
-                quote(doc.bytes(word))
+                quote(bytes(word))
             ),
         ),
         Invalid::BadFilter { filter, reason } => (
             "invalid-topic",
-            format!("invalid topic filter {}: {reason}", quote(doc.bytes(filter))),
+            format!(
+                "invalid topic filter {}: {}",
+                quote(bytes(filter)),
+                reason.describe()
+            ),
         ),
         Invalid::MissingUsername => (
             "missing-username",
@@ -241,7 +252,7 @@ mod tests {
     use super::*;
 
     fn codes(text: &str) -> Vec<(usize, &'static str)> {
-        validate(&Document::parse(text.as_bytes()))
+        validate(&Document::parse(text.as_bytes()).unwrap())
             .into_iter()
             .map(|f| (f.line, f.code))
             .collect()
@@ -249,7 +260,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_cause() {
-        let f = validate(&Document::parse(b" # note\n\ttopic a\nTopic a\n"));
+        let f = validate(&Document::parse(b" # note\n\ttopic a\nTopic a\n").unwrap());
         assert!(f[0].message.contains("first column"), "{}", f[0].message);
         assert!(f[1].message.contains("spaces only"), "{}", f[1].message);
         assert!(f[2].message.contains("lowercase"), "{}", f[2].message);

@@ -53,6 +53,8 @@ pub enum AclError {
     FilterNotTopic { topic: String },
     #[error("invalid client ID {value:?}: {reason}")]
     ClientId { value: String, reason: String },
+    #[error("{} is 4 GiB or larger: too large for an ACL file", path.display())]
+    TooLarge { path: PathBuf },
 }
 
 impl Diagnose for AclError {
@@ -73,6 +75,7 @@ impl Diagnose for AclError {
             AclError::ClientId { .. } => {
                 "pass the client ID the device connects with, e.g. --client-id sensor-1".into()
             }
+            AclError::TooLarge { .. } => "check that --file names the ACL file".into(),
         })
     }
 
@@ -104,6 +107,13 @@ pub fn check_client_id(value: &str) -> Result<(), AclError> {
         )));
     }
     Ok(())
+}
+
+/// Parses the bytes of the ACL file at `path`.
+pub fn parse<'a>(bytes: &'a [u8], path: &std::path::Path) -> Result<Document<'a>, AclError> {
+    Document::parse(bytes).map_err(|_| AclError::TooLarge {
+        path: path.to_path_buf(),
+    })
 }
 
 /// The first line Mosquitto refuses, as an error.

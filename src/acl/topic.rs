@@ -19,28 +19,45 @@ pub const MAX_SEPARATORS: usize = crate::names::MAX_TOPIC_SEPARATORS;
 /// Mosquitto's limit on the length of a topic, in bytes.
 pub const MAX_LEN: usize = 65_535;
 
-/// Why Mosquitto refuses `filter` as an ACL topic, or `None` when it accepts it.
-pub fn filter_problem(filter: &[u8]) -> Option<&'static str> {
-    if filter.len() > MAX_LEN {
-        return Some("it is longer than 65535 bytes");
-    }
-    let mut separators = 0;
-    for (i, &b) in filter.iter().enumerate() {
-        let starts_level = i == 0 || filter[i - 1] == b'/';
-        let ends_level = i + 1 == filter.len() || filter[i + 1] == b'/';
-        match b {
-            b'+' if !(starts_level && ends_level) => {
-                return Some("'+' must fill a whole level, as in a/+/c");
-            }
-            b'#' if !starts_level || i + 1 != filter.len() => {
-                return Some("'#' must fill the last level, as in a/#");
-            }
-            b'/' => separators += 1,
-            _ => {}
+/// Why Mosquitto refuses a topic filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterProblem {
+    TooLong,
+    MisplacedPlus,
+    MisplacedHash,
+    TooManyLevels,
+}
+
+impl FilterProblem {
+    pub fn describe(self) -> &'static str {
+        match self {
+            FilterProblem::TooLong => "it is longer than 65535 bytes",
+            FilterProblem::MisplacedPlus => "'+' must fill a whole level, as in a/+/c",
+            FilterProblem::MisplacedHash => "'#' must fill the last level, as in a/#",
+            FilterProblem::TooManyLevels => "it has more than 200 levels",
         }
     }
-    if separators > MAX_SEPARATORS {
-        return Some("it has more than 200 levels");
+}
+
+/// Why Mosquitto refuses `filter` as an ACL topic, or `None` when it accepts it.
+pub fn filter_problem(filter: &[u8]) -> Option<FilterProblem> {
+    if filter.len() > MAX_LEN {
+        return Some(FilterProblem::TooLong);
+    }
+    for i in memchr::memchr2_iter(b'+', b'#', filter) {
+        let starts_level = i == 0 || filter[i - 1] == b'/';
+        let last = i + 1 == filter.len();
+        let ends_level = last || filter[i + 1] == b'/';
+        if filter[i] == b'+' && !(starts_level && ends_level) {
+            return Some(FilterProblem::MisplacedPlus);
+        }
+        if filter[i] == b'#' && !(starts_level && last) {
+            return Some(FilterProblem::MisplacedHash);
+        }
+    }
+    // Only a filter longer than the limit can have too many separators.
+    if filter.len() > MAX_SEPARATORS && memchr::memchr_iter(b'/', filter).count() > MAX_SEPARATORS {
+        return Some(FilterProblem::TooManyLevels);
     }
     None
 }

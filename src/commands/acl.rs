@@ -3,6 +3,8 @@
 //! here, before anything reads or writes the file; the work is done by `acl`.
 
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use serde::Serialize;
@@ -18,7 +20,7 @@ use crate::cli::{
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
-use crate::files::{self, UpdateOptions};
+use crate::files::{self, FileError, Piece, UpdateOptions};
 use crate::identity;
 use crate::names::{DeviceId, TopicFilter, TopicName};
 use crate::output::{Human, Outcome, Paint, sanitize};
@@ -53,6 +55,37 @@ fn read(file: &Path) -> Result<Vec<u8>, Error> {
         }
         .into()
     })
+}
+
+/// The whole old file, as `files::update_pieces` hands it over (`None`: it does not exist).
+fn read_all(old: Option<&File>, path: &Path) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::new();
+    if let Some(mut old) = old {
+        let size = old.metadata().map_or(0, |m| m.len());
+        bytes.reserve(usize::try_from(size).unwrap_or(0));
+        old.read_to_end(&mut bytes)
+            .map_err(|source| FileError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok(bytes)
+}
+
+/// The pieces that spell the old file unchanged.
+fn unchanged(old: &[u8]) -> Vec<Piece> {
+    vec![Piece::Old(0..old.len() as u64)]
+}
+
+/// The ACL file, buffered for reading line by line.
+fn open(file: &Path) -> Result<BufReader<File>, Error> {
+    match files::open_optional(file)? {
+        Some(handle) => Ok(BufReader::with_capacity(64 * 1024, handle)),
+        None => Err(AclError::NotFound {
+            path: file.to_path_buf(),
+        }
+        .into()),
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -176,28 +209,35 @@ fn allow(config: &Config, file: &Path, args: &AclAllowArgs) -> Result<Outcome, E
     let device = device(config, &args.device)?;
     let filter = TopicFilter::new(&args.topic)?;
     let access = grant_access(args.access);
-    let (edit, (allowed, denies)) = files::update_with(
+    let mut action = AllowAction::Unchanged;
+    let mut line = 0;
+    let mut removed_duplicates = Vec::new();
+    let mut denies = Vec::new();
+    let edit = files::update_pieces(
         file,
         UpdateOptions {
             dry_run: args.dry_run,
             new_mode: acl::NEW_FILE_MODE,
         },
-        |old| -> Result<_, Error> {
-            let doc = Document::parse(old.unwrap_or_default());
+        |old| -> Result<Vec<Piece>, Error> {
+            let bytes = read_all(old, file)?;
+            let doc = acl::parse(&bytes, file)?;
             warn_if_refused(config, file, &doc);
-            let mut allowed = edit::allow(
+            let allowed = edit::allow(
                 &doc,
                 device.as_str().as_bytes(),
                 filter.as_str().as_bytes(),
                 access,
             );
-            let denies = allowed
+            denies = allowed
                 .overlapping_denies
                 .iter()
                 .map(|&line| LineRef::new(file, &doc, line - 1))
-                .collect::<Vec<_>>();
-            let bytes = std::mem::take(&mut allowed.text);
-            Ok((bytes, (allowed, denies)))
+                .collect();
+            action = allowed.action;
+            line = allowed.line;
+            removed_duplicates = allowed.removed_duplicates;
+            Ok(allowed.pieces.unwrap_or_else(|| unchanged(&bytes)))
         },
     )?;
     for deny in &denies {
@@ -206,7 +246,7 @@ fn allow(config: &Config, file: &Path, args: &AclAllowArgs) -> Result<Outcome, E
             deny.location, deny.text
         )));
     }
-    if edit.changed() && !args.dry_run {
+    if edit.changed && !args.dry_run {
         applied(config, file);
     }
     Ok(Outcome::report(AllowReport {
@@ -214,14 +254,14 @@ fn allow(config: &Config, file: &Path, args: &AclAllowArgs) -> Result<Outcome, E
         device_id: device.to_string(),
         topic: filter.to_string(),
         access,
-        changed: edit.changed(),
-        action: allowed.action,
-        line: allowed.line,
-        location: location(file, allowed.line),
-        removed_duplicates: allowed.removed_duplicates,
+        changed: edit.changed,
+        action,
+        line,
+        location: location(file, line),
+        removed_duplicates,
         overlapping_denies: denies,
         dry_run: args.dry_run,
-        diff: args.dry_run.then(|| edit.diff()),
+        diff: args.dry_run.then(|| edit.diff.unwrap_or_default()),
     }))
 }
 
@@ -304,20 +344,24 @@ impl Human for RevokeReport {
 fn revoke(config: &Config, file: &Path, args: &AclRevokeArgs) -> Result<Outcome, Error> {
     let device = device(config, &args.device)?;
     let filter = args.topic.as_deref().map(TopicFilter::new).transpose()?;
-    let (edit, (removed, removed_users, kept_denies)) = files::update_with(
+    let mut removed = Vec::new();
+    let mut removed_users = Vec::new();
+    let mut kept_denies = Vec::new();
+    let edit = files::update_pieces(
         file,
         UpdateOptions {
             dry_run: args.dry_run,
             new_mode: acl::NEW_FILE_MODE,
         },
-        |old| -> Result<_, Error> {
-            let Some(old) = old else {
+        |old| -> Result<Vec<Piece>, Error> {
+            if old.is_none() {
                 return Err(AclError::NotFound {
                     path: file.to_path_buf(),
                 }
                 .into());
-            };
-            let doc = Document::parse(old);
+            }
+            let bytes = read_all(old, file)?;
+            let doc = acl::parse(&bytes, file)?;
             warn_if_refused(config, file, &doc);
             let revoked = edit::revoke(
                 &doc,
@@ -330,27 +374,25 @@ fn revoke(config: &Config, file: &Path, args: &AclRevokeArgs) -> Result<Outcome,
                     .map(|&l| LineRef::new(file, &doc, l - 1))
                     .collect::<Vec<_>>()
             };
-            let lines = (
-                refs(&revoked.removed),
-                refs(&revoked.removed_users),
-                refs(&revoked.kept_denies),
-            );
-            Ok((revoked.text, lines))
+            removed = refs(&revoked.removed);
+            removed_users = refs(&revoked.removed_users);
+            kept_denies = refs(&revoked.kept_denies);
+            Ok(revoked.pieces.unwrap_or_else(|| unchanged(&bytes)))
         },
     )?;
-    if edit.changed() && !args.dry_run {
+    if edit.changed && !args.dry_run {
         applied(config, file);
     }
     Ok(Outcome::report(RevokeReport {
         file: file.display().to_string(),
         device_id: device.to_string(),
         topic: filter.map(|f| f.to_string()),
-        changed: edit.changed(),
+        changed: edit.changed,
         removed,
         removed_users,
         kept_denies,
         dry_run: args.dry_run,
-        diff: args.dry_run.then(|| edit.diff()),
+        diff: args.dry_run.then(|| edit.diff.unwrap_or_default()),
     }))
 }
 
@@ -400,7 +442,7 @@ impl Human for ValidateReport {
 
 fn validate(file: &Path) -> Result<Outcome, Error> {
     let bytes = read(file)?;
-    let doc = Document::parse(&bytes);
+    let doc = acl::parse(&bytes, file)?;
     let findings = lint::validate(&doc);
     let errors = findings
         .iter()
@@ -454,7 +496,7 @@ struct ListReport {
     patterns: Vec<RuleView>,
 }
 
-fn rule_views(doc: &Document, entries: &[eval::Entry]) -> Vec<RuleView> {
+fn rule_views(doc: &Document, entries: &[eval::Listed]) -> Vec<RuleView> {
     entries
         .iter()
         .map(|e| RuleView {
@@ -531,7 +573,7 @@ fn list(config: &Config, file: &Path, args: &AclListArgs) -> Result<Outcome, Err
         .map(|d| device(config, d))
         .transpose()?;
     let bytes = read(file)?;
-    let doc = Document::parse(&bytes);
+    let doc = acl::parse(&bytes, file)?;
     let ruleset = eval::Ruleset::build(&doc);
     let users = ruleset
         .users
@@ -692,13 +734,17 @@ fn check(config: &Config, file: &Path, args: &AclCheckArgs) -> Result<Outcome, E
     if let Some(id) = &args.client_id {
         acl::check_client_id(id)?;
     }
-    let bytes = read(file)?;
-    let doc = Document::parse(&bytes);
-    if let Some(refusal) = acl::refusal(&doc, file) {
-        return Err(refusal.into());
-    }
+    // Streamed: a 20,000-device file is never held in memory for a check.
     let username = device.as_str().as_bytes();
-    let rules = Rules::for_user(&doc, Some(username));
+    let scanned = Rules::scan(open(file)?, Some(username)).map_err(|source| FileError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let rules = scanned.map_err(|refused| AclError::Refused {
+        path: file.to_path_buf(),
+        line: refused.line + 1,
+        message: refused.message,
+    })?;
     let client = Client {
         username: Some(username),
         client_id: args.client_id.as_deref().map(str::as_bytes),
@@ -707,9 +753,16 @@ fn check(config: &Config, file: &Path, args: &AclCheckArgs) -> Result<Outcome, E
     let mut notes = Vec::new();
     let mut unknown = Vec::new();
     for &need in check_accesses(args.access) {
-        let verdict = rules.check(&doc, client, topic.as_str().as_bytes(), need);
+        let verdict = rules.check(client, topic.as_str().as_bytes(), need);
         let (decided_by, section) = match verdict.reason {
-            Reason::Rule { line, section } => (Some(LineRef::new(file, &doc, line)), Some(section)),
+            Reason::Rule { line, section } => (
+                rules.rule(line).map(|rule| LineRef {
+                    line: line + 1,
+                    location: location(file, line + 1),
+                    text: text(&rule.text),
+                }),
+                Some(section),
+            ),
             _ => (None, None),
         };
         checks.push(AccessCheck {
