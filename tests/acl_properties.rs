@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use wott_mqtt::acl::document::Patch;
+use wott_mqtt::acl::document::{self, Edits};
 use wott_mqtt::acl::edit::{self, AllowAction};
 use wott_mqtt::acl::{Access, Client, Document, Need, Rules};
 
@@ -101,14 +101,53 @@ proptest! {
             joined.extend_from_slice(&bytes[line.start()..line.end()]);
             at = line.end();
         }
-        prop_assert_eq!(joined, bytes.clone());
-        prop_assert_eq!(Patch::new(&doc).render().concat(&bytes), bytes);
+        prop_assert_eq!(&joined, &bytes);
+        // No edits: the pieces spell the old file.
+        let pieces = Edits::default().into_pieces(bytes.len() as u64);
+        prop_assert_eq!(document::concat(&pieces, &bytes), bytes.clone());
+        // Reading as a stream sees the same lines as parsing.
+        let mut parsed = Vec::new();
+        doc.visit(|l| parsed.push((l.range(), format!("{:?}", l.kind), l.shown())));
+        let mut streamed = Vec::new();
+        document::scan(&bytes[..], |l| {
+            streamed.push((l.range(), format!("{:?}", l.kind), l.shown()));
+            true
+        }).unwrap();
+        prop_assert_eq!(parsed.len(), streamed.len());
+        for (p, q) in parsed.iter().zip(&streamed) {
+            // Spans differ (absolute vs per line); ranges and text must not.
+            prop_assert_eq!(&p.0, &q.0);
+            prop_assert_eq!(&p.2, &q.2);
+        }
     }
 
     #[test]
-    fn whitespace_heavy_text_renders_back_unchanged(text in "[a-z #+/%\t\r\n]{0,400}") {
+    fn whitespace_heavy_text_parses_into_its_own_lines(text in "[a-z #+/%\t\r\n]{0,400}") {
         let doc = Document::parse(text.as_bytes()).unwrap();
-        prop_assert_eq!(Patch::new(&doc).render().concat(text.as_bytes()), text.as_bytes());
+        let joined: Vec<u8> = doc
+            .lines()
+            .iter()
+            .flat_map(|l| text.as_bytes()[l.start()..l.end()].to_vec())
+            .collect();
+        prop_assert_eq!(joined, text.as_bytes());
+    }
+
+    #[test]
+    fn streamed_edits_equal_parsed_edits(
+        text in acl_text(), user in user(), filter in filter(), access in grant_access(),
+        revoke_filter in prop::option::of(filter())
+    ) {
+        let doc = Document::parse(text.as_bytes()).unwrap();
+        let parsed = edit::allow(&doc, user.as_bytes(), filter.as_bytes(), access);
+        let streamed = edit::allow_stream(text.as_bytes(), user.as_bytes(), filter.as_bytes(), access).unwrap();
+        prop_assert_eq!(&parsed.pieces, &streamed.pieces);
+        prop_assert_eq!((parsed.action, parsed.line), (streamed.action, streamed.line));
+        let parsed = edit::revoke(&doc, user.as_bytes(), revoke_filter.map(str::as_bytes));
+        let streamed = edit::revoke_stream(text.as_bytes(), user.as_bytes(), revoke_filter.map(str::as_bytes)).unwrap();
+        prop_assert_eq!(&parsed.pieces, &streamed.pieces);
+        prop_assert_eq!(&parsed.removed, &streamed.removed);
+        let scanned = Rules::scan(text.as_bytes(), Some(user.as_bytes())).unwrap();
+        prop_assert_eq!(scanned.is_err(), doc.first_invalid().is_some());
     }
 
     #[test]
@@ -123,7 +162,7 @@ proptest! {
         // Every old line not reported as changed is still there, in order.
         let old = lines(text.as_bytes());
         let new = lines(&new_text);
-        let mut touched: Vec<usize> = allowed.removed_duplicates.iter().map(|l| l - 1).collect();
+        let mut touched: Vec<usize> = allowed.removed_duplicates.iter().map(|n| n.line - 1).collect();
         if allowed.action == AllowAction::Updated {
             touched.push(allowed.line - 1);
         }

@@ -1,10 +1,11 @@
 //! The lossless line model of a Mosquitto acl_file.
 //!
 //! A [`Document`] borrows the file's bytes and records, for every line, where
-//! it is and what Mosquitto makes of it. Nothing is normalised: rendering a
-//! document is handing back the bytes it was parsed from, and an edit
-//! ([`Patch`]) copies every line it does not touch verbatim (CRLF, tabs, runs
-//! of spaces, a missing final newline, lines Mosquitto would refuse).
+//! it is and what Mosquitto makes of it; [`scan`] shows the same lines
+//! ([`LineView`]) one at a time from a stream, for files too large to hold.
+//! Nothing is normalised: an edit ([`Edits`]) is a set of byte ranges to
+//! replace, and every line it does not touch is copied verbatim (CRLF, tabs,
+//! runs of spaces, a missing final newline, lines Mosquitto would refuse).
 //!
 //! Each line is read the way `aclfile__parse` in Mosquitto 2.0.11's
 //! `src/security_default.c` reads it, and those quirks are part of the model:
@@ -19,6 +20,7 @@
 //! - after the access word, the rest of the line (trimmed) is the filter, so
 //!   a filter may contain spaces when the access word is given.
 
+use std::io::{self, BufRead};
 use std::ops::Range;
 
 use serde::Serialize;
@@ -386,49 +388,163 @@ fn parse_line(text: &[u8], start: usize, content_end: usize) -> Kind {
     }
 }
 
-/// An edit of a document: lines replaced, removed or added, everything else
-/// copied byte for byte.
+/// One line as met while reading a file from start to end: its bytes, where
+/// it is in the file, and what it means. The same view comes from a parsed
+/// [`Document`] ([`Document::visit`]) or from a stream ([`scan`]), so the edits
+/// and the evaluator are written once for both.
 #[derive(Debug)]
-pub struct Patch<'d, 'a> {
-    doc: &'d Document<'a>,
-    /// Per line index: what happens to it. Sorted by index when rendered.
-    changes: Vec<(usize, Change)>,
-    /// Whole lines (with their endings) added at the end of the file.
-    append: Vec<Vec<u8>>,
-    /// The change whose first output line number [`Patch::render`] reports.
-    marked: Option<Marked>,
-    last: Option<Marked>,
+pub struct LineView<'t> {
+    /// 0-based.
+    pub index: usize,
+    /// Where the line starts in the file.
+    pub offset: u64,
+    /// The text the spans in `kind` index, and where in it the line is.
+    base: &'t [u8],
+    start: usize,
+    content_end: usize,
+    end: usize,
+    pub kind: Kind,
 }
 
-#[derive(Debug)]
-enum Change {
-    /// The line's new bytes, ending included.
-    Replace(Vec<u8>),
-    Delete,
-    /// Whole lines (each with its ending) inserted after this line.
-    After(Vec<Vec<u8>>),
+impl<'t> LineView<'t> {
+    /// The bytes of a span in `kind`.
+    pub fn bytes(&self, span: &Span) -> &'t [u8] {
+        &self.base[span.range()]
+    }
+
+    /// The line without its `\n` (any `\r` included).
+    pub fn content(&self) -> &'t [u8] {
+        &self.base[self.start..self.content_end]
+    }
+
+    /// The line as written, without its ending and trailing whitespace.
+    pub fn shown(&self) -> String {
+        String::from_utf8_lossy(trim_end(self.content())).into_owned()
+    }
+
+    pub fn has_newline(&self) -> bool {
+        self.end > self.content_end
+    }
+
+    /// The line's bytes in the file, ending included.
+    pub fn range(&self) -> Range<u64> {
+        self.offset..self.offset + (self.end - self.start) as u64
+    }
+
+    /// `\r\n` when the line ends with CRLF, `\n` when with LF, `None` without an ending.
+    pub fn ending(&self) -> Option<&'static [u8]> {
+        match (self.has_newline(), self.content().ends_with(b"\r")) {
+            (false, _) => None,
+            (true, true) => Some(b"\r\n"),
+            (true, false) => Some(b"\n"),
+        }
+    }
+
+    /// The text the spans index, and where the line's content is in it.
+    pub(crate) fn spanned(&self) -> (&'t [u8], Range<usize>) {
+        (self.base, self.start..self.content_end)
+    }
+
+    /// Leading spaces (the only indentation Mosquitto understands).
+    pub fn indent(&self) -> &'t [u8] {
+        let content = self.content();
+        &content[..content.iter().take_while(|&&b| b == b' ').count()]
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Marked {
-    Change(usize),
-    Append(usize),
+impl<'a> Document<'a> {
+    /// Shows every line to `f`, in order.
+    pub fn visit(&self, mut f: impl FnMut(&LineView)) {
+        for (index, line) in self.lines.iter().enumerate() {
+            f(&LineView {
+                index,
+                offset: line.start as u64,
+                base: self.text,
+                start: line.start(),
+                content_end: line.content_end(),
+                end: line.end(),
+                kind: line.kind.clone(),
+            });
+        }
+    }
 }
 
-/// A rendered patch: the new text as ranges of the old text and new bytes,
-/// so that `files::update_pieces` copies the unchanged stretches inside the
-/// kernel and the file is never assembled in memory.
-#[derive(Debug)]
-pub struct Rendered {
-    pub pieces: Vec<Piece>,
-    /// 1-based line number, in the new text, of the marked change.
-    pub marked_line: Option<usize>,
+/// Shows every line of `reader` to `f`, in order, reading one line at a time
+/// so that a large file is never held in memory. `f` returns `false` to stop.
+pub fn scan(mut reader: impl BufRead, mut f: impl FnMut(&LineView) -> bool) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(256);
+    let mut offset = 0u64;
+    let mut index = 0;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let content_end = n - usize::from(buf.ends_with(b"\n"));
+        let view = LineView {
+            index,
+            offset,
+            base: &buf,
+            start: 0,
+            content_end,
+            end: n,
+            kind: parse_kind(&buf, 0..content_end),
+        };
+        if !f(&view) {
+            return Ok(());
+        }
+        offset += n as u64;
+        index += 1;
+    }
 }
 
-impl Rendered {
-    /// The new text in one piece, given the old one.
-    pub fn concat(&self, old: &[u8]) -> Vec<u8> {
-        concat(&self.pieces, old)
+/// Changes at byte offsets of a file, turned into the [`Piece`]s that
+/// `files::update_pieces` writes: the stretches in between are copied from
+/// the old file untouched.
+#[derive(Debug, Default)]
+pub struct Edits {
+    changes: Vec<(Range<u64>, Vec<u8>)>,
+}
+
+impl Edits {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Replaces `range` of the old file with `bytes`.
+    pub fn replace(&mut self, range: Range<u64>, bytes: Vec<u8>) {
+        self.changes.push((range, bytes));
+    }
+
+    pub fn delete(&mut self, range: Range<u64>) {
+        self.replace(range, Vec::new());
+    }
+
+    pub fn insert(&mut self, at: u64, bytes: Vec<u8>) {
+        self.replace(at..at, bytes);
+    }
+
+    /// The new file, given the old one's length. Overlapping deletions of
+    /// the same line count once.
+    pub fn into_pieces(mut self, old_len: u64) -> Vec<Piece> {
+        self.changes.sort_by_key(|(r, _)| (r.start, r.end));
+        self.changes.dedup();
+        let mut pieces = Vec::with_capacity(self.changes.len() * 2 + 1);
+        let mut at = 0;
+        for (range, bytes) in self.changes {
+            if range.start > at {
+                pieces.push(Piece::Old(at..range.start));
+            }
+            if !bytes.is_empty() {
+                pieces.push(Piece::New(bytes));
+            }
+            at = at.max(range.end);
+        }
+        if at < old_len {
+            pieces.push(Piece::Old(at..old_len));
+        }
+        pieces
     }
 }
 
@@ -444,201 +560,6 @@ pub fn concat(pieces: &[Piece], old: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Collects output pieces, joining adjacent old stretches.
-struct Output<'a> {
-    text: &'a [u8],
-    pieces: Vec<Piece>,
-    lines: usize,
-    ends_with_newline: bool,
-    empty: bool,
-}
-
-impl Output<'_> {
-    fn kept(&mut self, range: Range<usize>, lines: usize) {
-        if range.is_empty() {
-            return;
-        }
-        self.ends_with_newline = self.text[range.end - 1] == b'\n';
-        self.empty = false;
-        self.lines += lines;
-        let range = range.start as u64..range.end as u64;
-        match self.pieces.last_mut() {
-            Some(Piece::Old(last)) if last.end == range.start => last.end = range.end,
-            _ => self.pieces.push(Piece::Old(range)),
-        }
-    }
-
-    fn added(&mut self, bytes: Vec<u8>, lines: usize) {
-        if bytes.is_empty() {
-            return;
-        }
-        self.ends_with_newline = bytes.ends_with(b"\n");
-        self.empty = false;
-        self.lines += lines;
-        self.pieces.push(Piece::New(bytes));
-    }
-}
-
-impl<'d, 'a> Patch<'d, 'a> {
-    pub fn new(doc: &'d Document<'a>) -> Self {
-        Patch {
-            doc,
-            changes: Vec::new(),
-            append: Vec::new(),
-            marked: None,
-            last: None,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.append.is_empty()
-    }
-
-    /// Replaces line `index` with `content` (no line ending: the line keeps
-    /// its own, CRLF included).
-    pub fn replace(&mut self, index: usize, content: &[u8]) -> &mut Self {
-        let line = &self.doc.lines[index];
-        let mut bytes = content.to_vec();
-        if self.doc.content(line).ends_with(b"\r") {
-            bytes.push(b'\r');
-        }
-        bytes.extend_from_slice(&self.doc.text[line.content_end()..line.end()]);
-        self.push(index, Change::Replace(bytes))
-    }
-
-    pub fn delete(&mut self, index: usize) -> &mut Self {
-        self.push(index, Change::Delete)
-    }
-
-    /// Inserts `lines` (contents without endings) after line `index`, with
-    /// the line ending that line uses.
-    pub fn insert_after(&mut self, index: usize, lines: &[Vec<u8>]) -> &mut Self {
-        let newline = self.line_ending(index);
-        let lines = lines
-            .iter()
-            .map(|content| [content.as_slice(), newline].concat())
-            .collect();
-        self.push(index, Change::After(lines))
-    }
-
-    /// Adds `lines` (contents without endings) at the end of the file.
-    pub fn append(&mut self, lines: &[Vec<u8>]) -> &mut Self {
-        let newline = self.doc.newline();
-        self.append.extend(
-            lines
-                .iter()
-                .map(|content| [content.as_slice(), newline].concat()),
-        );
-        self.last = Some(Marked::Append(
-            self.append.len().saturating_sub(lines.len()),
-        ));
-        self
-    }
-
-    fn push(&mut self, index: usize, change: Change) -> &mut Self {
-        self.changes.push((index, change));
-        self.last = Some(Marked::Change(self.changes.len() - 1));
-        self
-    }
-
-    /// Makes [`Patch::render`] report where the most recent change's first
-    /// line ends up.
-    pub fn mark_last(&mut self) -> &mut Self {
-        self.marked = self.last;
-        self
-    }
-
-    fn line_ending(&self, index: usize) -> &'static [u8] {
-        let line = &self.doc.lines[index];
-        if line.has_newline() {
-            if self.doc.content(line).ends_with(b"\r") {
-                b"\r\n"
-            } else {
-                b"\n"
-            }
-        } else {
-            self.doc.newline()
-        }
-    }
-
-    pub fn render(mut self) -> Rendered {
-        let doc = self.doc;
-        let lines = &doc.lines;
-        // A stable sort keeps the order in which changes to one line were made.
-        let mut order: Vec<usize> = (0..self.changes.len()).collect();
-        order.sort_by_key(|&i| self.changes[i].0);
-        let mut out = Output {
-            text: doc.text,
-            pieces: Vec::new(),
-            lines: 0,
-            ends_with_newline: true,
-            empty: true,
-        };
-        let mut marked_line = None;
-        let mut copied_to = 0usize; // the first line not yet written
-        let copy = |out: &mut Output<'a>, from: usize, to: usize| {
-            if from < to {
-                out.kept(lines[from].start()..lines[to - 1].end(), to - from);
-            }
-        };
-        for ci in order {
-            let index = self.changes[ci].0;
-            if copied_to < index {
-                copy(&mut out, copied_to, index);
-                copied_to = index;
-            }
-            let marked = self.marked == Some(Marked::Change(ci));
-            match std::mem::replace(&mut self.changes[ci].1, Change::Delete) {
-                Change::Replace(bytes) => {
-                    if copied_to == index {
-                        if marked {
-                            marked_line = Some(out.lines + 1);
-                        }
-                        out.added(bytes, 1);
-                        copied_to = index + 1;
-                    }
-                }
-                Change::Delete => {
-                    if copied_to == index {
-                        copied_to = index + 1;
-                    }
-                }
-                Change::After(new_lines) => {
-                    if copied_to == index {
-                        // The line itself is unchanged: copy it first.
-                        copy(&mut out, index, index + 1);
-                        copied_to = index + 1;
-                    }
-                    if !out.ends_with_newline && !out.empty {
-                        out.added(doc.newline().to_vec(), 0);
-                    }
-                    if marked {
-                        marked_line = Some(out.lines + 1);
-                    }
-                    let n = new_lines.len();
-                    out.added(new_lines.concat(), n);
-                }
-            }
-        }
-        copy(&mut out, copied_to, lines.len());
-        if !self.append.is_empty() {
-            if !out.ends_with_newline && !out.empty {
-                out.added(doc.newline().to_vec(), 0);
-            }
-            for (i, line) in std::mem::take(&mut self.append).into_iter().enumerate() {
-                if self.marked == Some(Marked::Append(i)) {
-                    marked_line = Some(out.lines + 1);
-                }
-                out.added(line, 1);
-            }
-        }
-        Rendered {
-            pieces: out.pieces,
-            marked_line,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -715,38 +636,34 @@ mod tests {
     }
 
     #[test]
-    fn unchanged_patch_renders_the_original() {
-        for text in ["", "a", "a\n", "a\r\nb", "\n\n", "user x\ntopic y"] {
-            let doc = Document::parse(text.as_bytes()).unwrap();
-            assert_eq!(
-                Patch::new(&doc).render().concat(text.as_bytes()),
-                text.as_bytes()
-            );
-        }
+    fn streaming_and_parsed_views_agree() {
+        let text = b"user a\r\n  topic read x\n\n#c\ntopic";
+        let doc = Document::parse(text).unwrap();
+        let mut parsed = Vec::new();
+        doc.visit(|l| parsed.push((l.index, l.range(), l.shown(), l.ending(), l.indent().len())));
+        let mut streamed = Vec::new();
+        scan(&text[..], |l| {
+            streamed.push((l.index, l.range(), l.shown(), l.ending(), l.indent().len()));
+            true
+        })
+        .unwrap();
+        assert_eq!(parsed, streamed);
+        assert_eq!(parsed[0].3, Some(&b"\r\n"[..]));
+        assert_eq!(parsed[4].1, 27..32);
+        assert_eq!(parsed[4].3, None);
     }
 
     #[test]
-    fn patches_keep_untouched_lines_and_endings() {
-        let text = "a\r\nb\r\nc";
-        let doc = Document::parse(text.as_bytes()).unwrap();
-        let mut p = Patch::new(&doc);
-        p.replace(1, b"B").mark_last();
-        let r = p.render();
-        assert_eq!(r.concat(text.as_bytes()), b"a\r\nB\r\nc");
-        assert_eq!(r.marked_line, Some(2));
-
-        let mut p = Patch::new(&doc);
-        p.insert_after(2, &[b"d".to_vec()]).mark_last();
-        let r = p.render();
-        assert_eq!(r.concat(text.as_bytes()), b"a\r\nb\r\nc\r\nd\r\n");
-        assert_eq!(r.marked_line, Some(4));
-
-        let mut p = Patch::new(&doc);
-        p.delete(0)
-            .append(&[b"x".to_vec(), b"y".to_vec()])
-            .mark_last();
-        let r = p.render();
-        assert_eq!(r.concat(text.as_bytes()), b"b\r\nc\r\nx\r\ny\r\n");
-        assert_eq!(r.marked_line, Some(3));
+    fn edits_become_pieces_around_untouched_stretches() {
+        let old = b"a\nb\nc\n";
+        let mut edits = Edits::default();
+        edits.replace(2..4, b"B\n".to_vec());
+        edits.insert(6, b"d\n".to_vec());
+        edits.delete(0..2);
+        edits.delete(0..2);
+        let pieces = edits.into_pieces(6);
+        assert_eq!(concat(&pieces, old), b"B\nc\nd\n");
+        assert_eq!(pieces[1], Piece::Old(4..6));
+        assert_eq!(Edits::default().into_pieces(6), vec![Piece::Old(0..6)]);
     }
 }

@@ -22,11 +22,10 @@
 //! subscription and checks each message it delivers (`read`) instead.
 
 use std::io::{self, BufRead};
-use std::ops::Range;
 
 use serde::Serialize;
 
-use super::document::{self, Access, Document, Kind, Need};
+use super::document::{self, Access, Document, Kind, LineView, Need};
 use super::{lint, topic};
 
 /// The client asking: its username (the certificate CN with
@@ -138,17 +137,15 @@ impl<'u> Collector<'u> {
         }
     }
 
-    /// Takes line `index`, whose content is `text[content]` and whose `kind`
-    /// has spans into `text`.
-    fn feed(&mut self, index: usize, text: &[u8], content: Range<usize>, kind: &Kind) {
-        match kind {
-            Kind::User { name } => self.in_own = self.username == Some(&text[name.range()]),
+    fn feed(&mut self, line: &LineView) {
+        match &line.kind {
+            Kind::User { name } => self.in_own = self.username == Some(line.bytes(name)),
             Kind::Rule(rule) if rule.pattern || self.in_own => {
                 let entry = Entry {
-                    line: index,
+                    line: line.index,
                     access: rule.access,
-                    filter: text[rule.filter.range()].to_vec(),
-                    text: trim_end(&text[content]).to_vec(),
+                    filter: line.bytes(&rule.filter).to_vec(),
+                    text: line.shown().into_bytes(),
                 };
                 if rule.pattern {
                     self.patterns.push(entry);
@@ -176,52 +173,40 @@ impl<'u> Collector<'u> {
     }
 }
 
-fn trim_end(bytes: &[u8]) -> &[u8] {
-    let end = bytes
-        .iter()
-        .rposition(|&b| !super::document::is_space(b))
-        .map_or(0, |i| i + 1);
-    &bytes[..end]
-}
-
 impl Rules {
     /// The rules for a client with this username (`None`: anonymous).
     /// Assumes a file Mosquitto accepts (see `Document::first_invalid`).
     pub fn for_user(doc: &Document, username: Option<&[u8]>) -> Rules {
         let mut collector = Collector::new(username);
-        for (i, line) in doc.lines().iter().enumerate() {
-            collector.feed(i, doc.text(), line.start()..line.content_end(), &line.kind);
-        }
+        doc.visit(|line| collector.feed(line));
         collector.finish()
     }
 
     /// The same, reading the file line by line, so that a large file is
     /// never held in memory. Stops at the first line Mosquitto refuses.
     pub fn scan(
-        mut reader: impl BufRead,
+        reader: impl BufRead,
         username: Option<&[u8]>,
     ) -> io::Result<Result<Rules, Refused>> {
         let mut collector = Collector::new(username);
-        let mut line = Vec::with_capacity(256);
-        let mut index = 0;
-        loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
-                return Ok(Ok(collector.finish()));
-            }
-            let content = 0..line.len() - usize::from(line.ends_with(b"\n"));
-            let kind = document::parse_kind(&line, content.clone());
-            if let Kind::Invalid(invalid) = &kind {
-                let (code, message) = lint::explain_in(&line, content, invalid);
-                return Ok(Err(Refused {
-                    line: index,
+        let mut refused = None;
+        document::scan(reader, |line| {
+            if let Kind::Invalid(invalid) = &line.kind {
+                let (code, message) = lint::explain_line(line, invalid);
+                refused = Some(Refused {
+                    line: line.index,
                     code,
                     message,
-                }));
+                });
+                return false;
             }
-            collector.feed(index, &line, content, &kind);
-            index += 1;
-        }
+            collector.feed(line);
+            true
+        })?;
+        Ok(match refused {
+            Some(refused) => Err(refused),
+            None => Ok(collector.finish()),
+        })
     }
 
     /// The rule on line `index` (0-based), if it is one of these rules.

@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use super::document::{Access, Document, Invalid, Kind, Span};
+use super::document::{Access, Document, Invalid, Kind, LineView, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,6 +40,12 @@ fn quote(bytes: &[u8]) -> String {
 pub fn explain(doc: &Document, line_index: usize, invalid: &Invalid) -> (&'static str, String) {
     let line = &doc.lines()[line_index];
     explain_in(doc.text(), line.start()..line.content_end(), invalid)
+}
+
+/// [`explain`] for a line met while reading a file.
+pub fn explain_line(line: &LineView, invalid: &Invalid) -> (&'static str, String) {
+    let (text, content) = line.spanned();
+    explain_in(text, content, invalid)
 }
 
 /// [`explain`] for a line at `content` in `text` (the spans in `invalid` index `text`).

@@ -4,12 +4,13 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::acl::edit::{self, AllowAction};
+use crate::acl::eval::Refused;
 use crate::acl::lint::{self, Finding, Severity};
 use crate::acl::{
     self, Access, AclError, Client, Document, Kind, Need, Reason, Rules, Section, eval,
@@ -57,24 +58,39 @@ fn read(file: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
-/// The whole old file, as `files::update_pieces` hands it over (`None`: it does not exist).
-fn read_all(old: Option<&File>, path: &Path) -> Result<Vec<u8>, Error> {
-    let mut bytes = Vec::new();
-    if let Some(mut old) = old {
-        let size = old.metadata().map_or(0, |m| m.len());
-        bytes.reserve(usize::try_from(size).unwrap_or(0));
-        old.read_to_end(&mut bytes)
-            .map_err(|source| FileError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
+/// The old file as `files::update_pieces` hands it over, read line by line
+/// (`None`: it does not exist, which reads as an empty file).
+fn lines_of(old: Option<&File>) -> Box<dyn BufRead + '_> {
+    match old {
+        Some(file) => Box::new(BufReader::with_capacity(64 * 1024, file)),
+        None => Box::new(io::empty()),
     }
-    Ok(bytes)
 }
 
 /// The pieces that spell the old file unchanged.
-fn unchanged(old: &[u8]) -> Vec<Piece> {
-    vec![Piece::Old(0..old.len() as u64)]
+fn unchanged(old: Option<&File>) -> Vec<Piece> {
+    let len = old.and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+    vec![Piece::Old(0..len)]
+}
+
+fn read_error(file: &Path) -> impl Fn(io::Error) -> Error + '_ {
+    move |source| {
+        FileError::Read {
+            path: file.to_path_buf(),
+            source,
+        }
+        .into()
+    }
+}
+
+impl LineRef {
+    fn noted(file: &Path, noted: edit::Noted) -> Self {
+        LineRef {
+            line: noted.line,
+            location: location(file, noted.line),
+            text: noted.text,
+        }
+    }
 }
 
 /// The ACL file, buffered for reading line by line.
@@ -105,16 +121,6 @@ struct LineRef {
     text: String,
 }
 
-impl LineRef {
-    fn new(file: &Path, doc: &Document, index: usize) -> Self {
-        LineRef {
-            line: index + 1,
-            location: location(file, index + 1),
-            text: doc.shown(&doc.lines()[index]),
-        }
-    }
-}
-
 /// Called once after `allow` or `revoke` has changed the file. Mosquitto
 /// reads its ACL only at start and on SIGHUP; this is where a running managed
 /// broker gets reloaded (the `server` module), and until it is, the user is told.
@@ -127,10 +133,12 @@ fn applied(config: &Config, file: &Path) {
 }
 
 /// Says so when the file has lines Mosquitto refuses: the edit keeps them.
-fn warn_if_refused(config: &Config, file: &Path, doc: &Document) {
-    if let Some(refusal) = acl::refusal(doc, file) {
+fn warn_if_refused(config: &Config, file: &Path, refused: Option<&Refused>) {
+    if let Some(refused) = refused {
         config.output.warn(&sanitize(&format!(
-            "{refusal}; run `wott-mqtt acl validate` for details"
+            "Mosquitto would refuse {}: {}; run `wott-mqtt acl validate` for details",
+            location(file, refused.line + 1),
+            refused.message
         )));
     }
 }
@@ -220,24 +228,23 @@ fn allow(config: &Config, file: &Path, args: &AclAllowArgs) -> Result<Outcome, E
             new_mode: acl::NEW_FILE_MODE,
         },
         |old| -> Result<Vec<Piece>, Error> {
-            let bytes = read_all(old, file)?;
-            let doc = acl::parse(&bytes, file)?;
-            warn_if_refused(config, file, &doc);
-            let allowed = edit::allow(
-                &doc,
+            let allowed = edit::allow_stream(
+                lines_of(old),
                 device.as_str().as_bytes(),
                 filter.as_str().as_bytes(),
                 access,
-            );
-            denies = allowed
-                .overlapping_denies
-                .iter()
-                .map(|&line| LineRef::new(file, &doc, line - 1))
-                .collect();
+            )
+            .map_err(read_error(file))?;
+            warn_if_refused(config, file, allowed.refused.as_ref());
             action = allowed.action;
             line = allowed.line;
-            removed_duplicates = allowed.removed_duplicates;
-            Ok(allowed.pieces.unwrap_or_else(|| unchanged(&bytes)))
+            removed_duplicates = allowed.removed_duplicates.iter().map(|n| n.line).collect();
+            denies = allowed
+                .overlapping_denies
+                .into_iter()
+                .map(|n| LineRef::noted(file, n))
+                .collect();
+            Ok(allowed.pieces.unwrap_or_else(|| unchanged(old)))
         },
     )?;
     for deny in &denies {
@@ -360,24 +367,23 @@ fn revoke(config: &Config, file: &Path, args: &AclRevokeArgs) -> Result<Outcome,
                 }
                 .into());
             }
-            let bytes = read_all(old, file)?;
-            let doc = acl::parse(&bytes, file)?;
-            warn_if_refused(config, file, &doc);
-            let revoked = edit::revoke(
-                &doc,
+            let revoked = edit::revoke_stream(
+                lines_of(old),
                 device.as_str().as_bytes(),
                 filter.as_ref().map(|f| f.as_str().as_bytes()),
-            );
-            let refs = |lines: &[usize]| {
-                lines
-                    .iter()
-                    .map(|&l| LineRef::new(file, &doc, l - 1))
+            )
+            .map_err(read_error(file))?;
+            warn_if_refused(config, file, revoked.refused.as_ref());
+            let refs = |noted: Vec<edit::Noted>| {
+                noted
+                    .into_iter()
+                    .map(|n| LineRef::noted(file, n))
                     .collect::<Vec<_>>()
             };
-            removed = refs(&revoked.removed);
-            removed_users = refs(&revoked.removed_users);
-            kept_denies = refs(&revoked.kept_denies);
-            Ok(revoked.pieces.unwrap_or_else(|| unchanged(&bytes)))
+            removed = refs(revoked.removed);
+            removed_users = refs(revoked.removed_users);
+            kept_denies = refs(revoked.kept_denies);
+            Ok(revoked.pieces.unwrap_or_else(|| unchanged(old)))
         },
     )?;
     if edit.changed && !args.dry_run {
