@@ -1,23 +1,16 @@
 #!/usr/bin/env bash
-# Benchmark: `acl allow` and `acl check` on a permissions.acl with 20,000
-# devices (60,002 lines, 2.4 MB), side by side with `cp` of the same file in
-# the same hyperfine run. Method and figures: docs/performance.md.
-#
-#   bench/acl.sh                      # prints hyperfine's table
-#   BENCH_MARKDOWN=out.md bench/acl.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# `acl allow` and `acl check` on a permissions.acl with 20,000 devices (60,002
+# lines, 2.4 MB) vs `cp` of that file, in one hyperfine run, then peak memory
+# (max RSS) with GNU time. BENCH_SCRATCH chooses the disk; RUNS the number of
+# runs. Method and figures: docs/performance.md.
+source "$(dirname "$0")/common.sh"
+require hyperfine awk /usr/bin/time
+build_release
+runs="${RUNS:-60}"
+mkdir -p "$SCRATCH"
+big="$SCRATCH/big.acl" work="$SCRATCH/work.acl" copy="$SCRATCH/copy.acl"
 
-command -v hyperfine >/dev/null || { echo "bench/acl.sh needs hyperfine (apt-get install hyperfine)" >&2; exit 2; }
-cargo build --release --locked --quiet
-bin=$PWD/target/release/wott-mqtt
-markdown=${BENCH_MARKDOWN:+$(realpath -m "$BENCH_MARKDOWN")}
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-# One block per device, like `acl allow` writes them; a fixed seed keeps runs comparable.
+# One block per device, as `acl allow` writes them; a fixed seed keeps runs comparable.
 awk 'BEGIN {
     srand(1)
     print "# WoTT devices"
@@ -28,18 +21,29 @@ awk 'BEGIN {
         printf "user %s\ntopic readwrite devices/%s/#\n\n", id, id
     }
     print "pattern read broadcast/%u"
-}' > big.acl
-known=$(sed -n 2p big.acl | cut -d' ' -f2)
+}' > "$big"
+known=$(sed -n 2p "$big" | cut -d' ' -f2)
 new=ffffffffffffffffffffffffffffffff.d.wott.local
-echo "$(wc -l < big.acl) lines, $(wc -c < big.acl) bytes, on $(df -T . | awk 'NR==2 {print $2}')" >&2
+echo "$(wc -l < "$big") lines, $(stat -c %s "$big") bytes, on $(df -T "$SCRATCH" | awk 'NR==2 {print $2}'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# --prepare restores the file before every run, so each `acl allow` really writes.
-hyperfine -N --warmup 3 --min-runs 40 --prepare 'cp big.acl work.acl' \
-    ${markdown:+--export-markdown "$markdown"} \
-    -n 'cp (same file)' 'cp big.acl copy.acl' \
-    -n 'cp + fsync (dd conv=fsync)' 'dd if=big.acl of=copy.acl bs=1M conv=fsync status=none' \
-    -n 'acl allow, new device' "$bin acl allow $new wott/# --file work.acl" \
-    -n 'acl allow, known device' "$bin acl allow $known wott/extra --file work.acl" \
-    -n 'acl allow, already granted (no write)' "$bin acl allow $known devices/$known/# --file work.acl" \
-    -n 'acl check' "$bin acl check $known devices/$known/x --file big.acl" \
-    -n 'acl validate' "$bin acl validate --file big.acl"
+# Each `acl allow` starts from the original, written durably first so that its
+# dirty pages are not flushed by our fsync. `dd conv=fsync` is `cp` made
+# durable: the floor for an atomic edit (fsync the temp file, then the folder).
+restore="dd if=$big of=$work bs=1M conv=fsync status=none"
+hyperfine -N --warmup 5 --runs "$runs" --export-markdown "$SCRATCH/acl.md" \
+    -n "acl allow (new device: appends a block)" --prepare "$restore" \
+    "$BIN acl allow $new wott/# --file $work" \
+    -n "acl allow (known device: adds a line mid-file)" --prepare "$restore" \
+    "$BIN acl allow $known wott/extra --file $work" \
+    -n "cp" --prepare "rm -f $copy" "cp $big $copy" \
+    -n "dd conv=fsync (durable cp)" --prepare "rm -f $copy" "dd if=$big of=$copy bs=1M conv=fsync status=none" \
+    -n "acl allow (already granted: no write)" --prepare "true" \
+    "$BIN acl allow $known devices/$known/# --file $big" \
+    -n "acl check" --prepare "true" "$BIN acl check $known devices/$known/x --file $big"
+cat "$SCRATCH/acl.md"
+
+rss() { /usr/bin/time -f %M "$@" 2>&1 > /dev/null | tail -1; }
+cp "$big" "$work"
+echo "max RSS: acl allow $(rss "$BIN" acl allow "$known" wott/extra --file "$work") KiB," \
+    "acl check $(rss "$BIN" acl check "$known" "devices/$known/x" --file "$big") KiB," \
+    "acl validate $(rss "$BIN" acl validate --file "$big") KiB, cp $(rss cp "$big" "$copy") KiB"

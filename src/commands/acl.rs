@@ -126,7 +126,7 @@ struct LineRef {
 /// broker gets reloaded (the `server` module), and until it is, the user is told.
 fn applied(config: &Config, file: &Path) {
     config.output.note(&format!(
-        "Mosquitto reads {} only when it starts and on SIGHUP: reload the broker to apply the change \
+        "note: Mosquitto reads {} only when it starts and on SIGHUP; reload the broker to apply this \
          (`systemctl reload mosquitto`, or `docker kill --signal HUP <container>`)",
         file.display()
     ));
@@ -179,10 +179,12 @@ impl Human for AllowReport {
         );
         let what = match self.action {
             AllowAction::Unchanged => format!(
-                "{} {} already grants {}",
+                "{} {} already grants {} {} on {}",
                 p.dim("unchanged:"),
                 self.location,
-                sanitize(&self.device_id)
+                sanitize(&self.device_id),
+                access_word(self.access),
+                sanitize(&self.topic)
             ),
             AllowAction::Updated => format!("{} {} {grant}", p.good("updated:"), self.location),
             AllowAction::Added => format!("{} {} {grant}", p.good("added:"), self.location),
