@@ -109,7 +109,7 @@ proptest! {
         let mut parsed = Vec::new();
         doc.visit(|l| parsed.push((l.range(), format!("{:?}", l.kind), l.shown())));
         let mut streamed = Vec::new();
-        document::scan(&bytes[..], |l| {
+        document::scan(std::io::BufReader::with_capacity(5, &bytes[..]), |l| {
             streamed.push((l.range(), format!("{:?}", l.kind), l.shown()));
             true
         }).unwrap();
@@ -139,14 +139,15 @@ proptest! {
     ) {
         let doc = Document::parse(text.as_bytes()).unwrap();
         let parsed = edit::allow(&doc, user.as_bytes(), filter.as_bytes(), access);
-        let streamed = edit::allow_stream(text.as_bytes(), user.as_bytes(), filter.as_bytes(), access).unwrap();
+        let chunked = || std::io::BufReader::with_capacity(7, text.as_bytes());
+        let streamed = edit::allow_stream(chunked(), user.as_bytes(), filter.as_bytes(), access).unwrap();
         prop_assert_eq!(&parsed.pieces, &streamed.pieces);
         prop_assert_eq!((parsed.action, parsed.line), (streamed.action, streamed.line));
         let parsed = edit::revoke(&doc, user.as_bytes(), revoke_filter.map(str::as_bytes));
-        let streamed = edit::revoke_stream(text.as_bytes(), user.as_bytes(), revoke_filter.map(str::as_bytes)).unwrap();
+        let streamed = edit::revoke_stream(chunked(), user.as_bytes(), revoke_filter.map(str::as_bytes)).unwrap();
         prop_assert_eq!(&parsed.pieces, &streamed.pieces);
         prop_assert_eq!(&parsed.removed, &streamed.removed);
-        let scanned = Rules::scan(text.as_bytes(), Some(user.as_bytes())).unwrap();
+        let scanned = Rules::scan(chunked(), Some(user.as_bytes())).unwrap();
         prop_assert_eq!(scanned.is_err(), doc.first_invalid().is_some());
     }
 

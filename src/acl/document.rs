@@ -469,33 +469,60 @@ impl<'a> Document<'a> {
     }
 }
 
-/// Shows every line of `reader` to `f`, in order, reading one line at a time
+/// Shows every line of `reader` to `f`, in order, reading it chunk by chunk
 /// so that a large file is never held in memory. `f` returns `false` to stop.
 pub fn scan(mut reader: impl BufRead, mut f: impl FnMut(&LineView) -> bool) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(256);
+    // A line split across two chunks is put together here.
+    let mut carry: Vec<u8> = Vec::new();
     let mut offset = 0u64;
     let mut index = 0;
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        let content_end = n - usize::from(buf.ends_with(b"\n"));
+    let mut show = |base: &[u8], start: usize, end: usize, check_nul: bool| {
+        let content_end = end - usize::from(base[end - 1] == b'\n');
+        let kind = if check_nul {
+            parse_kind(base, start..content_end)
+        } else {
+            parse_line(base, start, content_end)
+        };
         let view = LineView {
             index,
             offset,
-            base: &buf,
-            start: 0,
+            base,
+            start,
             content_end,
-            end: n,
-            kind: parse_kind(&buf, 0..content_end),
+            end,
+            kind,
         };
-        if !f(&view) {
+        index += 1;
+        offset += (end - start) as u64;
+        f(&view)
+    };
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            if !carry.is_empty() {
+                show(&carry, 0, carry.len(), true);
+            }
             return Ok(());
         }
-        offset += n as u64;
-        index += 1;
+        let check_nul = memchr::memchr(0, chunk).is_some();
+        let mut start = 0;
+        for newline in memchr::memchr_iter(b'\n', chunk) {
+            let go_on = if carry.is_empty() {
+                show(chunk, start, newline + 1, check_nul)
+            } else {
+                carry.extend_from_slice(&chunk[start..=newline]);
+                let go_on = show(&carry, 0, carry.len(), true);
+                carry.clear();
+                go_on
+            };
+            if !go_on {
+                return Ok(());
+            }
+            start = newline + 1;
+        }
+        carry.extend_from_slice(&chunk[start..]);
+        let len = chunk.len();
+        reader.consume(len);
     }
 }
 
@@ -648,6 +675,17 @@ mod tests {
         })
         .unwrap();
         assert_eq!(parsed, streamed);
+        // Lines split across chunks of every size come out whole.
+        for capacity in 1..8 {
+            let mut chunked = Vec::new();
+            let reader = io::BufReader::with_capacity(capacity, &text[..]);
+            scan(reader, |l| {
+                chunked.push((l.index, l.range(), l.shown(), l.ending(), l.indent().len()));
+                true
+            })
+            .unwrap();
+            assert_eq!(parsed, chunked, "capacity {capacity}");
+        }
         assert_eq!(parsed[0].3, Some(&b"\r\n"[..]));
         assert_eq!(parsed[4].1, 27..32);
         assert_eq!(parsed[4].3, None);
