@@ -180,6 +180,22 @@ fn allow_warns_when_a_deny_rule_still_wins() {
 }
 
 #[test]
+fn an_edit_keeps_a_line_mosquitto_refuses_and_says_so() {
+    let original = "user a\n  # indented comment\ntopic read a\n";
+    let acl = Acl::new(original);
+    acl.run(&["allow", "a", "b"])
+        .success()
+        .stderr_has(":2: a comment must start with `#` in the first column");
+    assert_eq!(
+        acl.text(),
+        "user a\n  # indented comment\ntopic read a\ntopic readwrite b\n"
+    );
+    let doc = acl.run(&["list", "--json"]).json();
+    assert_eq!(doc["exit_code"], 1);
+    assert_eq!(doc["users"][0]["rules"][1]["filter"], "b");
+}
+
+#[test]
 fn allow_self_uses_this_devices_id() {
     let fx = CertFixture::new();
     let acl = Acl::empty();

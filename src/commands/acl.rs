@@ -83,16 +83,6 @@ fn read_error(file: &Path) -> impl Fn(io::Error) -> Error + '_ {
     }
 }
 
-impl LineRef {
-    fn noted(file: &Path, noted: edit::Noted) -> Self {
-        LineRef {
-            line: noted.line,
-            location: location(file, noted.line),
-            text: noted.text,
-        }
-    }
-}
-
 /// The ACL file, buffered for reading line by line.
 fn open(file: &Path) -> Result<BufReader<File>, Error> {
     match files::open_optional(file)? {
@@ -119,6 +109,16 @@ struct LineRef {
     /// `file:line`.
     location: String,
     text: String,
+}
+
+impl LineRef {
+    fn noted(file: &Path, noted: edit::Noted) -> Self {
+        LineRef {
+            line: noted.line,
+            location: location(file, noted.line),
+            text: noted.text,
+        }
+    }
 }
 
 /// Called once after `allow` or `revoke` has changed the file. Mosquitto
@@ -172,18 +172,14 @@ impl Human for AllowReport {
         if let Some(diff) = &self.diff {
             s.push_str(&sanitize(diff));
         }
-        let grant = format!(
-            "topic {} {}",
-            access_word(self.access),
-            sanitize(&self.topic)
-        );
+        let grant = format!("topic {} {}", self.access.keyword(), sanitize(&self.topic));
         let what = match self.action {
             AllowAction::Unchanged => format!(
                 "{} {} already grants {} {} on {}",
                 p.dim("unchanged:"),
                 self.location,
                 sanitize(&self.device_id),
-                access_word(self.access),
+                self.access.keyword(),
                 sanitize(&self.topic)
             ),
             AllowAction::Updated => format!("{} {} {grant}", p.good("updated:"), self.location),
@@ -201,10 +197,6 @@ impl Human for AllowReport {
         }
         s
     }
-}
-
-fn access_word(access: Access) -> &'static str {
-    access.keyword()
 }
 
 fn grant_access(arg: AccessArg) -> Access {
