@@ -101,6 +101,13 @@ pub enum Command {
     /// 7 MQTT CONNECT refused, 8 no message (ACL or publisher). See docs/check.md.
     Check(CheckArgs),
 
+    /// Grant, revoke and check access in Mosquitto's permissions.acl
+    ///
+    /// Edits keep every other line byte for byte and are written atomically
+    /// under a lock. `acl check` answers with Mosquitto 2.x's exact rules and
+    /// names the line that decides.
+    Acl(AclArgs),
+
     /// Walk through the tutorial as a wizard: set this device up as a client of a broker
     ///
     /// Every question has a flag, so `setup client --server ID --ip IP --yes`
@@ -294,6 +301,105 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub file: HostsFileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AclArgs {
+    /// The ACL file [default: SERVER_DIR/permissions.acl, see --server-dir]
+    #[arg(long, global = true, env = "WOTT_MQTT_ACL_FILE", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: AclCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Show the rules per user, in the order Mosquitto tries them
+    List(AclListArgs),
+    /// Grant a device access to a topic filter (adds or updates one line)
+    ///
+    /// A device without a `user` block gets one at the end of the file; a
+    /// known device gets the line in its block; an existing grant for the
+    /// same filter is updated in place. Running it twice changes nothing.
+    Allow(AclAllowArgs),
+    /// Remove a device's grant on a topic filter, or all of its grants
+    ///
+    /// `deny` rules are kept: revoking never gives access back.
+    Revoke(AclRevokeArgs),
+    /// List the lines Mosquitto would refuse, and rules that probably do not
+    /// mean what they say
+    Validate,
+    /// May this device read or write this topic? Exit 0 allowed, 1 denied
+    ///
+    /// TOPIC is a topic name as published (no wildcards): Mosquitto grants
+    /// every SUBSCRIBE and checks each delivered message's topic instead.
+    Check(AclCheckArgs),
+}
+
+/// `--access`: which access to grant or check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AccessArg {
+    Read,
+    Write,
+    #[default]
+    Readwrite,
+}
+
+#[derive(Debug, Args)]
+pub struct AclListArgs {
+    /// Show only this device's rules (and the patterns, which apply to everyone)
+    #[arg(value_name = "DEVICE_ID|self")]
+    pub device: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AclAllowArgs {
+    /// The device: its ID (certificate CN), or `self` for this device
+    #[arg(value_name = "DEVICE_ID|self")]
+    pub device: String,
+
+    /// The topic filter, e.g. wott/temperature or wott/#
+    pub topic: String,
+
+    #[arg(long, value_enum, default_value_t, value_name = "ACCESS")]
+    pub access: AccessArg,
+
+    /// Print the change as a unified diff and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AclRevokeArgs {
+    /// The device: its ID (certificate CN), or `self` for this device
+    #[arg(value_name = "DEVICE_ID|self")]
+    pub device: String,
+
+    /// Only the grant on this topic filter [default: all of the device's grants]
+    pub topic: Option<String>,
+
+    /// Print the change as a unified diff and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AclCheckArgs {
+    /// The device: its ID (certificate CN, the MQTT username), or `self`
+    #[arg(value_name = "DEVICE_ID|self")]
+    pub device: String,
+
+    /// A topic name as published, e.g. wott/temperature
+    pub topic: String,
+
+    /// Which access to check; readwrite checks both
+    #[arg(long, value_enum, default_value_t, value_name = "ACCESS")]
+    pub access: AccessArg,
+
+    /// The MQTT client ID the device connects with, for `pattern` lines using %c
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub enum Error {
     Hosts(#[from] crate::hosts::HostsError),
     #[error(transparent)]
     Check(#[from] crate::check::CheckError),
+    #[error(transparent)]
+    Acl(#[from] crate::acl::AclError),
     /// The command line is inconsistent in a way clap cannot express.
     #[error("{message}")]
     Usage {
@@ -63,6 +65,7 @@ impl Error {
             Error::Name(e) => Some(e),
             Error::File(e) => Some(e),
             Error::Pki(e) => Some(e),
+            Error::Acl(e) => Some(e),
             Error::Hosts(e) => Some(e),
             Error::Check(e) => Some(e),
             Error::Usage { .. } | Error::Runtime(_) | Error::Interrupted => None,

@@ -2,10 +2,12 @@
 //!
 //! The library behind the `wott-mqtt` binary. Each concern has one home:
 //! `identity` (the agent's certificate), `files` (locked atomic edits),
+//! `acl` (Mosquitto's permissions.acl: lossless edits and its exact rules),
 //! `hosts` (lossless /etc/hosts edits), `names` (validated device IDs and topics), `pki` (throwaway identities for
 //! `demo` and the tests), `output` (text, JSON, colour), and `commands`, which
 //! turns the parsed command line into calls on the rest.
 
+pub mod acl;
 pub mod check;
 pub mod cli;
 pub mod commands;

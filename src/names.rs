@@ -214,6 +214,9 @@ impl FromStr for TopicName {
     }
 }
 
+/// Mosquitto refuses a topic with more `/` than this (`TOPIC_HIERARCHY_LIMIT`).
+pub const MAX_TOPIC_SEPARATORS: usize = 200;
+
 fn check_topic_text(value: &str) -> Result<(), NameError> {
     if value.is_empty() {
         return Err(topic_error(value, "it is empty"));
@@ -224,6 +227,17 @@ fn check_topic_text(value: &str) -> Result<(), NameError> {
             &format!(
                 "it is {} bytes long; MQTT allows at most 65535",
                 value.len()
+            ),
+        ));
+    }
+    let separators = value.bytes().filter(|&b| b == b'/').count();
+    if separators > MAX_TOPIC_SEPARATORS {
+        return Err(topic_error(
+            value,
+            &format!(
+                "it has {} levels; Mosquitto refuses topics with more than {}",
+                separators + 1,
+                MAX_TOPIC_SEPARATORS + 1
             ),
         ));
     }
@@ -323,6 +337,14 @@ mod tests {
         for bad in ["", "a/#/c", "a#", "a/b+", "a\nb", "a\0", " a", "a ", "a\tb"] {
             assert!(TopicFilter::new(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn topics_stay_within_mosquittos_level_limit() {
+        assert!(TopicFilter::new(&("a/".repeat(200) + "a")).is_ok());
+        let err = TopicFilter::new(&("a/".repeat(201) + "a")).unwrap_err();
+        assert!(err.to_string().contains("202 levels"), "{err}");
+        assert!(TopicName::new(&"/".repeat(201)).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! clap arguments into typed values, calls the domain modules, and returns an
 //! [`Outcome`] for `output` to print.
 
+mod acl;
 mod check;
 mod docs;
 mod hosts;
@@ -22,5 +23,6 @@ pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
         Command::Setup(args) => setup::run(config, args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),
+        Command::Acl(args) => acl::run(config, args),
     }
 }

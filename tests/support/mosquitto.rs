@@ -96,7 +96,9 @@ impl Broker {
         panic!("mosquitto did not start: {last_error}");
     }
 
-    fn try_start(config: &BrokerConfig) -> Result<Broker, String> {
+    /// One attempt at [`Broker::start`]: `Err` with the broker's log when it
+    /// exits (e.g. because it refuses the ACL file) or does not open its port.
+    pub fn try_start(config: &BrokerConfig) -> Result<Broker, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
         let conf = render(config, dir.path(), port);

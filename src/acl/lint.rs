@@ -1,0 +1,341 @@
+//! `acl validate`: what Mosquitto would refuse, and what it would accept but
+//! probably not do what the author meant.
+//!
+//! Errors are lines that make Mosquitto 2.x refuse the whole file (it stops
+//! at the first one and does not start, or keeps the rules read so far on a
+//! reload). Warnings are legal lines with a surprising meaning.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use serde::Serialize;
+
+use super::document::{Access, Document, Invalid, Kind, LineView, Span};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem on one line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// 1-based line number.
+    pub line: usize,
+    pub severity: Severity,
+    /// A stable identifier, e.g. `invalid-line`, `anonymous-rule`.
+    pub code: &'static str,
+    pub message: String,
+    /// The line as written (trailing whitespace removed).
+    pub text: String,
+}
+
+fn quote(bytes: &[u8]) -> String {
+    format!("`{}`", String::from_utf8_lossy(bytes))
+}
+
+/// Why Mosquitto refuses line `line_index` of `doc`, in words: a stable code and a message.
+pub fn explain(doc: &Document, line_index: usize, invalid: &Invalid) -> (&'static str, String) {
+    let line = &doc.lines()[line_index];
+    explain_in(doc.text(), line.start()..line.content_end(), invalid)
+}
+
+/// [`explain`] for a line met while reading a file.
+pub fn explain_line(line: &LineView, invalid: &Invalid) -> (&'static str, String) {
+    let (text, content) = line.spanned();
+    explain_in(text, content, invalid)
+}
+
+/// [`explain`] for a line at `content` in `text` (the spans in `invalid` index `text`).
+pub fn explain_in(text: &[u8], content: Range<usize>, invalid: &Invalid) -> (&'static str, String) {
+    let bytes = |span: &Span| &text[span.range()];
+    let content = &text[content];
+    match invalid {
+        Invalid::UnknownWord { word } => {
+            let w = bytes(word);
+            let trimmed: Vec<u8> = content
+                .iter()
+                .copied()
+                .skip_while(|b| matches!(b, b' ' | b'\t'))
+                .collect();
+            let message = if trimmed.starts_with(b"#") {
+                "a comment must start with `#` in the first column; Mosquitto refuses an indented `#`"
+                    .to_string()
+            } else if content.starts_with(b"\t") || w.contains(&b'\t') {
+                "Mosquitto separates words with spaces only: a tab before or between the words makes the line unreadable"
+                    .to_string()
+            } else if [&b"topic"[..], b"pattern", b"user"]
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k))
+            {
+                format!(
+                    "{} is not a keyword: Mosquitto's keywords are lowercase (topic, pattern, user)",
+                    quote(w)
+                )
+            } else {
+                format!(
+                    "{} is not `topic`, `pattern` or `user`, so Mosquitto refuses the line",
+                    quote(w)
+                )
+            };
+            ("invalid-line", message)
+        }
+        Invalid::EmptyTopic => (
+            "empty-topic",
+            "a `topic` or `pattern` line needs a topic filter".to_string(),
+        ),
+        Invalid::BadAccess { word } => (
+            "invalid-access",
+            format!(
+                "{} is not an access (read, write, readwrite or deny); a filter that contains spaces needs the access word before it",
+                quote(bytes(word))
+            ),
+        ),
+        Invalid::BadFilter { filter, reason } => (
+            "invalid-topic",
+            format!(
+                "invalid topic filter {}: {}",
+                quote(bytes(filter)),
+                reason.describe()
+            ),
+        ),
+        Invalid::MissingUsername => (
+            "missing-username",
+            "`user` needs a username after it".to_string(),
+        ),
+        Invalid::NulByte => (
+            "nul-byte",
+            "the line contains a NUL byte; Mosquitto silently ignores everything from here to the end of the file"
+                .to_string(),
+        ),
+    }
+}
+
+/// Who a rule is for (`None`: anonymous or pattern), pattern or not, filter, access.
+type RuleKey<'a> = (Option<&'a [u8]>, bool, &'a [u8], Access);
+
+/// A word-at-a-time multiplicative hash (as in rustc's FxHash): the tables
+/// here hold tens of thousands of short keys from a local file, where
+/// SipHash's flood resistance buys nothing and costs most of the time.
+#[derive(Debug, Clone, Copy, Default)]
+struct WordHash(u64);
+
+impl WordHash {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for WordHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut rest = [0u8; 8];
+        rest[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.add(u64::from_le_bytes(rest));
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<WordHash>>;
+
+/// Every error and warning in the file, in line order.
+pub fn validate(doc: &Document) -> Vec<Finding> {
+    let lines = doc.lines();
+    let owners = doc.owners();
+    let mut findings = Vec::new();
+    let rule_lines = lines
+        .iter()
+        .filter(|l| matches!(l.kind, Kind::Rule(_)))
+        .count();
+    let mut seen: FastMap<RuleKey, usize> =
+        FastMap::with_capacity_and_hasher(rule_lines, Default::default());
+    let mut rules_per_user: FastMap<&[u8], usize> =
+        FastMap::with_capacity_and_hasher(lines.len() - rule_lines, Default::default());
+    let mut user_lines: Vec<usize> = Vec::new();
+    // Whether a `topic` rule follows line i in the same block.
+    let mut topic_follows = vec![false; lines.len()];
+    let mut follows = false;
+    for (i, line) in lines.iter().enumerate().rev() {
+        topic_follows[i] = follows;
+        match &line.kind {
+            Kind::User { .. } => follows = false,
+            Kind::Rule(rule) if !rule.pattern => follows = true,
+            _ => {}
+        }
+    }
+
+    for (i, line) in lines.iter().enumerate() {
+        let mut add = |severity, code, message: String| {
+            findings.push(Finding {
+                line: i + 1,
+                severity,
+                code,
+                message,
+                text: doc.shown(line),
+            });
+        };
+        let owner = owners[i].and_then(|u| doc.user_name(u));
+        match &line.kind {
+            Kind::Invalid(invalid) => {
+                let (code, message) = explain(doc, i, invalid);
+                add(Severity::Error, code, message);
+            }
+            Kind::User { name } => {
+                rules_per_user.entry(doc.bytes(name)).or_insert(0);
+                user_lines.push(i);
+            }
+            Kind::Rule(rule) => {
+                let filter = doc.bytes(&rule.filter);
+                let substitutes = contains(filter, b"%u") || contains(filter, b"%c");
+                if rule.pattern {
+                    if let Some(user) = owner.filter(|_| topic_follows[i]) {
+                        add(
+                            Severity::Warning,
+                            "pattern-in-user-block",
+                            format!(
+                                "`pattern` lines apply to every client, not only to user {}; put patterns before the first `user` line or at the end",
+                                quote(user)
+                            ),
+                        );
+                    }
+                    if !substitutes {
+                        add(
+                            Severity::Warning,
+                            "pattern-without-substitution",
+                            "this pattern has no %u or %c, so it gives every client the same access (Mosquitto warns about it too)"
+                                .to_string(),
+                        );
+                    }
+                } else {
+                    match owner {
+                        None => add(
+                            Severity::Warning,
+                            "anonymous-rule",
+                            "this rule comes before the first `user` line, so it applies only to clients without a username; with use_identity_as_username every certificate client has one"
+                                .to_string(),
+                        ),
+                        Some(user) => *rules_per_user.entry(user).or_insert(0) += 1,
+                    }
+                    if substitutes {
+                        add(
+                            Severity::Warning,
+                            "substitution-in-topic",
+                            "%u and %c are replaced only in `pattern` lines; in a `topic` line they are literal"
+                                .to_string(),
+                        );
+                    }
+                }
+                if !rule.explicit && matches!(filter, b"read" | b"write" | b"readwrite" | b"deny") {
+                    add(
+                        Severity::Warning,
+                        "missing-topic",
+                        format!(
+                            "this grants readwrite on the topic named {}: the filter after the access word is missing",
+                            quote(filter)
+                        ),
+                    );
+                }
+                let key = (
+                    if rule.pattern { None } else { owner },
+                    rule.pattern,
+                    filter,
+                    rule.access,
+                );
+                match seen.get(&key) {
+                    Some(&first) => add(
+                        Severity::Warning,
+                        "duplicate",
+                        format!("repeats line {first}"),
+                    ),
+                    None => {
+                        seen.insert(key, i + 1);
+                    }
+                }
+            }
+            Kind::Blank | Kind::Comment => {}
+        }
+    }
+    for i in user_lines {
+        if let Some(name) = doc.user_name(i)
+            && rules_per_user.get(name) == Some(&0)
+        {
+            findings.push(Finding {
+                line: i + 1,
+                severity: Severity::Warning,
+                code: "user-without-rules",
+                message: format!(
+                    "user {} has no `topic` rules, so only the `pattern` lines apply to it",
+                    quote(name)
+                ),
+                text: doc.shown(&lines[i]),
+            });
+            // Once per user is enough.
+            rules_per_user.remove(name);
+        }
+    }
+    findings.sort_by_key(|f| f.line);
+    findings
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(text: &str) -> Vec<(usize, &'static str)> {
+        validate(&Document::parse(text.as_bytes()).unwrap())
+            .into_iter()
+            .map(|f| (f.line, f.code))
+            .collect()
+    }
+
+    #[test]
+    fn errors_name_the_cause() {
+        let f = validate(&Document::parse(b" # note\n\ttopic a\nTopic a\n").unwrap());
+        assert!(f[0].message.contains("first column"), "{}", f[0].message);
+        assert!(f[1].message.contains("spaces only"), "{}", f[1].message);
+        assert!(f[2].message.contains("lowercase"), "{}", f[2].message);
+        assert!(f.iter().all(|f| f.severity == Severity::Error));
+    }
+
+    #[test]
+    fn lints() {
+        assert_eq!(
+            codes(
+                "topic read a\nuser d\npattern read x\ntopic read %c\ntopic read\ntopic read %c\nuser e\npattern read %c\n"
+            ),
+            vec![
+                (1, "anonymous-rule"),
+                (3, "pattern-in-user-block"),
+                (3, "pattern-without-substitution"),
+                (4, "substitution-in-topic"),
+                (5, "missing-topic"),
+                (6, "substitution-in-topic"),
+                (6, "duplicate"),
+                (7, "user-without-rules"),
+            ]
+        );
+        assert!(codes("user d\ntopic readwrite a/#\npattern read %u/#\n").is_empty());
+    }
+}

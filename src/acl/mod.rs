@@ -1,0 +1,128 @@
+//! Mosquitto's acl_file (`permissions.acl`): a lossless document, edits, and
+//! an evaluator that answers "may this device read or write this topic, and
+//! which line decides?" exactly as Mosquitto 2.x does.
+//!
+//! Granting access is the step users get wrong without any sign: with an
+//! acl_file, Mosquitto grants every SUBSCRIBE and silently drops the messages
+//! the ACL does not allow. So the evaluator follows Mosquitto's source
+//! (`src/security_default.c`, `src/security.c`, `lib/util_topic.c` of 2.0.11)
+//! rather than the MQTT spec, and a differential test holds it to a real
+//! broker's deliveries.
+//!
+//! - [`document`]: every line, its bytes and its meaning; edits as patches.
+//! - [`eval`]: the rules that apply to a client, and the decision.
+//! - [`edit`]: `allow` and `revoke`.
+//! - [`lint`]: what `validate` reports.
+//! - [`topic`]: filter validity and matching.
+
+pub mod document;
+pub mod edit;
+pub mod eval;
+pub mod lint;
+pub mod topic;
+
+use std::path::PathBuf;
+
+pub use document::{Access, Document, Kind, Need};
+pub use eval::{Client, Reason, Rules, Section, Verdict};
+
+use crate::error::Diagnose;
+use crate::exit_code::ExitCode;
+
+/// The name the tutorial (and the managed broker) gives the acl_file.
+pub const FILE_NAME: &str = "permissions.acl";
+
+/// Mode of a newly created ACL file: Mosquitto (uid 1883 in the container) reads it.
+pub const NEW_FILE_MODE: u32 = 0o644;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AclError {
+    #[error("{} does not exist", path.display())]
+    NotFound { path: PathBuf },
+    #[error("Mosquitto would refuse {}:{line}: {message}", path.display())]
+    Refused {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{} has {errors} line(s) Mosquitto refuses", path.display())]
+    Invalid { path: PathBuf, errors: usize },
+    #[error(
+        "`acl check` needs a topic name, not the filter {topic:?}: Mosquitto checks the topic of each message it delivers, never the SUBSCRIBE"
+    )]
+    FilterNotTopic { topic: String },
+    #[error("invalid client ID {value:?}: {reason}")]
+    ClientId { value: String, reason: String },
+    #[error("{} is 4 GiB or larger: too large for an ACL file", path.display())]
+    TooLarge { path: PathBuf },
+}
+
+impl Diagnose for AclError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            AclError::NotFound { path } => format!(
+                "grant a first device with `wott-mqtt acl allow <DEVICE_ID> <TOPIC> --file {}`, or pass the right --file",
+                path.display()
+            ),
+            AclError::Refused { path, .. } | AclError::Invalid { path, .. } => format!(
+                "fix the line; `wott-mqtt acl validate --file {}` lists every problem",
+                path.display()
+            ),
+            AclError::FilterNotTopic { .. } => {
+                "check a topic a publisher really uses, e.g. wott/temperature instead of wott/#"
+                    .into()
+            }
+            AclError::ClientId { .. } => {
+                "pass the client ID the device connects with, e.g. --client-id sensor-1".into()
+            }
+            AclError::TooLarge { .. } => "check that --file names the ACL file".into(),
+        })
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            AclError::FilterNotTopic { .. } | AclError::ClientId { .. } => ExitCode::Usage,
+            _ => ExitCode::Failure,
+        }
+    }
+}
+
+/// Checks a client ID as Mosquitto's CONNECT does: UTF-8 without control characters.
+pub fn check_client_id(value: &str) -> Result<(), AclError> {
+    let fail = |reason: &str| AclError::ClientId {
+        value: value.chars().take(80).collect(),
+        reason: reason.to_string(),
+    };
+    if value.is_empty() {
+        return Err(fail(
+            "it is empty; an empty client ID makes Mosquitto assign a random one",
+        ));
+    }
+    if value.len() > topic::MAX_LEN {
+        return Err(fail("it is longer than 65535 bytes"));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(fail(&format!(
+            "it contains the control character {c:?}, which Mosquitto refuses"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses the bytes of the ACL file at `path`.
+pub fn parse<'a>(bytes: &'a [u8], path: &std::path::Path) -> Result<Document<'a>, AclError> {
+    Document::parse(bytes).map_err(|_| AclError::TooLarge {
+        path: path.to_path_buf(),
+    })
+}
+
+/// The first line Mosquitto refuses, as an error.
+pub fn refusal(doc: &Document, path: &std::path::Path) -> Option<AclError> {
+    let (index, invalid) = doc.first_invalid()?;
+    let (_, message) = lint::explain(doc, index, invalid);
+    Some(AclError::Refused {
+        path: path.to_path_buf(),
+        line: index + 1,
+        message,
+    })
+}

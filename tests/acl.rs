@@ -1,0 +1,636 @@
+//! `wott-mqtt acl …` through the real binary, on real files: what the user
+//! sees, the exact bytes written, and the bytes left alone.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use support::{CertFixture, Run, snapshot, wott, wott_unprivileged};
+
+const D1: &str = "4853b630822946019393b16c5b710b9e.d.wott.local";
+const D2: &str = "0123456789abcdef0123456789abcdef.d.wott.local";
+
+/// A temp dir with a permissions.acl in it.
+struct Acl {
+    dir: tempfile::TempDir,
+}
+
+impl Acl {
+    fn new(content: impl AsRef<[u8]>) -> Self {
+        let acl = Acl::empty();
+        fs::write(acl.path(), content).unwrap();
+        acl
+    }
+
+    fn empty() -> Self {
+        Acl {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("permissions.acl")
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        fs::read(self.path()).unwrap()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.bytes()).unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        wott()
+            .arg("acl")
+            .args(args)
+            .arg("--file")
+            .arg(self.path())
+            .run()
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+// ------------------------------------------------------------------ allow
+
+#[test]
+fn allow_creates_the_file_and_a_second_run_changes_nothing() {
+    let acl = Acl::empty();
+    acl.run(&["allow", D1, "wott/#"])
+        .success()
+        .stdout_has(&format!(
+            "added: {}:2 topic readwrite wott/#",
+            acl.path().display()
+        ))
+        .stderr_has("SIGHUP");
+    assert_eq!(acl.text(), format!("user {D1}\ntopic readwrite wott/#\n"));
+    assert_eq!(mode(&acl.path()), 0o644);
+
+    let run = acl.run(&["allow", D1, "wott/#", "--json"]);
+    run.success();
+    let doc = run.json();
+    assert_eq!(doc["changed"], false);
+    assert_eq!(doc["action"], "unchanged");
+    assert_eq!(doc["line"], 2);
+    assert_eq!(doc["exit_code"], 0);
+    // Nothing written, so no reload advice.
+    run.stderr_is_empty();
+}
+
+#[test]
+fn allow_reports_changed_true_in_json() {
+    let acl = Acl::empty();
+    let doc = acl
+        .run(&["allow", D1, "a/b", "--access", "read", "--json"])
+        .json();
+    assert_eq!(doc["changed"], true);
+    assert_eq!(doc["action"], "added-user");
+    assert_eq!(doc["access"], "read");
+    assert_eq!(doc["device_id"], D1);
+    assert!(doc.get("diff").is_none());
+}
+
+#[test]
+fn allow_edits_the_devices_block_and_leaves_every_other_byte() {
+    let original = format!(
+        "# WoTT ACL\r\n\r\nuser {D1}\r\n  topic read wott/temperature\t\r\n\r\n# the other one\r\nuser {D2}\r\ntopic   wott/#\r\npattern read devices/%u/#"
+    );
+    let acl = Acl::new(&original);
+    acl.run(&["allow", D1, "wott/humidity", "--access", "write"])
+        .success()
+        .stdout_has(":5 topic write wott/humidity");
+    assert_eq!(
+        acl.text(),
+        format!(
+            "# WoTT ACL\r\n\r\nuser {D1}\r\n  topic read wott/temperature\t\r\n  topic write wott/humidity\r\n\r\n# the other one\r\nuser {D2}\r\ntopic   wott/#\r\npattern read devices/%u/#"
+        )
+    );
+}
+
+#[test]
+fn changing_the_access_updates_the_line_in_place() {
+    let acl = Acl::new(format!(
+        "user {D1}\ntopic read wott/#\nuser {D2}\ntopic read wott/#\n"
+    ));
+    acl.run(&["allow", D1, "wott/#", "--access", "readwrite"])
+        .success()
+        .stdout_has("updated:");
+    assert_eq!(
+        acl.text(),
+        format!("user {D1}\ntopic readwrite wott/#\nuser {D2}\ntopic read wott/#\n")
+    );
+}
+
+#[test]
+fn a_new_device_is_appended_after_a_blank_line() {
+    let acl = Acl::new(format!("user {D1}\ntopic read a"));
+    acl.run(&["allow", D2, "b"]).success();
+    assert_eq!(
+        acl.text(),
+        format!("user {D1}\ntopic read a\n\nuser {D2}\ntopic readwrite b\n")
+    );
+}
+
+#[test]
+fn dry_run_prints_the_diff_and_writes_nothing() {
+    let acl = Acl::new(format!("user {D1}\ntopic read a\n"));
+    let before = snapshot(acl.dir.path());
+    let run = acl.run(&["allow", D1, "b", "--dry-run"]);
+    run.success()
+        .stdout_has("+topic readwrite b")
+        .stdout_has("dry run: nothing was written");
+    assert_eq!(snapshot(acl.dir.path()), before);
+    let doc = acl.run(&["allow", D1, "b", "--dry-run", "--json"]).json();
+    assert_eq!(doc["changed"], true);
+    assert_eq!(doc["dry_run"], true);
+    assert!(doc["diff"].as_str().unwrap().contains("+topic readwrite b"));
+    assert_eq!(snapshot(acl.dir.path()), before);
+
+    // A dry run against a missing file creates nothing either.
+    let empty = Acl::empty();
+    empty.run(&["allow", D1, "b", "--dry-run"]).success();
+    assert!(!empty.path().exists());
+}
+
+#[test]
+fn allow_keeps_mode_and_non_utf8_bytes() {
+    let original = b"# caf\xe9\nuser x\ntopic read \xff/a\n".to_vec();
+    let acl = Acl::new(&original);
+    fs::set_permissions(acl.path(), fs::Permissions::from_mode(0o640)).unwrap();
+    acl.run(&["allow", D1, "a"]).success();
+    let mut expected = original.clone();
+    expected.extend_from_slice(format!("\nuser {D1}\ntopic readwrite a\n").as_bytes());
+    assert_eq!(acl.bytes(), expected);
+    assert_eq!(mode(&acl.path()), 0o640);
+}
+
+#[test]
+fn allow_warns_when_a_deny_rule_still_wins() {
+    let acl = Acl::new(format!("user {D1}\ntopic deny wott/secret\n"));
+    acl.run(&["allow", D1, "wott/#"])
+        .success()
+        .stderr_has(":2 `topic deny wott/secret` still denies part of this grant");
+}
+
+#[test]
+fn an_edit_keeps_a_line_mosquitto_refuses_and_says_so() {
+    let original = "user a\n  # indented comment\ntopic read a\n";
+    let acl = Acl::new(original);
+    acl.run(&["allow", "a", "b"])
+        .success()
+        .stderr_has(":2: a comment must start with `#` in the first column");
+    assert_eq!(
+        acl.text(),
+        "user a\n  # indented comment\ntopic read a\ntopic readwrite b\n"
+    );
+    let doc = acl.run(&["list", "--json"]).json();
+    assert_eq!(doc["exit_code"], 1);
+    assert_eq!(doc["users"][0]["rules"][1]["filter"], "b");
+}
+
+#[test]
+fn allow_self_uses_this_devices_id() {
+    let fx = CertFixture::new();
+    let acl = Acl::empty();
+    wott()
+        .args(["acl", "allow", "self", "wott/#", "--file"])
+        .arg(acl.path())
+        .cert_dir(&fx.dir())
+        .run()
+        .success();
+    assert_eq!(
+        acl.text(),
+        format!("user {}\ntopic readwrite wott/#\n", fx.id())
+    );
+    // Without an identity, `self` is an identity error (exit 3).
+    let missing = Acl::empty();
+    wott()
+        .args([
+            "acl",
+            "allow",
+            "self",
+            "a",
+            "--cert-dir",
+            "/nonexistent",
+            "--file",
+        ])
+        .arg(missing.path())
+        .run()
+        .code(3);
+    assert!(!missing.path().exists());
+}
+
+#[test]
+fn the_file_defaults_to_the_server_dir_and_follows_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    wott()
+        .args(["acl", "allow", D1, "a", "--server-dir"])
+        .arg(dir.path())
+        .run()
+        .success();
+    assert!(dir.path().join("permissions.acl").exists());
+
+    let other = dir.path().join("other.acl");
+    wott()
+        .args(["acl", "allow", D1, "a"])
+        .env("WOTT_MQTT_ACL_FILE", &other)
+        .run()
+        .success();
+    assert!(other.exists());
+}
+
+#[test]
+fn concurrent_grants_lose_nothing() {
+    let acl = Acl::empty();
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            std::process::Command::new(support::bin())
+                .args([
+                    "acl",
+                    "allow",
+                    &format!("dev{i}.d.wott.local"),
+                    "wott/#",
+                    "--file",
+                ])
+                .arg(acl.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let text = acl.text();
+    for i in 0..12 {
+        assert!(
+            text.contains(&format!("user dev{i}.d.wott.local\n")),
+            "{text}"
+        );
+    }
+    assert_eq!(text.matches("topic readwrite wott/#").count(), 12);
+}
+
+// ------------------------------------------------------------------ safety
+
+const ORIGINAL: &str = "user a.d.wott.local\ntopic read a\n";
+
+#[test]
+fn invalid_device_ids_are_refused_and_the_file_is_untouched() {
+    let acl = Acl::new(ORIGINAL);
+    for bad in [
+        "dev+1",
+        "dev#1",
+        "two words",
+        "line\nbreak",
+        "tab\there",
+        "esc\x1b[2J",
+        "bell\x07",
+        "-rf",
+        "",
+    ] {
+        let run = wott()
+            .args(["acl", "allow", "--file"])
+            .arg(acl.path())
+            .args(["--", bad, "wott/#"])
+            .run();
+        run.code(2)
+            .error("invalid device ID", "a device ID is a DNS name");
+        assert_eq!(acl.bytes(), ORIGINAL.as_bytes(), "{bad:?}");
+        let run = wott()
+            .args(["acl", "revoke", "--file"])
+            .arg(acl.path())
+            .args(["--", bad])
+            .run();
+        run.code(2).error("invalid device ID", "DNS name");
+        assert_eq!(acl.bytes(), ORIGINAL.as_bytes(), "{bad:?}");
+    }
+    // Without `--`, a leading '-' is an unknown option: still exit 2, still untouched.
+    acl.run(&["allow", "-rf", "wott/#"]).code(2);
+    assert_eq!(acl.bytes(), ORIGINAL.as_bytes());
+}
+
+#[test]
+fn invalid_topics_are_refused_and_the_file_is_untouched() {
+    let acl = Acl::new(ORIGINAL);
+    let deep = "a/".repeat(201) + "a";
+    for bad in [
+        "wott/#/x",
+        "wott/temp#",
+        "wott/+x",
+        "a\nuser evil\ntopic readwrite #",
+        "a\rb",
+        "a\x00b".replace('\0', "\u{1}").as_str(),
+        " leading",
+        "trailing ",
+        "",
+        deep.as_str(),
+    ] {
+        let run = acl.run(&["allow", D1, bad]);
+        run.code(2).error("invalid MQTT topic", "MQTT topics");
+        assert_eq!(acl.bytes(), ORIGINAL.as_bytes(), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_file_the_user_may_not_write_is_left_alone_with_a_sudo_hint() {
+    if !support::is_root() {
+        eprintln!("SKIPPED: needs root to run as another user");
+        return;
+    }
+    let acl = Acl::new(ORIGINAL);
+    fs::set_permissions(acl.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let run = wott_unprivileged()
+        .args(["acl", "allow", D1, "wott/#", "--file"])
+        .arg(acl.path())
+        .run();
+    run.code(1).error("cannot write", "sudo");
+    assert_eq!(acl.bytes(), ORIGINAL.as_bytes());
+    assert_eq!(fs::metadata(acl.path()).unwrap().uid(), 0);
+
+    fs::set_permissions(acl.path(), fs::Permissions::from_mode(0o600)).unwrap();
+    wott_unprivileged()
+        .args(["acl", "check", D1, "a", "--file"])
+        .arg(acl.path())
+        .run()
+        .code(1)
+        .error("cannot read", "sudo");
+}
+
+// ------------------------------------------------------------------ revoke
+
+#[test]
+fn revoke_removes_one_grant_or_all_and_keeps_denies() {
+    let original = format!(
+        "# acl\nuser {D1}\ntopic read a\ntopic deny a/secret\ntopic write b\n\nuser {D2}\ntopic read a\n"
+    );
+    let acl = Acl::new(&original);
+    acl.run(&["revoke", D1, "a"])
+        .success()
+        .stdout_has(":3 topic read a");
+    assert_eq!(
+        acl.text(),
+        format!(
+            "# acl\nuser {D1}\ntopic deny a/secret\ntopic write b\n\nuser {D2}\ntopic read a\n"
+        )
+    );
+    let run = acl.run(&["revoke", D1, "--json"]);
+    let doc = run.json();
+    assert_eq!(doc["changed"], true);
+    assert_eq!(doc["removed"][0]["line"], 4);
+    assert_eq!(doc["kept_denies"][0]["text"], "topic deny a/secret");
+    assert_eq!(
+        acl.text(),
+        format!("# acl\nuser {D1}\ntopic deny a/secret\n\nuser {D2}\ntopic read a\n")
+    );
+    let doc = acl.run(&["revoke", D1, "--json"]).json();
+    assert_eq!(doc["changed"], false);
+}
+
+#[test]
+fn allow_then_revoke_restores_the_file() {
+    let original = "# hand-written\r\nuser someone\r\ntopic read x\r\n";
+    let acl = Acl::new(original);
+    acl.run(&["allow", D1, "wott/#"]).success();
+    assert_ne!(acl.text(), original);
+    acl.run(&["revoke", D1])
+        .success()
+        .stdout_has("(no rules left)");
+    assert_eq!(acl.text(), original);
+}
+
+#[test]
+fn revoke_of_an_unknown_grant_changes_nothing() {
+    let acl = Acl::new(ORIGINAL);
+    acl.run(&["revoke", D1, "x"])
+        .success()
+        .stdout_has("unchanged:")
+        .stderr_is_empty();
+    assert_eq!(acl.bytes(), ORIGINAL.as_bytes());
+    Acl::empty()
+        .run(&["revoke", D1])
+        .code(1)
+        .error("does not exist", "acl allow");
+}
+
+#[test]
+fn revoke_dry_run_writes_nothing() {
+    let acl = Acl::new(ORIGINAL);
+    acl.run(&["revoke", "a.d.wott.local", "--dry-run"])
+        .success()
+        .stdout_has("-topic read a");
+    assert_eq!(acl.bytes(), ORIGINAL.as_bytes());
+}
+
+// ------------------------------------------------------------------ validate
+
+#[test]
+fn validate_names_each_line_mosquitto_refuses() {
+    let acl = Acl::new("user a\ntopic read ok\n # note\n\ttopic read x\ntopic read a/#/b\ntopic\n");
+    let run = acl.run(&["validate"]);
+    let file = acl.path().display().to_string();
+    run.code(1)
+        .stdout_has(&format!(
+            "{file}:3: error: a comment must start with `#` in the first column"
+        ))
+        .stdout_has(&format!(
+            "{file}:4: error: Mosquitto separates words with spaces only"
+        ))
+        .stdout_has(&format!("{file}:5: error: invalid topic filter `a/#/b`"))
+        .stdout_has(&format!(
+            "{file}:6: error: a `topic` or `pattern` line needs a topic filter"
+        ))
+        .stdout_has("Mosquitto refuses")
+        .error("has 4 line(s) Mosquitto refuses", "acl validate");
+    let doc = acl.run(&["validate", "--json"]).json();
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["errors"], 4);
+    assert_eq!(doc["findings"][0]["code"], "invalid-line");
+    assert_eq!(doc["exit_code"], 1);
+}
+
+#[test]
+fn validate_warns_about_legal_surprises() {
+    let acl = Acl::new(format!(
+        "topic read early\nuser {D1}\ntopic read\ntopic read a\ntopic read a\n"
+    ));
+    acl.run(&["validate"])
+        .success()
+        .stdout_has(":1: warning: this rule comes before the first `user` line")
+        .stdout_has(":3: warning: this grants readwrite on the topic named `read`")
+        .stdout_has(":5: warning: repeats line 4")
+        .stdout_has("Mosquitto accepts");
+    let clean = Acl::new(format!("user {D1}\ntopic readwrite wott/#\n"));
+    clean.run(&["validate"]).success().stdout_is(&format!(
+        "✓ Mosquitto accepts {} (0 error(s), 0 warning(s))\n",
+        clean.path().display()
+    ));
+}
+
+// ------------------------------------------------------------------ list
+
+#[test]
+fn list_shows_rules_per_user_in_mosquittos_order() {
+    let acl = Acl::new(format!(
+        "topic read anon\nuser {D1}\ntopic read a\ntopic deny a/x\nuser {D2}\ntopic b\nuser {D1}\ntopic write c\npattern read devices/%u/#\n"
+    ));
+    let run = acl.run(&["list"]);
+    run.success()
+        .stdout_has("anonymous clients")
+        .stdout_has(&format!("user {D1}"))
+        .stdout_has("every client");
+    let doc = acl.run(&["list", "--json"]).json();
+    assert_eq!(doc["anonymous"][0]["filter"], "anon");
+    let d1 = &doc["users"][0];
+    assert_eq!(d1["username"], D1);
+    let lines: Vec<u64> = d1["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [4, 3, 8],
+        "deny first, then grants in file order, blocks merged"
+    );
+    assert_eq!(doc["users"][1]["rules"][0]["access"], "readwrite");
+    assert_eq!(doc["patterns"][0]["filter"], "devices/%u/#");
+
+    let doc = acl.run(&["list", D2, "--json"]).json();
+    assert_eq!(doc["users"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["users"][0]["username"], D2);
+}
+
+// ------------------------------------------------------------------ check
+
+fn check_acl() -> Acl {
+    Acl::new(format!(
+        "# tutorial\nuser {D1}\ntopic readwrite wott/#\ntopic deny wott/secret\n\nuser {D2}\ntopic read wott/temperature\n\npattern readwrite clients/%c/#\n"
+    ))
+}
+
+#[test]
+fn check_says_allowed_and_which_line_decides() {
+    let acl = check_acl();
+    let file = acl.path().display().to_string();
+    acl.run(&["check", D1, "wott/temperature", "--access", "write"])
+        .success()
+        .stdout_has("✓ write allowed")
+        .stdout_has(&format!("{file}:3  topic readwrite wott/#"));
+    acl.run(&["check", D1, "wott/secret", "--access", "read"])
+        .code(1)
+        .stdout_has("✗ read  denied")
+        .stdout_has(&format!("{file}:4  topic deny wott/secret"))
+        .stdout_has("a SUBSCRIBE to wott/secret still succeeds");
+    acl.run(&["check", D2, "wott/temperature"])
+        .code(1)
+        .stdout_has("✓ read  allowed")
+        .stdout_has("✗ write denied: no rule grants write on wott/temperature");
+}
+
+#[test]
+fn check_json_is_one_document() {
+    let acl = check_acl();
+    let run = acl.run(&[
+        "check",
+        D2,
+        "wott/temperature",
+        "--access",
+        "read",
+        "--json",
+    ]);
+    run.success();
+    let doc = run.json();
+    assert_eq!(doc["allowed"], true);
+    assert_eq!(doc["client_id"], serde_json::Value::Null);
+    let c = &doc["checks"][0];
+    assert_eq!(c["access"], "read");
+    assert_eq!(c["reason"], "rule");
+    assert_eq!(c["section"], "user");
+    assert_eq!(c["decided_by"]["line"], 7);
+    assert_eq!(
+        c["decided_by"]["location"],
+        format!("{}:7", acl.path().display())
+    );
+    assert_eq!(doc["exit_code"], 0);
+}
+
+#[test]
+fn check_uses_the_client_id_for_patterns() {
+    let acl = check_acl();
+    acl.run(&["check", D2, "clients/sensor-1/x", "--client-id", "sensor-1"])
+        .success()
+        .stdout_has(":9  pattern readwrite clients/%c/#");
+    acl.run(&["check", D2, "clients/sensor-1/x", "--client-id", "other"])
+        .code(1);
+    acl.run(&["check", D2, "clients/sensor-1/x"])
+        .code(1)
+        .stdout_has("use %c and were skipped because the client ID is unknown");
+    acl.run(&["check", D2, "clients/a/x", "--client-id", "x+y"])
+        .code(1)
+        .stdout_has("the client ID contains + or #");
+}
+
+#[test]
+fn check_knows_mosquittos_built_in_rules() {
+    let acl = Acl::new(format!(
+        "user {D1}\ntopic readwrite $SYS/#\ntopic readwrite #\n"
+    ));
+    acl.run(&["check", D1, "$SYS/broker/uptime", "--access", "write"])
+        .code(1)
+        .stdout_has("Mosquitto refuses every PUBLISH to $SYS topics");
+    acl.run(&["check", D1, "$SYS/broker/uptime", "--access", "read"])
+        .success();
+    let plain = Acl::new(format!("user {D1}\ntopic readwrite #\n"));
+    plain
+        .run(&["check", D1, "$SYS/broker/uptime", "--access", "read"])
+        .code(1);
+}
+
+#[test]
+fn check_refuses_a_filter_with_the_reason() {
+    let acl = check_acl();
+    acl.run(&["check", D1, "wott/#"])
+        .code(2)
+        .error("needs a topic name, not the filter", "wott/temperature");
+    acl.run(&["check", D1, "wott/+/x", "--json"]).code(2);
+    acl.run(&["check", D1, "a", "--client-id", "bad\nid"])
+        .code(2)
+        .error("invalid client ID", "--client-id");
+}
+
+#[test]
+fn check_refuses_a_file_mosquitto_would_refuse() {
+    let acl = Acl::new(format!("user {D1}\ntopic readwrite #\n  # indented\n"));
+    acl.run(&["check", D1, "a"])
+        .code(1)
+        .error(":3:", "acl validate")
+        .stderr_has("Mosquitto would refuse");
+    Acl::empty()
+        .run(&["check", D1, "a"])
+        .code(1)
+        .error("does not exist", "acl allow");
+}
+
+#[test]
+fn check_self() {
+    let fx = CertFixture::new();
+    let acl = Acl::new(format!("user {}\ntopic read wott/#\n", fx.id()));
+    wott()
+        .args([
+            "acl", "check", "self", "wott/t", "--access", "read", "--file",
+        ])
+        .arg(acl.path())
+        .cert_dir(&fx.dir())
+        .run()
+        .success();
+}
