@@ -7,6 +7,7 @@ mod check;
 mod docs;
 mod hosts;
 mod setup;
+mod server;
 mod whoami;
 
 use crate::cli::Command;
@@ -24,5 +25,6 @@ pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),
         Command::Acl(args) => acl::run(config, args),
+        Command::Server(command) => server::run(config, command),
     }
 }
