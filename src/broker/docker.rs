@@ -352,6 +352,35 @@ impl Engine {
             .collect())
     }
 
+    /// The (ID, name) of running containers carrying every `key=value` label.
+    pub async fn running_with_labels(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>, BrokerError> {
+        let filters = HashMap::from([
+            (
+                "label",
+                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            ),
+            ("status", vec!["running".to_string()]),
+        ]);
+        let options = ListContainersOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.fail("list containers", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let name = c.names?.into_iter().next()?;
+                Some((c.id?, name.trim_start_matches('/').to_string()))
+            })
+            .collect())
+    }
+
     /// The names of running containers that publish host port `port`.
     pub async fn publishers_of(&self, port: u16) -> Result<Vec<String>, BrokerError> {
         let filters = HashMap::from([("publish", vec![port.to_string()])]);

@@ -18,9 +18,11 @@ pub mod config;
 pub mod diagnose;
 pub mod docker;
 mod error;
-mod lifecycle;
+mod manage;
 pub mod ready;
 pub mod stage;
+mod up;
+mod watch;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -28,7 +30,12 @@ use std::path::{Path, PathBuf};
 
 pub use config::ServerDir;
 pub use error::{BrokerError, Tried};
-pub use lifecycle::*;
+pub use manage::{
+    CertSummary, Crash, DownOptions, DownReport, ReloadOptions, ReloadReport, StatusReport, down,
+    logs, reload, reload_after_acl_edit, status,
+};
+pub use up::{Action, Context, FileChange, NextStep, UpOptions, UpReport, up};
+pub use watch::Ready;
 
 /// The port Mosquitto listens on inside the container; `--port` maps a host port to it.
 pub const CONTAINER_PORT: u16 = 8883;

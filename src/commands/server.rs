@@ -154,9 +154,9 @@ fn file_lines(s: &mut String, files: &[FileChange], dry_run: bool) {
     for file in files.iter().filter(|f| f.is_changed()) {
         let verb = match (file.change, dry_run) {
             ("created", false) => "created",
-            ("created", true) => "would create",
+            ("created", true) => "create",
             (_, false) => "updated",
-            (_, true) => "would update",
+            (_, true) => "update",
         };
         let _ = writeln!(s, "  {verb} {}", file.path.display());
         if let Some(diff) = &file.diff {
@@ -167,16 +167,29 @@ fn file_lines(s: &mut String, files: &[FileChange], dry_run: bool) {
     }
 }
 
-fn action_line(action: &Action) -> String {
+fn action_line(action: &Action, plan: bool) -> String {
+    let verb = |present: &'static str, past: &'static str| if plan { present } else { past };
     match action {
-        Action::Pull { image } => format!("pull the image {image}"),
-        Action::Remove { id, reason } => format!("remove the container {id} ({reason})"),
-        Action::Create { name } => format!("create and start the container {name}"),
-        Action::Start { name } => format!("start the container {name}"),
-        Action::Restart { name, reason } => format!("restart the container {name} ({reason})"),
-        Action::Reload { name, reason } => {
-            format!("reload the broker in {name} with SIGHUP ({reason})")
+        Action::Pull { image } => format!("{} the image {image}", verb("pull", "pulled")),
+        Action::Remove { id, reason } => {
+            format!(
+                "{} the container {id} ({reason})",
+                verb("remove", "removed")
+            )
         }
+        Action::Create { name } => format!(
+            "{} the container {name}",
+            verb("create and start", "created and started")
+        ),
+        Action::Start { name } => format!("{} the container {name}", verb("start", "started")),
+        Action::Restart { name, reason } => format!(
+            "{} the container {name} ({reason})",
+            verb("restart", "restarted")
+        ),
+        Action::Reload { name, reason } => format!(
+            "{} the broker in {name} with SIGHUP ({reason})",
+            verb("reload", "reloaded")
+        ),
     }
 }
 
@@ -233,27 +246,19 @@ impl Human for UpView {
             );
         }
         let staged = &r.certificates;
-        let will = if r.dry_run { "would " } else { "" };
         if r.changed {
-            let _ = writeln!(
-                s,
-                "\n{}",
-                if r.dry_run {
-                    "Would change:"
-                } else {
-                    "Changed:"
-                }
-            );
+            let _ = writeln!(s, "\n{}", if r.dry_run { "Plan:" } else { "Changed:" });
             file_lines(&mut s, &r.files, r.dry_run);
             if staged.is_changed() {
                 let _ = writeln!(
                     s,
-                    "  {will}stage the certificates in {} (owner uid 1883, key mode 0600)",
+                    "  {} the certificates in {} (owner uid 1883, key mode 0600)",
+                    if r.dry_run { "stage" } else { "staged" },
                     staged.dir.display()
                 );
             }
             for action in &r.actions {
-                let _ = writeln!(s, "  {will}{}", action_line(action));
+                let _ = writeln!(s, "  {}", action_line(action, r.dry_run));
             }
         }
         if !r.dry_run {
@@ -453,6 +458,18 @@ impl Human for StatusView {
                     agent.path.display()
                 ),
             );
+        }
+        if let Some(crash) = &r.crash {
+            let _ = writeln!(
+                s,
+                "{} the broker stopped: {}",
+                p.bad("✗"),
+                crash.explanation
+            );
+            for line in &crash.lines {
+                let _ = writeln!(s, "  | {}", sanitize(line));
+            }
+            let _ = writeln!(s, "{} {}", p.bold("fix:"), sanitize(&crash.hint));
         }
         for note in &r.notes {
             let _ = writeln!(s, "{} {}", p.warn("note:"), sanitize(note));
