@@ -209,3 +209,156 @@ fn a_broker_that_rejects_permissions_acl_is_explained_from_its_log() {
     );
     let _ = snapshot;
 }
+
+#[test]
+fn an_expired_identity_is_refused_before_anything_happens() {
+    let mut server = Server::new("expired");
+    server.certs = support::CertFixture::with(support::DeviceRequest::expired);
+    server
+        .up()
+        .run()
+        .code(3)
+        .error("expired", "renew it with `sudo wott-agent`");
+    assert!(!server.dir().exists());
+    assert_eq!(server.inspect("{{.Id}}"), None);
+}
+
+#[test]
+fn a_key_of_another_certificate_is_refused() {
+    let server = Server::new("mismatch");
+    let other = support::CertFixture::new();
+    std::fs::copy(other.path("client.key"), server.certs.path("client.key")).unwrap();
+    server.up().run().code(3).error(
+        "does not belong to",
+        "client.crt and client.key that belong together",
+    );
+    assert!(!server.dir().exists());
+}
+
+#[test]
+fn without_root_the_agents_key_cannot_be_read_and_sudo_is_suggested() {
+    if !support::is_root() {
+        eprintln!("SKIPPED: needs root to run a command as nobody");
+        return;
+    }
+    let server = Server::new("nobody");
+    // nobody may enter the fixture's folders, but not read the 0600 key.
+    for dir in [
+        server.certs.root.path(),
+        &server.certs.dir(),
+        server.root.path(),
+    ] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    support::wott_unprivileged()
+        .cert_dir(&server.certs.dir())
+        .arg("--server-dir")
+        .arg(server.dir())
+        .args(["server", "up", "--name", &server.name])
+        .run()
+        .code(3)
+        .error("client.key", "sudo");
+    assert!(!server.dir().exists());
+}
+
+#[test]
+fn a_server_dir_the_broker_cannot_enter_is_refused() {
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("closed");
+    std::fs::create_dir(server.dir()).unwrap();
+    std::fs::set_permissions(
+        server.dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    server.up().run().code(1).error(
+        "the broker runs as uid 1883 and cannot read",
+        &format!("sudo chmod o+rx {}", server.dir().display()),
+    );
+    assert!(snapshot(&server.dir()).is_empty(), "nothing written");
+    assert_eq!(server.inspect("{{.Id}}"), None);
+}
+
+#[test]
+fn down_without_a_container_changes_nothing() {
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("nodown");
+    let json = server.cmd("down").arg("--json").run();
+    json.success();
+    let json = json.json();
+    assert_eq!(json["changed"], false);
+    assert_eq!(json["removed"], serde_json::Value::Null);
+    server
+        .cmd("down")
+        .run()
+        .success()
+        .stdout_has(&format!("There is no container {}", server.name));
+}
+
+#[test]
+fn purge_refuses_a_folder_wott_mqtt_did_not_write() {
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("purge");
+    std::fs::create_dir(server.dir()).unwrap();
+    std::fs::write(server.path("precious.txt"), "keep me").unwrap();
+    let before = snapshot(&server.dir());
+    server
+        .cmd("down")
+        .arg("--purge")
+        .run()
+        .code(1)
+        .error("refusing to purge", "remove the folder by hand");
+    assert_eq!(snapshot(&server.dir()), before);
+}
+
+#[test]
+fn logs_status_and_reload_of_a_missing_container_say_so() {
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("absent");
+    server.cmd("logs").run().code(1).error(
+        &format!("there is no container named {}", server.name),
+        "server up",
+    );
+    server.cmd("reload").run().code(1).error(
+        &format!("there is no container named {}", server.name),
+        "server up",
+    );
+    let status = server.cmd("status").arg("--json").run();
+    status.code(1);
+    let json = status.json();
+    assert_eq!(json["exists"], false);
+    assert_eq!(json["running"], false);
+    assert!(!server.dir().exists());
+}
+
+#[test]
+fn bad_names_and_images_are_usage_errors() {
+    let server = Server::new("usage");
+    for (flag, value) in [
+        ("--name", "-leading-dash"),
+        ("--name", "has space"),
+        ("--name", "semi;colon"),
+        ("--image", ""),
+        ("--image", "eclipse mosquitto"),
+        ("--bind", "not-an-ip"),
+        ("--port", "0"),
+        ("--port", "70000"),
+    ] {
+        let run = support::wott()
+            .cert_dir(&server.certs.dir())
+            .arg("--server-dir")
+            .arg(server.dir())
+            .args(["server", "up", &format!("{flag}={value}")])
+            .run();
+        run.code(2).stderr_has(flag);
+    }
+    assert!(!server.dir().exists());
+}
