@@ -147,3 +147,101 @@ fn stage_error(path: &Path, error: files::FileError) -> BrokerError {
         kind,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Authority, DeviceRequest, random_device_id};
+
+    fn is_root() -> bool {
+        fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
+
+    fn identity(dir: &Path) -> Identity {
+        let ca = Authority::new("CA").unwrap();
+        ca.issue(&DeviceRequest::new(&random_device_id().unwrap()))
+            .unwrap()
+            .write_to(dir)
+            .unwrap();
+        Identity::load(&CertDir::new(dir)).unwrap()
+    }
+
+    #[test]
+    fn copies_belong_to_the_broker_and_a_second_run_changes_nothing() {
+        if !is_root() {
+            eprintln!("SKIPPED: staging chowns to uid 1883, which needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let agent = identity(&tmp.path().join("agent"));
+        let certs = tmp.path().join("certs");
+
+        let planned = stage(&agent, &certs, true).unwrap();
+        assert_eq!(planned.changed.len(), 4, "{:?}", planned.changed);
+        assert!(!certs.exists(), "a dry run writes nothing");
+
+        let staged = stage(&agent, &certs, false).unwrap();
+        assert_eq!(staged.changed.len(), 4);
+        let attrs = |p: &Path| {
+            let m = fs::metadata(p).unwrap();
+            (m.uid(), m.gid(), m.permissions().mode() & 0o7777)
+        };
+        assert_eq!(attrs(&certs), (1883, 1883, 0o700));
+        assert_eq!(attrs(&certs.join(CLIENT_KEY)), (1883, 1883, 0o600));
+        assert_eq!(attrs(&certs.join(CLIENT_CRT)), (1883, 1883, 0o644));
+        assert_eq!(
+            fs::read(certs.join(CLIENT_KEY)).unwrap(),
+            fs::read(&agent.key.path).unwrap()
+        );
+        assert_eq!(
+            staged.fingerprint_sha256,
+            agent.cert.info.fingerprint_sha256
+        );
+
+        assert!(!stage(&agent, &certs, false).unwrap().is_changed());
+        assert!(!stage(&agent, &certs, true).unwrap().is_changed());
+    }
+
+    #[test]
+    fn a_copy_someone_loosened_is_put_right() {
+        if !is_root() {
+            eprintln!("SKIPPED: staging chowns to uid 1883, which needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let agent = identity(&tmp.path().join("agent"));
+        let certs = tmp.path().join("certs");
+        stage(&agent, &certs, false).unwrap();
+        let key = certs.join(CLIENT_KEY);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::chown(&key, Some(0), Some(0)).unwrap();
+        let again = stage(&agent, &certs, false).unwrap();
+        assert_eq!(again.changed, [key.display().to_string()]);
+        let m = fs::metadata(&key).unwrap();
+        assert_eq!((m.uid(), m.permissions().mode() & 0o777), (1883, 0o600));
+    }
+
+    #[test]
+    fn a_renewed_certificate_is_staged_again() {
+        if !is_root() {
+            eprintln!("SKIPPED: staging chowns to uid 1883, which needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let agent_dir = tmp.path().join("agent");
+        let first = identity(&agent_dir);
+        let certs = tmp.path().join("certs");
+        stage(&first, &certs, false).unwrap();
+        let renewed = identity(&agent_dir);
+        let staged = stage(&renewed, &certs, false).unwrap();
+        assert_eq!(staged.changed.len(), 3, "{:?}", staged.changed);
+        assert_eq!(
+            Identity::load(&CertDir::new(&certs))
+                .unwrap()
+                .cert
+                .info
+                .fingerprint_sha256,
+            renewed.cert.info.fingerprint_sha256
+        );
+    }
+}

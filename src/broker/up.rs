@@ -531,3 +531,82 @@ fn outbound_address(v6: bool) -> Option<IpAddr> {
 pub(super) fn short(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::broker::{LABEL_MANAGED_BY, MANAGED_BY};
+
+    fn container(managed: bool, hash: &str, state: &str) -> Container {
+        let mut labels = HashMap::from([(LABEL_CONFIG_HASH.to_string(), hash.to_string())]);
+        if managed {
+            labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
+        }
+        Container {
+            id: "abc".into(),
+            name: "wott-mosquitto".into(),
+            image: "eclipse-mosquitto:2".into(),
+            image_id: "sha256:1".into(),
+            labels,
+            state: state.into(),
+            running: state == "running" || state == "restarting",
+            restarting: state == "restarting",
+            exit_code: None,
+            error: None,
+            started_at: None,
+            restart_count: 0,
+            ports: Vec::new(),
+        }
+    }
+
+    fn step(existing: Option<Container>, hash: Option<&str>, certs: bool) -> &'static str {
+        match decide(existing, hash, certs) {
+            Step::Create => "create",
+            Step::Replace(_) => "replace",
+            Step::Recreate(_) => "recreate",
+            Step::Start(_) => "start",
+            Step::Restart(_) => "restart",
+            Step::Reload(_) => "reload",
+            Step::Keep(_) => "keep",
+        }
+    }
+
+    #[test]
+    fn the_least_change_that_brings_the_container_in_line() {
+        let c = |managed, hash, state| Some(container(managed, hash, state));
+        assert_eq!(step(None, Some("h"), false), "create");
+        assert_eq!(step(c(false, "h", "running"), Some("h"), false), "replace");
+        assert_eq!(
+            step(c(true, "old", "running"), Some("h"), false),
+            "recreate"
+        );
+        assert_eq!(step(c(true, "h", "running"), None, false), "recreate");
+        assert_eq!(
+            step(c(true, "h", "restarting"), Some("h"), false),
+            "restart"
+        );
+        assert_eq!(step(c(true, "h", "exited"), Some("h"), true), "start");
+        assert_eq!(step(c(true, "h", "running"), Some("h"), true), "reload");
+        assert_eq!(step(c(true, "h", "running"), Some("h"), false), "keep");
+    }
+
+    #[test]
+    fn clients_are_told_the_bound_address() {
+        let id = "4853b630822946019393b16c5b710b9e.d.wott.local";
+        let step = next_step(id, IpAddr::from([192, 168, 1, 20]));
+        assert_eq!(
+            step.command,
+            format!("wott-mqtt hosts add {id} 192.168.1.20")
+        );
+        let any = next_step(id, IpAddr::from([0, 0, 0, 0]));
+        match any.host_ip {
+            Some(ip) => {
+                assert!(!ip.is_unspecified() && !ip.is_loopback());
+                assert!(any.command.ends_with(&ip.to_string()));
+            }
+            None => assert!(any.command.ends_with("<this host's IP>")),
+        }
+    }
+}
