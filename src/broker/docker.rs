@@ -8,7 +8,7 @@
 //! tests.
 
 use std::collections::HashMap;
-use std::io::{self, IsTerminal};
+use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -540,7 +540,7 @@ struct PullProgress {
 
 impl PullProgress {
     fn new(image: &str, output: &Output) -> Self {
-        if output.interactive_progress() && io::stderr().is_terminal() {
+        if output.interactive_progress() {
             let bar = indicatif::ProgressBar::with_draw_target(
                 None,
                 indicatif::ProgressDrawTarget::stderr(),
