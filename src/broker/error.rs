@@ -103,8 +103,6 @@ pub enum BrokerError {
     },
     #[error("the container {name} publishes no host port for Mosquitto's 8883/tcp")]
     NotPublished { name: String },
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(String),
     #[error("cannot write to stdout: {0}")]
     Stdout(String),
     #[error("refusing to purge {}: it holds no mosquitto.conf written by wott-mqtt", dir.display())]
@@ -210,7 +208,7 @@ impl Diagnose for BrokerError {
             BrokerError::NotPublished { .. } => {
                 "recreate it with `wott-mqtt server up`".into()
             }
-            BrokerError::Stdout(_) | BrokerError::Runtime(_) => return None,
+            BrokerError::Stdout(_) => return None,
             BrokerError::PurgeRefused { .. } => {
                 "check --server-dir; remove the folder by hand if you really mean it".into()
             }

@@ -352,7 +352,7 @@ pub async fn status(
                         report.served = Some(served);
                         None
                     }
-                    Err(reason) => Some(reason),
+                    Err(failure) => Some(failure.message()),
                 }
             }
         };
@@ -416,7 +416,7 @@ pub async fn logs(
 /// returns their names. When the file is not a managed server dir's
 /// permissions.acl, it returns at once, without a runtime or an engine
 /// connection, so ACL edits elsewhere stay fast.
-pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, BrokerError> {
+pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, Error> {
     let Some(dir) = acl_file.parent() else {
         return Ok(Vec::new());
     };
@@ -435,7 +435,7 @@ pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, BrokerError
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| BrokerError::Runtime(e.to_string()))?;
+        .map_err(|e| Error::Runtime(e.to_string()))?;
     runtime.block_on(async {
         let engine = Engine::connect().await?;
         let dir = dir.display().to_string();

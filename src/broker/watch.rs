@@ -11,8 +11,10 @@ use serde::Serialize;
 
 use super::diagnose::diagnose;
 use super::docker::{Container, Engine};
-use super::ready::{self, Served};
+use super::ready::{self, Failure, Served};
 use super::{BrokerError, ContainerSpec};
+use crate::check::CheckError;
+use crate::error::Error;
 use crate::identity::Identity;
 
 /// How the broker proved it works.
@@ -46,7 +48,7 @@ pub(super) async fn wait_ready(
     spec: &ContainerSpec,
     timeout: Duration,
     expect_fingerprint: Option<&str>,
-) -> Result<Ready, BrokerError> {
+) -> Result<Ready, Error> {
     let started = Instant::now();
     let address = probe_address(spec.bind);
     let baseline = engine.container(id).await?.map_or(0, |c| c.restart_count);
@@ -75,7 +77,14 @@ pub(super) async fn wait_ready(
                 "the broker still serves the old certificate (SHA-256 {})",
                 served.fingerprint_sha256
             ),
-            Err(reason) => reason,
+            // After a reload the old certificate may be served (and be
+            // expired) for a moment: only the staged one counts.
+            Err(Failure::Refused(error))
+                if expect_fingerprint.is_none() || !is_about_server_certificate(&error) =>
+            {
+                return Err(error.into());
+            }
+            Err(failure) => failure.message(),
         };
         let container = engine
             .container(id)
@@ -84,19 +93,35 @@ pub(super) async fn wait_ready(
                 name: name.to_string(),
             })?;
         if !container.running || container.restarting || container.restart_count > baseline {
-            return Err(crashed(engine, &container, baseline).await);
+            return Err(crashed(engine, &container, baseline).await.into());
         }
         if started.elapsed() >= timeout {
             break last;
         }
         tokio::time::sleep(pause.min(timeout.saturating_sub(started.elapsed()))).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
+        pause = (pause * 2).min(MAX_PAUSE);
     };
     Err(BrokerError::NotReady {
         name: name.to_string(),
         seconds: timeout.as_secs(),
         last,
-    })
+    }
+    .into())
+}
+
+/// The longest pause between attempts: short, because a broker that starts
+/// in half a second should not be reported ready a quarter second late.
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+fn is_about_server_certificate(error: &CheckError) -> bool {
+    matches!(
+        error,
+        CheckError::ServerExpired { .. }
+            | CheckError::ServerNotYetValid { .. }
+            | CheckError::ServerUnknownIssuer { .. }
+            | CheckError::ServerWrongName { .. }
+            | CheckError::ServerCertInvalid { .. }
+    )
 }
 
 /// Explains a container that exited or restarts, from its last run's log,

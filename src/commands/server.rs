@@ -28,7 +28,7 @@ pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| broker::BrokerError::Runtime(e.to_string()))?;
+        .map_err(|e| Error::Runtime(e.to_string()))?;
     runtime.block_on(async {
         tokio::select! {
             outcome = dispatch(&ctx, command) => outcome,
