@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::config::{self, ServerDir};
 use super::docker::{Container, CreateRequest, Engine, StartError};
+use super::ready;
 use super::stage::{self, MOSQUITTO_UID, Staged};
 use super::watch::{Ready, wait_ready};
 use super::{BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_CONFIG_HASH};
@@ -172,7 +173,16 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
         .as_deref()
         .map(|id| spec.config_hash(id, server_dir.path(), conf.as_bytes()));
 
-    let step = decide(existing, hash.as_deref(), staged.is_changed());
+    let mut step = decide(existing, hash.as_deref(), staged.is_changed());
+    if let Step::Reload(c) | Step::Keep(c) = &step
+        && c.restart_count > 0
+        && !opts.dry_run
+        && !answers(&identity, spec).await
+    {
+        // Running now, but it has restarted and does not answer: it may be
+        // crash-looping (e.g. on the key the certificates just fixed).
+        step = Step::Restart(c.clone());
+    }
     let name = spec.name.clone();
     let mut container_id = None;
     let mut expect_served = None;
@@ -207,7 +217,11 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
         Step::Restart(c) => {
             actions.push(Action::Restart {
                 name: name.clone(),
-                reason: format!("it was {}", c.state),
+                reason: if c.restarting {
+                    "it kept restarting".to_string()
+                } else {
+                    "it restarted and does not answer".to_string()
+                },
             });
             if !opts.dry_run {
                 engine.stop(&c.id).await?;
@@ -328,6 +342,14 @@ fn decide(existing: Option<Container>, hash: Option<&str>, certs_changed: bool) 
         Some(c) if certs_changed => Step::Reload(c),
         Some(c) => Step::Keep(c),
     }
+}
+
+/// Whether the broker completes an mTLS CONNECT right now.
+async fn answers(identity: &Identity, spec: &ContainerSpec) -> bool {
+    let address = super::watch::probe_address(spec.bind);
+    ready::probe(identity, address, spec.port, Duration::from_secs(1))
+        .await
+        .is_ok()
 }
 
 /// Starts a container we just created; removes it again when it cannot start.

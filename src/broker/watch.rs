@@ -92,7 +92,9 @@ pub(super) async fn wait_ready(
             .ok_or_else(|| BrokerError::NoContainer {
                 name: name.to_string(),
             })?;
-        if !container.running || container.restarting || container.restart_count > baseline {
+        // A restart alone may be the one that fixes it (after a reload); a
+        // container seen exited or waiting to restart has failed.
+        if !container.running || container.restarting {
             return Err(crashed(engine, &container, baseline).await.into());
         }
         if started.elapsed() >= timeout {
