@@ -111,6 +111,7 @@ mod tests {
             "persistence_location /mosquitto/data/",
             "log_dest file /mosquitto/log/mosquitto.log",
             "log_dest stderr",
+            "set_tcp_nodelay true",
         ] {
             assert!(lines.contains(&expected), "missing {expected:?}:\n{conf}");
         }
