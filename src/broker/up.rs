@@ -7,7 +7,7 @@ use std::io;
 use std::net::{IpAddr, UdpSocket};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -118,12 +118,21 @@ pub struct UpReport {
 pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> {
     let out = ctx.output;
     let spec = &opts.spec;
+    let clock = Instant::now();
+    let lap = |what: &str| {
+        out.debug(
+            2,
+            &format!("{:7.1} ms  {what}", clock.elapsed().as_secs_f64() * 1000.0),
+        );
+    };
     let identity = Identity::load(ctx.cert_dir)?;
     for warning in &identity.warnings {
         out.warn(&sanitize(&warning.message));
     }
+    lap("identity loaded");
     let engine = Engine::connect().await?;
     out.debug(1, &format!("container engine: {}", engine.endpoint()));
+    lap("engine answered");
 
     let existing = engine.container(&spec.name).await?;
     if let Some(c) = &existing
@@ -166,8 +175,10 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
         }
     };
 
+    lap("container and image inspected");
     let files = write_files(&server_dir, opts.dry_run)?;
     let staged = stage::stage(&identity, &server_dir.certs_dir(), opts.dry_run)?;
+    lap("files written, certificates staged");
     let conf = config::mosquitto_conf();
     let hash = image_id
         .as_deref()
@@ -297,7 +308,9 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
                     labels,
                 })
                 .await?;
+            lap("container created");
             start_new(&engine, &id, spec).await?;
+            lap("container started");
             report.container_id = Some(short(&id));
             id
         }
@@ -317,6 +330,9 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
         )
         .await?,
     );
+    if let Some(ready) = &report.ready {
+        lap(&format!("CONNACK (attempt {})", ready.attempts));
+    }
     Ok(report)
 }
 

@@ -53,7 +53,7 @@ pub(super) async fn wait_ready(
     let address = probe_address(spec.bind);
     let baseline = engine.container(id).await?.map_or(0, |c| c.restart_count);
     let mut attempts = 0;
-    let mut pause = Duration::from_millis(10);
+    let mut pause = Duration::from_millis(5);
     let last = loop {
         attempts += 1;
         let remaining = timeout.saturating_sub(started.elapsed());
@@ -113,7 +113,7 @@ pub(super) async fn wait_ready(
 
 /// The longest pause between attempts: short, because a broker that starts
 /// in half a second should not be reported ready a quarter second late.
-const MAX_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_millis(25);
 
 fn is_about_server_certificate(error: &CheckError) -> bool {
     matches!(
