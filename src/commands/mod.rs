@@ -6,8 +6,8 @@ mod acl;
 mod check;
 mod docs;
 mod hosts;
-mod setup;
 mod server;
+mod setup;
 mod whoami;
 
 use crate::cli::Command;
