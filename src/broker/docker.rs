@@ -319,13 +319,27 @@ impl Engine {
         tail: Option<u64>,
         follow: bool,
     ) -> impl Stream<Item = Result<Vec<u8>, BrokerError>> + '_ {
+        self.logs_since(id, tail, follow, None)
+    }
+
+    /// [`Engine::logs`] from the Unix time `since` (seconds) on.
+    pub fn logs_since(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+        follow: bool,
+        since: Option<i64>,
+    ) -> impl Stream<Item = Result<Vec<u8>, BrokerError>> + '_ {
         let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
-        let options = LogsOptionsBuilder::default()
+        let mut options = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
             .follow(follow)
-            .tail(&tail)
-            .build();
+            .tail(&tail);
+        if let Some(since) = since.and_then(|s| i32::try_from(s).ok()) {
+            options = options.since(since);
+        }
+        let options = options.build();
         self.docker
             .logs(id, Some(options))
             .map(move |item| match item {
@@ -341,8 +355,18 @@ impl Engine {
 
     /// The last `tail` lines of the container's log.
     pub async fn log_lines(&self, id: &str, tail: u64) -> Result<Vec<String>, BrokerError> {
+        self.log_lines_since(id, Some(tail), None).await
+    }
+
+    /// The log lines from the Unix time `since` on (the last `tail` of them).
+    pub async fn log_lines_since(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+        since: Option<i64>,
+    ) -> Result<Vec<String>, BrokerError> {
         let mut bytes = Vec::new();
-        let mut stream = std::pin::pin!(self.logs(id, Some(tail), false));
+        let mut stream = std::pin::pin!(self.logs_since(id, tail, false, since));
         while let Some(chunk) = stream.next().await {
             bytes.extend(chunk?);
         }

@@ -14,7 +14,7 @@ use super::docker::{Container, Engine};
 use super::ready::{self, Served};
 use super::stage::{self, Staged};
 use super::up::{Context, absolute, server_dir_error, short};
-use super::watch::{probe_address, wait_ready};
+use super::watch::{probe_address, reload_and_confirm, wait_ready};
 use super::{
     BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_CONFIG_HASH, LABEL_MANAGED_BY,
     LABEL_SERVER_DIR, MANAGED_BY,
@@ -141,7 +141,12 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
     if opts.dry_run {
         return Ok(report);
     }
-    engine.signal(&container.id, "SIGHUP").await?;
+    if !reload_and_confirm(&engine, &container.id).await? {
+        ctx.output.warn(&format!(
+            "{} did not log \"Reloading config.\" within 3 s after SIGHUP",
+            opts.name
+        ));
+    }
     report.signalled = true;
     let spec = spec_of(&container)?;
     let ready = wait_ready(
@@ -444,7 +449,7 @@ pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, Error> {
             .await?;
         let mut reloaded = Vec::new();
         for (id, name) in brokers {
-            engine.signal(&id, "SIGHUP").await?;
+            reload_and_confirm(&engine, &id).await?;
             reloaded.push(name);
         }
         Ok(reloaded)

@@ -15,7 +15,7 @@ use super::config::{self, ServerDir};
 use super::docker::{Container, CreateRequest, Engine, StartError};
 use super::ready;
 use super::stage::{self, MOSQUITTO_UID, Staged};
-use super::watch::{Ready, wait_ready};
+use super::watch::{Ready, reload_and_confirm, wait_ready};
 use super::{BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_CONFIG_HASH};
 use crate::error::Error;
 use crate::files::{self, UpdateOptions};
@@ -285,7 +285,7 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
                     out.note(&format!(
                         "the certificates changed: reloading the broker in {name}"
                     ));
-                    engine.signal(&id, "SIGHUP").await?;
+                    reload_and_confirm(&engine, &id).await?;
                 }
                 _ => {}
             }
