@@ -510,6 +510,11 @@ pub struct AclAllowArgs {
     /// Print the change as a unified diff and write nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Do not make a running broker managed by `wott-mqtt server` reload the
+    /// file (apply it later with `wott-mqtt server reload`)
+    #[arg(long)]
+    pub no_reload: bool,
 }
 
 #[derive(Debug, Args)]
@@ -524,6 +529,11 @@ pub struct AclRevokeArgs {
     /// Print the change as a unified diff and write nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Do not make a running broker managed by `wott-mqtt server` reload the
+    /// file (apply it later with `wott-mqtt server reload`)
+    #[arg(long)]
+    pub no_reload: bool,
 }
 
 #[derive(Debug, Args)]
