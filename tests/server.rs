@@ -144,6 +144,14 @@ fn up_then_up_again_changes_nothing_and_status_logs_reload_down_work() {
     assert_eq!(reload["served"]["common_name"], server.id());
     assert_eq!(server.inspect("{{.Id}}"), Some(id));
 
+    let plan = server.cmd("down").args(["--dry-run", "--json"]).run();
+    plan.success();
+    assert_eq!(plan.json()["changed"], true);
+    assert!(
+        server.inspect("{{.Id}}").is_some(),
+        "a dry run removes nothing"
+    );
+
     let down = server.cmd("down").arg("--json").run();
     down.success();
     let down = down.json();

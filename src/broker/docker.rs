@@ -507,21 +507,24 @@ pub fn split_reference(image: &str) -> (&str, Option<&str>) {
 }
 
 fn default_endpoints() -> Vec<String> {
+    let uid =
+        std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m));
+    endpoints_for(std::env::var_os("XDG_RUNTIME_DIR").as_deref(), uid)
+}
+
+/// Docker's socket, then Podman's: rootless (`$XDG_RUNTIME_DIR`, then
+/// `/run/user/UID`), then the system one.
+fn endpoints_for(runtime_dir: Option<&std::ffi::OsStr>, uid: u32) -> Vec<String> {
     let mut endpoints = vec!["unix:///var/run/docker.sock".to_string()];
-    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    if let Some(runtime) = runtime_dir.filter(|d| !d.is_empty()) {
         endpoints.push(format!(
             "unix://{}",
-            Path::new(&runtime).join("podman/podman.sock").display()
+            Path::new(runtime).join("podman/podman.sock").display()
         ));
     }
-    if let Ok(meta) = std::fs::metadata("/proc/self") {
-        let user = format!(
-            "unix:///run/user/{}/podman/podman.sock",
-            std::os::unix::fs::MetadataExt::uid(&meta)
-        );
-        if !endpoints.contains(&user) {
-            endpoints.push(user);
-        }
+    let user = format!("unix:///run/user/{uid}/podman/podman.sock");
+    if !endpoints.contains(&user) {
+        endpoints.push(user);
     }
     endpoints.push("unix:///run/podman/podman.sock".to_string());
     endpoints
@@ -657,6 +660,28 @@ mod tests {
             split_reference("mosquitto@sha256:abc"),
             ("mosquitto@sha256:abc", None)
         );
+    }
+
+    #[test]
+    fn docker_comes_first_then_podman_rootless_then_system() {
+        assert_eq!(
+            endpoints_for(Some(std::ffi::OsStr::new("/run/user/1000")), 1000),
+            [
+                "unix:///var/run/docker.sock",
+                "unix:///run/user/1000/podman/podman.sock",
+                "unix:///run/podman/podman.sock",
+            ]
+        );
+        assert_eq!(
+            endpoints_for(Some(std::ffi::OsStr::new("/tmp/xdg")), 1000),
+            [
+                "unix:///var/run/docker.sock",
+                "unix:///tmp/xdg/podman/podman.sock",
+                "unix:///run/user/1000/podman/podman.sock",
+                "unix:///run/podman/podman.sock",
+            ]
+        );
+        assert_eq!(endpoints_for(None, 0).len(), 3);
     }
 
     #[test]
