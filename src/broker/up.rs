@@ -195,11 +195,11 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
         step = Step::Restart(c.clone());
     }
     let name = spec.name.clone();
-    let mut container_id = None;
     let mut expect_served = None;
-    match step {
+    let todo = match step {
         Step::Create => {
             actions.push(Action::Create { name: name.clone() });
+            Todo::Create
         }
         Step::Replace(old) | Step::Recreate(old) => {
             let reason = if old.is_managed() {
@@ -220,10 +220,11 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
                 engine.stop(&old.id).await?;
                 engine.remove(&old.id).await?;
             }
+            Todo::Create
         }
         Step::Start(c) => {
             actions.push(Action::Start { name: name.clone() });
-            container_id = Some(c.id);
+            Todo::Start(c.id)
         }
         Step::Restart(c) => {
             actions.push(Action::Restart {
@@ -237,7 +238,7 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
             if !opts.dry_run {
                 engine.stop(&c.id).await?;
             }
-            container_id = Some(c.id);
+            Todo::Start(c.id)
         }
         Step::Reload(c) => {
             actions.push(Action::Reload {
@@ -245,10 +246,10 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
                 reason: "the certificates changed".into(),
             });
             expect_served = Some(staged.fingerprint_sha256.clone());
-            container_id = Some(c.id);
+            Todo::Reload(c.id)
         }
-        Step::Keep(c) => container_id = Some(c.id),
-    }
+        Step::Keep(c) => Todo::Nothing(c.id),
+    };
 
     let next_step = next_step(identity.device_id(), spec.bind);
     let changed =
@@ -257,7 +258,7 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
         changed,
         dry_run: opts.dry_run,
         container: name.clone(),
-        container_id: container_id.as_deref().map(short),
+        container_id: todo.existing_id().map(short),
         image: spec.image.clone(),
         bind: spec.bind,
         port: spec.port,
@@ -274,24 +275,8 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
         return Ok(report);
     }
 
-    let id = match container_id {
-        Some(id) => {
-            match report.actions.last() {
-                Some(Action::Start { .. } | Action::Restart { .. }) => {
-                    out.note(&format!("starting the container {name}"));
-                    start_existing(&engine, &id, spec).await?;
-                }
-                Some(Action::Reload { .. }) => {
-                    out.note(&format!(
-                        "the certificates changed: reloading the broker in {name}"
-                    ));
-                    reload_and_confirm(&engine, &id).await?;
-                }
-                _ => {}
-            }
-            id
-        }
-        None => {
+    let id = match todo {
+        Todo::Create => {
             out.note(&format!(
                 "creating the container {name} from {}",
                 spec.image
@@ -314,6 +299,19 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
             report.container_id = Some(short(&id));
             id
         }
+        Todo::Start(id) => {
+            out.note(&format!("starting the container {name}"));
+            start_existing(&engine, &id, spec).await?;
+            id
+        }
+        Todo::Reload(id) => {
+            out.note(&format!(
+                "the certificates changed: reloading the broker in {name}"
+            ));
+            reload_and_confirm(&engine, &id).await?;
+            id
+        }
+        Todo::Nothing(id) => id,
     };
     if report.changed {
         out.note("waiting for the broker to accept an mTLS CONNECT");
@@ -334,6 +332,23 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
         lap(&format!("CONNACK (attempt {})", ready.attempts));
     }
     Ok(report)
+}
+
+/// What is left to do once the plan is made (and the old container gone).
+enum Todo {
+    Create,
+    Start(String),
+    Reload(String),
+    Nothing(String),
+}
+
+impl Todo {
+    fn existing_id(&self) -> Option<&str> {
+        match self {
+            Todo::Create => None,
+            Todo::Start(id) | Todo::Reload(id) | Todo::Nothing(id) => Some(id),
+        }
+    }
 }
 
 enum Step {
