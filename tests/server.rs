@@ -326,3 +326,64 @@ fn the_tutorials_key_mistake_is_explained_and_up_repairs_it() {
     );
     assert_eq!(json["ready"]["served"]["common_name"], server.id());
 }
+
+#[test]
+fn logs_follow_streams_new_lines_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("follow");
+    up_json(&server);
+    let mut follow = Command::new(support::bin())
+        .args([
+            "server",
+            "logs",
+            "--follow",
+            "--tail",
+            "1",
+            "--name",
+            &server.name,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // The last line so far, then what the reload adds while following.
+    received
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    server.cmd("reload").run().success();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("Reloading config."))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        seen.push(
+            received
+                .recv_timeout(left)
+                .expect("no new log line while following"),
+        );
+    }
+    Command::new("kill")
+        .args(["-INT", &follow.id().to_string()])
+        .status()
+        .unwrap();
+    let status = follow.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "Ctrl-C ends --follow like a shell does"
+    );
+}
