@@ -77,9 +77,18 @@ pub struct Diagnosis {
 
 pub const MAX_QUOTED: usize = 8;
 
-/// Reads a container log (oldest line first, possibly several runs).
+/// Reads a container log (oldest line first, possibly several runs): the
+/// last run that says what went wrong. The newest run may have only just
+/// started (a restart), so a run with no error line yields to the one before.
 pub fn diagnose(log: &[String]) -> Diagnosis {
-    let run = last_run(log);
+    let runs = runs(log);
+    let run = runs
+        .iter()
+        .rev()
+        .find(|run| run.iter().any(|l| is_telling(l)))
+        .or(runs.last())
+        .copied()
+        .unwrap_or_default();
     let cause = classify(run);
     let mut lines: Vec<String> = run
         .iter()
@@ -99,19 +108,24 @@ pub fn diagnose(log: &[String]) -> Diagnosis {
     Diagnosis { cause, lines }
 }
 
-/// The lines of the broker's last run. A run that got going begins with
+/// The log cut into the broker's runs. A run that got going begins with
 /// "mosquitto version … starting"; one that failed on its config prints only
-/// the error, so lines after a clean "terminating" belong to a later run.
-fn last_run(log: &[String]) -> &[String] {
-    let start = log
-        .iter()
-        .rposition(|l| l.contains("mosquitto version") && l.contains("starting"))
-        .unwrap_or(0);
-    let run = &log[start..];
-    match run.iter().rposition(|l| l.contains("terminating")) {
-        Some(end) if end + 1 < run.len() => &run[end + 1..],
-        _ => run,
+/// the error, so lines after a clean "terminating" begin a run of their own.
+fn runs(log: &[String]) -> Vec<&[String]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for (i, line) in log.iter().enumerate() {
+        let starts_run = line.contains("mosquitto version") && line.contains("starting");
+        let after_stop = i > 0 && log[i - 1].contains("terminating");
+        if (starts_run || after_stop) && i > start {
+            runs.push(&log[start..i]);
+            start = i;
+        }
     }
+    if start < log.len() {
+        runs.push(&log[start..]);
+    }
+    runs
 }
 
 fn classify(run: &[String]) -> CrashCause {
@@ -211,6 +225,17 @@ mod tests {
              1: Error: Unable to open acl_file \"/mosquitto/config/permissions.acl\".\n\
              1: Error opening acl file \"/mosquitto/config/permissions.acl\".\n"));
         assert_eq!(d.cause, CrashCause::AclFile);
+    }
+
+    #[test]
+    fn a_run_that_just_started_yields_to_the_one_that_failed() {
+        let d = diagnose(&log("1: mosquitto version 2.0.11 starting\n\
+             1: Error: Unable to load server key file \"/mosquitto/certs/client.key\". Check keyfile.\n\
+             1: OpenSSL Error[0]: error:8000000D:system library::Permission denied\n\
+             2: mosquitto version 2.0.11 starting\n\
+             2: Config loaded from /mosquitto/config/mosquitto.conf.\n"));
+        assert_eq!(d.cause, CrashCause::KeyPermission);
+        assert!(d.lines[0].starts_with("1: Error"), "{:?}", d.lines);
     }
 
     #[test]

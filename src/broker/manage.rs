@@ -361,16 +361,24 @@ pub async fn status(
                 }
             }
         };
+    }
+    // Exited with an error, waiting to restart, or restarted and not
+    // answering (a crash loop caught between two runs): the log says why.
+    let failing = if report.running {
+        report.served.is_none() && container.restart_count > 0
     } else {
-        if container.restarting || container.exit_code.is_some_and(|c| c != 0) {
-            let diagnosis = diagnose(&engine.log_lines(&container.id, 200).await?);
-            report.crash = Some(Crash {
-                cause: diagnosis.cause,
-                explanation: diagnosis.cause.to_string(),
-                hint: diagnosis.cause.hint(),
-                lines: diagnosis.lines,
-            });
-        }
+        container.restarting || container.exit_code.is_some_and(|c| c != 0)
+    };
+    if failing {
+        let diagnosis = diagnose(&engine.log_lines(&container.id, 200).await?);
+        report.crash = Some(Crash {
+            cause: diagnosis.cause,
+            explanation: diagnosis.cause.to_string(),
+            hint: diagnosis.cause.hint(),
+            lines: diagnosis.lines,
+        });
+    }
+    if !report.running {
         report.notes.push(format!(
             "the broker is not running (container state: {}); `sudo wott-mqtt server up` starts it",
             container.state

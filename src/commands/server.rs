@@ -462,7 +462,7 @@ impl Human for StatusView {
         if let Some(crash) = &r.crash {
             let _ = writeln!(
                 s,
-                "{} the broker stopped: {}",
+                "{} the broker's last run failed: {}",
                 p.bad("✗"),
                 crash.explanation
             );
