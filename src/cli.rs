@@ -120,6 +120,14 @@ pub enum Command {
 
     /// Print the man page (roff), or write one page per command with --dir
     Man(ManArgs),
+
+    /// Run the Mosquitto broker in a container: up, down, status, logs, reload
+    ///
+    /// The broker presents this device's WoTT certificate and admits clients
+    /// whose certificate the WoTT CA signed, with their device ID as MQTT
+    /// username. Its files live in --server-dir.
+    #[command(subcommand)]
+    Server(ServerCommand),
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +262,140 @@ pub struct HostsCheckArgs {
     pub file: HostsFileArgs,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Start the broker, or bring it in line with this device's identity
+    ///
+    /// Renders mosquitto.conf (and a first permissions.acl) into the server
+    /// dir, stages copies of the certificates the broker can read, pulls the
+    /// image if needed, creates or reuses the container, and waits until a
+    /// real mTLS CONNECT gets a CONNACK. Safe to re-run: when nothing changed,
+    /// nothing is touched.
+    Up(ServerUpArgs),
+    /// Stop and remove the broker's container; the server dir stays unless --purge
+    Down(ServerDownArgs),
+    /// The container's state, and the certificate the broker serves, read over TLS
+    Status(ServerStatusArgs),
+    /// Print the broker's log
+    Logs(ServerLogsArgs),
+    /// Stage the certificates again and make the broker reload them (SIGHUP)
+    ///
+    /// Run it after the agent renews the certificate; the broker also
+    /// re-reads permissions.acl.
+    Reload(ServerReloadArgs),
+}
+
+/// The container to act on.
+#[derive(Debug, Args)]
+pub struct ContainerName {
+    /// The broker's container name
+    #[arg(long, value_name = "NAME", default_value = "wott-mosquitto", value_parser = parse_container_name)]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerUpArgs {
+    #[command(flatten)]
+    pub container: ContainerName,
+
+    /// The Mosquitto 2 image to run
+    #[arg(long, value_name = "IMAGE", default_value = "eclipse-mosquitto:2", value_parser = parse_image)]
+    pub image: String,
+
+    /// The host address to publish the broker on
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// The host port to publish the broker on (clients' MQTT_PORT)
+    #[arg(long, value_name = "PORT", default_value_t = 8883, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Remove a container of that name that wott-mqtt did not create
+    #[arg(long)]
+    pub replace: bool,
+
+    /// Print what would change (diffs and container actions) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Seconds to wait for the broker to accept an mTLS CONNECT
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerDownArgs {
+    #[command(flatten)]
+    pub container: ContainerName,
+
+    /// Also remove the server dir: mosquitto.conf, permissions.acl, staged certificates, data
+    #[arg(long)]
+    pub purge: bool,
+
+    /// Print what would be removed and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerStatusArgs {
+    #[command(flatten)]
+    pub container: ContainerName,
+
+    /// Seconds to wait for the broker's TLS handshake
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerLogsArgs {
+    #[command(flatten)]
+    pub container: ContainerName,
+
+    /// Keep printing new lines until interrupted
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Print only the last N lines
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerReloadArgs {
+    #[command(flatten)]
+    pub container: ContainerName,
+
+    /// Print what would be staged and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Seconds to wait for the broker to serve the staged certificate
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn parse_container_name(value: &str) -> Result<String, String> {
+    let mut chars = value.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err("a container name starts with a letter or digit and holds only letters, digits, `_`, `.` and `-`".into())
+    }
+}
+
+/// An image reference: not empty, no whitespace or control characters.
+fn parse_image(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("an image reference such as eclipse-mosquitto:2, without spaces".into())
+    } else {
+        Ok(value.to_string())
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct WhoamiArgs {
     /// Show the certificate's details and check client.key and ca.crt against it
@@ -368,6 +510,11 @@ pub struct AclAllowArgs {
     /// Print the change as a unified diff and write nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Do not make a running broker managed by `wott-mqtt server` reload the
+    /// file (apply it later with `wott-mqtt server reload`)
+    #[arg(long)]
+    pub no_reload: bool,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +529,11 @@ pub struct AclRevokeArgs {
     /// Print the change as a unified diff and write nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Do not make a running broker managed by `wott-mqtt server` reload the
+    /// file (apply it later with `wott-mqtt server reload`)
+    #[arg(long)]
+    pub no_reload: bool,
 }
 
 #[derive(Debug, Args)]

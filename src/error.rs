@@ -37,6 +37,8 @@ pub enum Error {
     Check(#[from] crate::check::CheckError),
     #[error(transparent)]
     Acl(#[from] crate::acl::AclError),
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
     /// The command line is inconsistent in a way clap cannot express.
     #[error("{message}")]
     Usage {
@@ -68,6 +70,7 @@ impl Error {
             Error::Acl(e) => Some(e),
             Error::Hosts(e) => Some(e),
             Error::Check(e) => Some(e),
+            Error::Broker(e) => Some(e),
             Error::Usage { .. } | Error::Runtime(_) | Error::Interrupted => None,
         }
     }

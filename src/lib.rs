@@ -8,6 +8,7 @@
 //! turns the parsed command line into calls on the rest.
 
 pub mod acl;
+pub mod broker;
 pub mod check;
 pub mod cli;
 pub mod commands;

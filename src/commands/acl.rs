@@ -15,6 +15,7 @@ use crate::acl::lint::{self, Finding, Severity};
 use crate::acl::{
     self, Access, AclError, Client, Document, Kind, Need, Reason, Rules, Section, eval,
 };
+use crate::broker;
 use crate::cli::{
     AccessArg, AclAllowArgs, AclArgs, AclCheckArgs, AclCommand, AclListArgs, AclRevokeArgs,
 };
@@ -122,14 +123,44 @@ impl LineRef {
 }
 
 /// Called once after `allow` or `revoke` has changed the file. Mosquitto
-/// reads its ACL only at start and on SIGHUP; this is where a running managed
-/// broker gets reloaded (the `server` module), and until it is, the user is told.
-fn applied(config: &Config, file: &Path) {
+/// reads its ACL only at start and on SIGHUP, so a running broker that
+/// `wott-mqtt server` manages from this file's folder is reloaded here
+/// (unless `--no-reload`); returns the containers reloaded. Otherwise the
+/// user is told how to apply the change.
+fn applied(config: &Config, file: &Path, reload: bool) -> Vec<String> {
+    if reload {
+        match broker::reload_after_acl_edit(file) {
+            Ok(reloaded) if !reloaded.is_empty() => return reloaded,
+            Ok(_) => {}
+            Err(e) => {
+                config.output.warn(&sanitize(&format!(
+                    "{} changed, but the broker could not be reloaded: {e}; \
+                     apply it with `sudo wott-mqtt server reload`",
+                    file.display()
+                )));
+                return Vec::new();
+            }
+        }
+    }
     config.output.note(&format!(
         "note: Mosquitto reads {} only when it starts and on SIGHUP; reload the broker to apply this \
-         (`systemctl reload mosquitto`, or `docker kill --signal HUP <container>`)",
+         (`wott-mqtt server reload` for the broker `wott-mqtt server up` runs, \
+         `systemctl reload mosquitto`, or `docker kill --signal HUP <container>`)",
         file.display()
     ));
+    Vec::new()
+}
+
+/// `reloaded: the broker in NAME (SIGHUP)` lines.
+fn reloaded_lines(s: &mut String, p: Paint, reloaded: &[String]) {
+    for name in reloaded {
+        let _ = writeln!(
+            s,
+            "{} the broker in {} (SIGHUP): the change is in force",
+            p.good("reloaded:"),
+            sanitize(name)
+        );
+    }
 }
 
 /// Says so when the file has lines Mosquitto refuses: the edit keeps them.
@@ -164,6 +195,8 @@ struct AllowReport {
     /// The unified diff, with --dry-run.
     #[serde(skip_serializing_if = "Option::is_none")]
     diff: Option<String>,
+    /// The managed broker containers that reloaded the file.
+    reloaded: Vec<String>,
 }
 
 impl Human for AllowReport {
@@ -192,6 +225,7 @@ impl Human for AllowReport {
             ),
         };
         let _ = writeln!(s, "{what}");
+        reloaded_lines(&mut s, p, &self.reloaded);
         if self.dry_run && self.changed {
             let _ = writeln!(s, "{}", p.dim("dry run: nothing was written"));
         }
@@ -247,9 +281,11 @@ fn allow(config: &Config, file: &Path, args: &AclAllowArgs) -> Result<Outcome, E
             deny.location, deny.text
         )));
     }
-    if edit.changed && !args.dry_run {
-        applied(config, file);
-    }
+    let reloaded = if edit.changed && !args.dry_run {
+        applied(config, file, !args.no_reload)
+    } else {
+        Vec::new()
+    };
     Ok(Outcome::report(AllowReport {
         file: file.display().to_string(),
         device_id: device.to_string(),
@@ -263,6 +299,7 @@ fn allow(config: &Config, file: &Path, args: &AclAllowArgs) -> Result<Outcome, E
         overlapping_denies: denies,
         dry_run: args.dry_run,
         diff: args.dry_run.then(|| edit.diff.unwrap_or_default()),
+        reloaded,
     }))
 }
 
@@ -284,6 +321,8 @@ struct RevokeReport {
     dry_run: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     diff: Option<String>,
+    /// The managed broker containers that reloaded the file.
+    reloaded: Vec<String>,
 }
 
 impl Human for RevokeReport {
@@ -335,6 +374,7 @@ impl Human for RevokeReport {
                 sanitize(&line.text)
             );
         }
+        reloaded_lines(&mut s, p, &self.reloaded);
         if self.dry_run && self.changed {
             let _ = writeln!(s, "{}", p.dim("dry run: nothing was written"));
         }
@@ -380,9 +420,11 @@ fn revoke(config: &Config, file: &Path, args: &AclRevokeArgs) -> Result<Outcome,
             Ok(revoked.pieces.unwrap_or_else(|| unchanged(old)))
         },
     )?;
-    if edit.changed && !args.dry_run {
-        applied(config, file);
-    }
+    let reloaded = if edit.changed && !args.dry_run {
+        applied(config, file, !args.no_reload)
+    } else {
+        Vec::new()
+    };
     Ok(Outcome::report(RevokeReport {
         file: file.display().to_string(),
         device_id: device.to_string(),
@@ -393,6 +435,7 @@ fn revoke(config: &Config, file: &Path, args: &AclRevokeArgs) -> Result<Outcome,
         kept_denies,
         dry_run: args.dry_run,
         diff: args.dry_run.then(|| edit.diff.unwrap_or_default()),
+        reloaded,
     }))
 }
 

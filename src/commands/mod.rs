@@ -6,6 +6,7 @@ mod acl;
 mod check;
 mod docs;
 mod hosts;
+mod server;
 mod setup;
 mod whoami;
 
@@ -24,5 +25,6 @@ pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
         Command::Completions(args) => docs::completions(&args),
         Command::Man(args) => docs::man(&args),
         Command::Acl(args) => acl::run(config, args),
+        Command::Server(command) => server::run(config, command),
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod docker;
 pub mod mosquitto;
+pub mod server;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

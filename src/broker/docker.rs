@@ -1,0 +1,695 @@
+//! The container engine, through the Docker Engine API (bollard).
+//!
+//! Only the calls the broker's lifecycle needs, each turning the engine's
+//! answer into plain values and its failures into [`BrokerError`]s that say
+//! what was being done. bollard models API 1.53 but sends requests without a
+//! version prefix, so the engine answers in its own default version; every
+//! call here is exercised against a Docker 20.10 engine (API 1.41) by the
+//! tests.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, Mount,
+    MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+
+use super::error::{BrokerError, Tried};
+use crate::identity::Timestamp;
+use crate::output::Output;
+
+/// How long one ordinary API call may take (a stop waits up to 10 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an endpoint may take to answer the first ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connected container engine.
+#[derive(Debug)]
+pub struct Engine {
+    docker: Docker,
+    endpoint: String,
+}
+
+/// A mount, as the container sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// Everything needed to create the broker's container.
+#[derive(Debug, Clone)]
+pub struct CreateRequest<'a> {
+    pub name: &'a str,
+    pub image: &'a str,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub container_port: u16,
+    pub mounts: Vec<BindMount>,
+    pub labels: HashMap<String, String>,
+}
+
+/// A host address and port published to the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Published {
+    pub host_ip: String,
+    pub host_port: u16,
+    /// e.g. `8883/tcp`.
+    pub container_port: String,
+}
+
+/// What `docker inspect` says about a container, in plain values.
+#[derive(Debug, Clone, Serialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    /// The image reference it was created from, e.g. `eclipse-mosquitto:2`.
+    pub image: String,
+    pub image_id: String,
+    #[serde(skip)]
+    pub labels: HashMap<String, String>,
+    /// `created`, `running`, `restarting`, `exited`, …
+    pub state: String,
+    pub running: bool,
+    pub restarting: bool,
+    pub exit_code: Option<i64>,
+    /// The engine's own error, e.g. when the process could not start.
+    pub error: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub restart_count: i64,
+    pub ports: Vec<Published>,
+}
+
+impl Engine {
+    /// Connects to `DOCKER_HOST` when set; else to the Docker socket, then
+    /// Podman's (rootless, then system). Each must answer a ping; when none
+    /// does, the error lists each endpoint and why.
+    pub async fn connect() -> Result<Engine, BrokerError> {
+        let from_env = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.trim().is_empty());
+        let candidates = match &from_env {
+            Some(host) => vec![host.trim().to_string()],
+            None => default_endpoints(),
+        };
+        let mut tried = Vec::new();
+        for endpoint in candidates {
+            let docker = match Docker::connect_with_host(&endpoint) {
+                Ok(docker) => docker.with_timeout(REQUEST_TIMEOUT),
+                Err(DockerError::UnsupportedURISchemeError { .. }) => {
+                    return Err(BrokerError::UnsupportedHost { value: endpoint });
+                }
+                Err(DockerError::SocketNotFoundError(_)) => {
+                    tried.push(Tried {
+                        endpoint,
+                        reason: "no such socket".into(),
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    tried.push(Tried {
+                        endpoint,
+                        reason: reason(&e),
+                    });
+                    continue;
+                }
+            };
+            match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
+                Ok(Ok(_)) => return Ok(Engine { docker, endpoint }),
+                Ok(Err(e)) => tried.push(Tried {
+                    endpoint,
+                    reason: reason(&e),
+                }),
+                Err(_) => tried.push(Tried {
+                    endpoint,
+                    reason: format!("no answer within {} s", PING_TIMEOUT.as_secs()),
+                }),
+            }
+        }
+        Err(BrokerError::EngineUnreachable {
+            tried,
+            from_env: from_env.is_some(),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn fail(&self, during: &str, error: DockerError) -> BrokerError {
+        BrokerError::Engine {
+            endpoint: self.endpoint.clone(),
+            during: during.to_string(),
+            message: reason(&error),
+        }
+    }
+
+    /// The container called `name`, or `None`.
+    pub async fn container(&self, name: &str) -> Result<Option<Container>, BrokerError> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => Ok(Some(Container::from_inspect(c))),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.fail(&format!("inspect the container {name}"), e)),
+        }
+    }
+
+    /// The ID of the local image `image` refers to, or `None` when it is not here.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, BrokerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.id),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.fail(&format!("inspect the image {image}"), e)),
+        }
+    }
+
+    /// Pulls `image`, with a progress bar on a terminal.
+    pub async fn pull(&self, image: &str, output: &Output) -> Result<(), BrokerError> {
+        let (repository, tag) = split_reference(image);
+        let mut options = CreateImageOptionsBuilder::default().from_image(repository);
+        if let Some(tag) = tag {
+            options = options.tag(tag);
+        }
+        let mut stream = self.docker.create_image(Some(options.build()), None, None);
+        let progress = PullProgress::new(image, output);
+        let fail = |e: DockerError| BrokerError::Pull {
+            image: image.to_string(),
+            reason: match e {
+                DockerError::DockerResponseServerError { message, .. } => message,
+                DockerError::DockerStreamError { error } => error,
+                other => reason(&other),
+            },
+        };
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| {
+                progress.abandon();
+                fail(e)
+            })?;
+            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                progress.abandon();
+                return Err(BrokerError::Pull {
+                    image: image.to_string(),
+                    reason: detail,
+                });
+            }
+            progress.update(
+                info.id.as_deref(),
+                info.status.as_deref(),
+                info.progress_detail.as_ref().and_then(|d| d.current),
+                info.progress_detail.as_ref().and_then(|d| d.total),
+            );
+        }
+        progress.finish();
+        Ok(())
+    }
+
+    /// Creates the broker's container; returns its ID.
+    pub async fn create(&self, request: &CreateRequest<'_>) -> Result<String, BrokerError> {
+        let port_key = format!("{}/tcp", request.container_port);
+        let body = ContainerCreateBody {
+            image: Some(request.image.to_string()),
+            labels: Some(request.labels.clone()),
+            exposed_ports: Some(vec![port_key.clone()]),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(
+                    port_key,
+                    Some(vec![PortBinding {
+                        host_ip: Some(request.bind.to_string()),
+                        host_port: Some(request.port.to_string()),
+                    }]),
+                )])),
+                mounts: Some(
+                    request
+                        .mounts
+                        .iter()
+                        .map(|m| Mount {
+                            typ: Some(MountType::BIND),
+                            source: Some(m.source.clone()),
+                            target: Some(m.target.clone()),
+                            read_only: Some(m.read_only),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(request.name)
+            .build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map(|r| r.id)
+            .map_err(|e| self.fail(&format!("create the container {}", request.name), e))
+    }
+
+    /// Starts a container. A port that is taken comes back as [`StartError::PortBusy`].
+    pub async fn start(&self, id: &str) -> Result<(), StartError> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let message = reason(&e);
+                if message.contains("address already in use")
+                    || message.contains("port is already allocated")
+                {
+                    Err(StartError::PortBusy(message))
+                } else {
+                    Err(StartError::Other(self.fail("start the container", e)))
+                }
+            }
+        }
+    }
+
+    /// Stops a container, giving Mosquitto 10 s to save its state.
+    pub async fn stop(&self, id: &str) -> Result<(), BrokerError> {
+        let options = StopContainerOptionsBuilder::default().t(10).build();
+        match self.docker.stop_container(id, Some(options)).await {
+            // 304: already stopped.
+            Ok(()) => Ok(()),
+            Err(e) if status(&e) == Some(304) => Ok(()),
+            Err(e) => Err(self.fail("stop the container", e)),
+        }
+    }
+
+    /// Removes a container, killing it if it still runs.
+    pub async fn remove(&self, id: &str) -> Result<(), BrokerError> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.fail("remove the container", e)),
+        }
+    }
+
+    /// Sends a signal, e.g. `SIGHUP` to make Mosquitto reload.
+    pub async fn signal(&self, id: &str, signal: &str) -> Result<(), BrokerError> {
+        let options = KillContainerOptionsBuilder::default()
+            .signal(signal)
+            .build();
+        self.docker
+            .kill_container(id, Some(options))
+            .await
+            .map_err(|e| self.fail(&format!("send {signal} to the container"), e))
+    }
+
+    /// The container's output, stdout and stderr together, as it arrives.
+    pub fn logs(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+        follow: bool,
+    ) -> impl Stream<Item = Result<Vec<u8>, BrokerError>> + '_ {
+        self.logs_since(id, tail, follow, None)
+    }
+
+    /// [`Engine::logs`] from the Unix time `since` (seconds) on.
+    pub fn logs_since(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+        follow: bool,
+        since: Option<i64>,
+    ) -> impl Stream<Item = Result<Vec<u8>, BrokerError>> + '_ {
+        let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
+        let mut options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail);
+        if let Some(since) = since.and_then(|s| i32::try_from(s).ok()) {
+            options = options.since(since);
+        }
+        let options = options.build();
+        self.docker
+            .logs(id, Some(options))
+            .map(move |item| match item {
+                Ok(
+                    LogOutput::StdOut { message }
+                    | LogOutput::StdErr { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message },
+                ) => Ok(message.to_vec()),
+                Err(e) => Err(self.fail("read the container's log", e)),
+            })
+    }
+
+    /// The last `tail` lines of the container's log.
+    pub async fn log_lines(&self, id: &str, tail: u64) -> Result<Vec<String>, BrokerError> {
+        self.log_lines_since(id, Some(tail), None).await
+    }
+
+    /// The log lines from the Unix time `since` on (the last `tail` of them).
+    pub async fn log_lines_since(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+        since: Option<i64>,
+    ) -> Result<Vec<String>, BrokerError> {
+        let mut bytes = Vec::new();
+        let mut stream = std::pin::pin!(self.logs_since(id, tail, false, since));
+        while let Some(chunk) = stream.next().await {
+            bytes.extend(chunk?);
+        }
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The (ID, name) of running containers carrying every `key=value` label.
+    pub async fn running_with_labels(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>, BrokerError> {
+        let filters = HashMap::from([
+            (
+                "label",
+                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            ),
+            ("status", vec!["running".to_string()]),
+        ]);
+        let options = ListContainersOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.fail("list containers", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let name = c.names?.into_iter().next()?;
+                Some((c.id?, name.trim_start_matches('/').to_string()))
+            })
+            .collect())
+    }
+
+    /// The names of running containers that publish host port `port`.
+    pub async fn publishers_of(&self, port: u16) -> Result<Vec<String>, BrokerError> {
+        let filters = HashMap::from([("publish", vec![port.to_string()])]);
+        let options = ListContainersOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.fail("list containers", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| c.names?.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect())
+    }
+}
+
+/// Why a start failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// The engine could not bind the host port; its message.
+    PortBusy(String),
+    Other(BrokerError),
+}
+
+impl Container {
+    fn from_inspect(c: ContainerInspectResponse) -> Container {
+        let state = c.state.unwrap_or_default();
+        let config = c.config.unwrap_or_default();
+        let ports = c
+            .host_config
+            .and_then(|h| h.port_bindings)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(container_port, bindings)| {
+                bindings
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |b| Published {
+                        host_ip: b
+                            .host_ip
+                            .filter(|ip| !ip.is_empty())
+                            .unwrap_or_else(|| "0.0.0.0".into()),
+                        host_port: b.host_port.and_then(|p| p.parse().ok()).unwrap_or(0),
+                        container_port: container_port.clone(),
+                    })
+            })
+            .collect();
+        Container {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            image: config.image.unwrap_or_default(),
+            image_id: c.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default(),
+            state: state
+                .status
+                .filter(|s| *s != ContainerStateStatusEnum::EMPTY)
+                .map_or_else(|| "unknown".into(), |s| s.to_string()),
+            running: state.running.unwrap_or(false),
+            restarting: state.restarting.unwrap_or(false),
+            exit_code: state.exit_code,
+            error: state.error.filter(|e| !e.is_empty()),
+            started_at: state.started_at.as_deref().and_then(parse_time),
+            restart_count: c.restart_count.unwrap_or(0),
+            ports,
+        }
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// Docker's `2026-05-07T21:09:36.123456789Z`; its zero time means never.
+fn parse_time(text: &str) -> Option<Timestamp> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()?
+        .unix_timestamp();
+    (t > 0).then_some(Timestamp(t))
+}
+
+/// `eclipse-mosquitto:2` → (`eclipse-mosquitto`, `2`); `host:5000/img` →
+/// (`host:5000/img`, `latest`); a digest reference stays whole. Without a
+/// tag the engine would pull every tag of the repository.
+pub fn split_reference(image: &str) -> (&str, Option<&str>) {
+    if image.contains('@') {
+        return (image, None);
+    }
+    let name_start = image.rfind('/').map_or(0, |i| i + 1);
+    match image[name_start..].rfind(':') {
+        Some(i) => (&image[..name_start + i], Some(&image[name_start + i + 1..])),
+        None => (image, Some("latest")),
+    }
+}
+
+fn default_endpoints() -> Vec<String> {
+    let uid =
+        std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m));
+    endpoints_for(std::env::var_os("XDG_RUNTIME_DIR").as_deref(), uid)
+}
+
+/// Docker's socket, then Podman's: rootless (`$XDG_RUNTIME_DIR`, then
+/// `/run/user/UID`), then the system one.
+fn endpoints_for(runtime_dir: Option<&std::ffi::OsStr>, uid: u32) -> Vec<String> {
+    let mut endpoints = vec!["unix:///var/run/docker.sock".to_string()];
+    if let Some(runtime) = runtime_dir.filter(|d| !d.is_empty()) {
+        endpoints.push(format!(
+            "unix://{}",
+            Path::new(runtime).join("podman/podman.sock").display()
+        ));
+    }
+    let user = format!("unix:///run/user/{uid}/podman/podman.sock");
+    if !endpoints.contains(&user) {
+        endpoints.push(user);
+    }
+    endpoints.push("unix:///run/podman/podman.sock".to_string());
+    endpoints
+}
+
+fn status(error: &DockerError) -> Option<u16> {
+    match error {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// A short reason: the engine's own message, or the underlying I/O error.
+fn reason(error: &DockerError) -> String {
+    match error {
+        DockerError::DockerResponseServerError { message, .. } => return message.clone(),
+        DockerError::RequestTimeoutError => return "the request timed out".into(),
+        _ => {}
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return match io.kind() {
+                io::ErrorKind::PermissionDenied => "permission denied".into(),
+                io::ErrorKind::ConnectionRefused => "connection refused".into(),
+                io::ErrorKind::NotFound => "no such socket".into(),
+                _ => io.to_string(),
+            };
+        }
+        source = e.source();
+    }
+    error.to_string()
+}
+
+/// Pull progress: a bar on a terminal, two lines otherwise.
+struct PullProgress {
+    bar: Option<indicatif::ProgressBar>,
+    layers: std::cell::RefCell<HashMap<String, (u64, u64)>>,
+}
+
+impl PullProgress {
+    fn new(image: &str, output: &Output) -> Self {
+        if output.interactive_progress() {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(format!("pulling {image}"));
+            PullProgress {
+                bar: Some(bar),
+                layers: Default::default(),
+            }
+        } else {
+            output.note(&format!("pulling {image} …"));
+            PullProgress {
+                bar: None,
+                layers: Default::default(),
+            }
+        }
+    }
+
+    fn update(
+        &self,
+        id: Option<&str>,
+        status: Option<&str>,
+        current: Option<i64>,
+        total: Option<i64>,
+    ) {
+        let (Some(bar), Some(id)) = (&self.bar, id) else {
+            return;
+        };
+        let mut layers = self.layers.borrow_mut();
+        let entry = layers.entry(id.to_string()).or_insert((0, 0));
+        match (status, current, total) {
+            (Some("Downloading"), Some(c), Some(t)) if t > 0 => {
+                *entry = (c.max(0) as u64, t as u64);
+            }
+            (Some("Download complete" | "Pull complete" | "Already exists"), _, _) => {
+                entry.0 = entry.1;
+            }
+            _ => return,
+        }
+        let (done, total) = layers
+            .values()
+            .fold((0, 0), |(d, t), (c, l)| (d + c, t + l));
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+
+    fn abandon(&self) {
+        if let Some(bar) = &self.bar {
+            bar.abandon();
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_like_the_docker_cli() {
+        assert_eq!(
+            split_reference("eclipse-mosquitto:2"),
+            ("eclipse-mosquitto", Some("2"))
+        );
+        assert_eq!(
+            split_reference("eclipse-mosquitto"),
+            ("eclipse-mosquitto", Some("latest"))
+        );
+        assert_eq!(
+            split_reference("registry.local:5000/org/mosquitto"),
+            ("registry.local:5000/org/mosquitto", Some("latest"))
+        );
+        assert_eq!(
+            split_reference("registry.local:5000/org/mosquitto:2.0"),
+            ("registry.local:5000/org/mosquitto", Some("2.0"))
+        );
+        assert_eq!(
+            split_reference("mosquitto@sha256:abc"),
+            ("mosquitto@sha256:abc", None)
+        );
+    }
+
+    #[test]
+    fn docker_comes_first_then_podman_rootless_then_system() {
+        assert_eq!(
+            endpoints_for(Some(std::ffi::OsStr::new("/run/user/1000")), 1000),
+            [
+                "unix:///var/run/docker.sock",
+                "unix:///run/user/1000/podman/podman.sock",
+                "unix:///run/podman/podman.sock",
+            ]
+        );
+        assert_eq!(
+            endpoints_for(Some(std::ffi::OsStr::new("/tmp/xdg")), 1000),
+            [
+                "unix:///var/run/docker.sock",
+                "unix:///tmp/xdg/podman/podman.sock",
+                "unix:///run/user/1000/podman/podman.sock",
+                "unix:///run/podman/podman.sock",
+            ]
+        );
+        assert_eq!(endpoints_for(None, 0).len(), 3);
+    }
+
+    #[test]
+    fn docker_times_parse_and_zero_means_never() {
+        assert_eq!(
+            parse_time("2026-05-07T21:09:36.123456789Z"),
+            Some(Timestamp(1_778_188_176))
+        );
+        assert_eq!(parse_time("0001-01-01T00:00:00Z"), None);
+    }
+}

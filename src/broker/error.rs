@@ -1,0 +1,221 @@
+//! What can go wrong with the managed broker, and what to do about it.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::diagnose::CrashCause;
+use crate::error::Diagnose;
+use crate::exit_code::ExitCode;
+
+/// One endpoint `Engine::connect` tried, and why it did not answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tried {
+    pub endpoint: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("no container engine answered; tried {}", tried_list(tried))]
+    EngineUnreachable { tried: Vec<Tried>, from_env: bool },
+    #[error("DOCKER_HOST={value} uses a scheme wott-mqtt cannot connect with")]
+    UnsupportedHost { value: String },
+    #[error("the container engine at {endpoint} could not {during}: {message}")]
+    Engine {
+        endpoint: String,
+        during: String,
+        message: String,
+    },
+    #[error("the image {image} is not on this machine, and pulling it failed: {reason}")]
+    Pull { image: String, reason: String },
+    #[error(
+        "a container named {name} already exists and wott-mqtt did not create it (image {image}, {state})"
+    )]
+    NameClash {
+        name: String,
+        image: String,
+        state: String,
+    },
+    #[error("port {port} on {bind} is already in use{}", holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]
+    PortBusy {
+        bind: IpAddr,
+        port: u16,
+        /// `container X`, when a container publishes that port.
+        holder: Option<String>,
+    },
+    #[error("the broker in container {name} {how}: {cause}{}", quote(lines))]
+    Crashed {
+        name: String,
+        /// `exited with code 1`, `keeps restarting`.
+        how: String,
+        cause: CrashCause,
+        /// The log lines that show the cause, from the broker's last run.
+        lines: Vec<String>,
+        /// Whether wott-mqtt stopped the container to end a restart loop.
+        stopped: bool,
+    },
+    #[error(
+        "the broker in container {name} did not complete an mTLS CONNECT within {seconds} s; last attempt: {last}"
+    )]
+    NotReady {
+        name: String,
+        seconds: u64,
+        last: String,
+    },
+    #[error("there is no container named {name}")]
+    NoContainer { name: String },
+    #[error("the container {name} is not running ({state})")]
+    NotRunning { name: String, state: String },
+    #[error("the container {name} was not created by wott-mqtt (image {image})")]
+    NotManaged { name: String, image: String },
+    #[error("cannot stage {}: {reason}", path.display())]
+    Stage {
+        path: PathBuf,
+        reason: String,
+        kind: io::ErrorKind,
+    },
+    #[error("the staged copy of the identity in {} is not usable: {reason}", dir.display())]
+    StagedInvalid { dir: PathBuf, reason: String },
+    #[error("cannot prepare the server dir {}: {reason}", path.display())]
+    ServerDir {
+        path: PathBuf,
+        reason: String,
+        kind: io::ErrorKind,
+    },
+    #[error(
+        "the broker runs as uid 1883 and cannot read {} (mode {mode:04o}, owner uid {uid})", path.display()
+    )]
+    NotReadableByBroker {
+        path: PathBuf,
+        mode: u32,
+        uid: u32,
+        is_dir: bool,
+    },
+    #[error("the container {name} mounts {}, not {}", mounted.display(), given.display())]
+    WrongServerDir {
+        name: String,
+        mounted: PathBuf,
+        given: PathBuf,
+    },
+    #[error("the container {name} publishes no host port for Mosquitto's 8883/tcp")]
+    NotPublished { name: String },
+    #[error("cannot write to stdout: {0}")]
+    Stdout(String),
+    #[error("refusing to purge {}: it holds no mosquitto.conf written by wott-mqtt", dir.display())]
+    PurgeRefused { dir: PathBuf },
+}
+
+fn tried_list(tried: &[Tried]) -> String {
+    tried
+        .iter()
+        .map(|t| format!("{} ({})", t.endpoint, t.reason))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn quote(lines: &[String]) -> String {
+    let mut s = String::new();
+    if !lines.is_empty() {
+        s.push_str("\nthe broker's log:");
+        for line in lines {
+            let _ = write!(s, "\n  | {line}");
+        }
+    }
+    s
+}
+
+impl Diagnose for BrokerError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            BrokerError::EngineUnreachable { tried, from_env } => {
+                if tried.iter().any(|t| t.reason.contains("permission denied")) {
+                    "run the command with sudo, or add your user to the `docker` group".into()
+                } else if *from_env {
+                    "start the engine DOCKER_HOST points at, or unset DOCKER_HOST to use the local Docker socket".into()
+                } else {
+                    "install and start Docker (`sudo systemctl start docker`) or Podman \
+                     (`systemctl start podman.socket`), or point DOCKER_HOST at a running engine \
+                     (unix:///path/to/docker.sock or tcp://host:2375)"
+                        .into()
+                }
+            }
+            BrokerError::UnsupportedHost { .. } => {
+                "use a unix:// socket or tcp:// address; for a remote TLS engine, tunnel it \
+                 (`ssh -L /tmp/docker.sock:/var/run/docker.sock host`) and set DOCKER_HOST=unix:///tmp/docker.sock"
+                    .into()
+            }
+            BrokerError::Engine { .. } => {
+                "check the engine with `docker info` and its log (`journalctl -u docker`)".into()
+            }
+            BrokerError::Pull { image, .. } => format!(
+                "without internet access, load the image from a file: on a connected machine run \
+                 `docker save {image} -o mosquitto.tar`, copy it here and run `docker load -i mosquitto.tar`; \
+                 or pass --image with an image that is already here (`docker images`)"
+            ),
+            BrokerError::NameClash { name, .. } => format!(
+                "pass --replace to remove that container and create the broker in its place, \
+                 or choose another name with --name (`docker rm -f {name}` removes it by hand)"
+            ),
+            BrokerError::PortBusy { port, .. } => format!(
+                "stop what listens on port {port} (`sudo ss -ltnp 'sport = :{port}'` shows it), \
+                 or publish the broker on another port with --port (clients then need MQTT_PORT)"
+            ),
+            BrokerError::Crashed { cause, stopped, .. } => {
+                let mut hint = cause.hint();
+                if *stopped {
+                    hint.push_str("; wott-mqtt stopped the container to end its restart loop, run `wott-mqtt server up` once fixed");
+                }
+                hint
+            }
+            BrokerError::NotReady { name, .. } => format!(
+                "see what the broker says with `wott-mqtt server logs --name {name}`, \
+                 or wait longer with --timeout"
+            ),
+            BrokerError::NoContainer { .. } | BrokerError::NotRunning { .. } => {
+                "start the broker with `wott-mqtt server up`".into()
+            }
+            BrokerError::NotManaged { .. } => {
+                "wott-mqtt only manages containers it created; pass the right --name, \
+                 or manage that container with `docker` directly"
+                    .into()
+            }
+            BrokerError::Stage { kind, .. } | BrokerError::ServerDir { kind, .. }
+                if *kind == io::ErrorKind::PermissionDenied =>
+            {
+                "run the command with sudo: the agent's key is readable by root only, and the broker's copy must belong to uid 1883"
+                    .into()
+            }
+            BrokerError::Stage { .. } | BrokerError::ServerDir { .. } => {
+                "check the path, or choose another folder with --server-dir".into()
+            }
+            BrokerError::StagedInvalid { .. } => {
+                "the agent may have renewed the certificate while it was copied: run the command again".into()
+            }
+            BrokerError::NotReadableByBroker { path, is_dir, .. } => {
+                if *is_dir {
+                    format!("let others enter the folder: sudo chmod o+rx {}", path.display())
+                } else {
+                    format!("let others read the file: sudo chmod o+r {}", path.display())
+                }
+            }
+            BrokerError::WrongServerDir { mounted, .. } => {
+                format!("pass --server-dir {} (or WOTT_MQTT_SERVER_DIR)", mounted.display())
+            }
+            BrokerError::NotPublished { .. } => {
+                "recreate it with `wott-mqtt server up`".into()
+            }
+            BrokerError::Stdout(_) => return None,
+            BrokerError::PurgeRefused { .. } => {
+                "check --server-dir; remove the folder by hand if you really mean it".into()
+            }
+        })
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Failure
+    }
+}

@@ -1,0 +1,166 @@
+//! The managed Mosquitto broker: its files, and its container.
+//!
+//! `server up` must get a secure broker running the first time and every
+//! time, and say exactly why when it cannot. So the lifecycle is: validate
+//! the identity, reach the engine, refuse a container we did not create,
+//! make sure the image is there, render the config and stage the
+//! certificates ([`config`], [`stage`]), then create, start, recreate or
+//! reload the container only as far as needed, and wait until a real mTLS
+//! CONNECT gets a CONNACK. A container that dies on the way is explained
+//! from its log ([`diagnose`]).
+//!
+//! A container is ours when it carries [`LABEL_MANAGED_BY`]; it records the
+//! server dir and a hash of everything it was created from, so a second
+//! `server up` with the same inputs changes nothing, and one with other
+//! inputs recreates it.
+
+pub mod config;
+pub mod diagnose;
+pub mod docker;
+mod error;
+mod manage;
+pub mod ready;
+pub mod stage;
+mod up;
+mod watch;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+pub use config::ServerDir;
+pub use error::{BrokerError, Tried};
+pub use manage::{
+    CertSummary, Crash, DownOptions, DownReport, ReloadOptions, ReloadReport, StatusReport, down,
+    logs, reload, reload_after_acl_edit, status,
+};
+pub use up::{Action, Context, FileChange, NextStep, UpOptions, UpReport, up};
+pub use watch::Ready;
+
+/// The port Mosquitto listens on inside the container; `--port` maps a host port to it.
+pub const CONTAINER_PORT: u16 = 8883;
+pub const DEFAULT_IMAGE: &str = "eclipse-mosquitto:2";
+pub const DEFAULT_NAME: &str = "wott-mosquitto";
+pub const DEFAULT_PORT: u16 = 8883;
+
+/// Marks containers wott-mqtt created; the value is `wott-mqtt`.
+pub const LABEL_MANAGED_BY: &str = "org.wott-mqtt.managed-by";
+/// The absolute server dir the container mounts.
+pub const LABEL_SERVER_DIR: &str = "org.wott-mqtt.server-dir";
+/// SHA-256 of everything the container was created from ([`ContainerSpec::config_hash`]).
+pub const LABEL_CONFIG_HASH: &str = "org.wott-mqtt.config-hash";
+const MANAGED_BY: &str = "wott-mqtt";
+
+/// Bump when the container's shape changes in a way the other inputs do not show.
+const SPEC_VERSION: u32 = 1;
+
+/// What the broker's container is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// Host address to publish on (`--bind`).
+    pub bind: IpAddr,
+    /// Host port (`--port`), published to [`CONTAINER_PORT`].
+    pub port: u16,
+}
+
+impl ContainerSpec {
+    /// A hash of the spec, the image it resolves to now, the absolute server
+    /// dir and the rendered `mosquitto.conf`: a change in any needs a new container.
+    pub fn config_hash(&self, image_id: &str, server_dir: &Path, conf: &[u8]) -> String {
+        let text = format!(
+            "spec-version={SPEC_VERSION}\nimage={}\nimage-id={image_id}\nbind={}\nport={}\n\
+             server-dir={}\nmosquitto.conf-sha256={}\n",
+            self.image,
+            self.bind,
+            self.port,
+            server_dir.display(),
+            hex(ring::digest::digest(&ring::digest::SHA256, conf).as_ref()),
+        );
+        hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+    }
+
+    fn labels(&self, server_dir: &Path, hash: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+            (
+                LABEL_SERVER_DIR.to_string(),
+                server_dir.display().to_string(),
+            ),
+            (LABEL_CONFIG_HASH.to_string(), hash.to_string()),
+        ])
+    }
+
+    /// The server dir, read-only at /mosquitto/config; `certs/` read-only at
+    /// /mosquitto/certs; `data/` at /mosquitto/data. Directories only: a
+    /// single-file mount keeps showing the old file after an atomic rename.
+    fn mounts(&self, server_dir: &ServerDir) -> Vec<docker::BindMount> {
+        let mount = |source: PathBuf, target: &str, read_only| docker::BindMount {
+            source: source.display().to_string(),
+            target: target.to_string(),
+            read_only,
+        };
+        vec![
+            mount(server_dir.path().to_path_buf(), config::CONFIG_DIR, true),
+            mount(server_dir.certs_dir(), config::CERTS_DIR, true),
+            mount(server_dir.data_dir(), config::DATA_DIR, false),
+        ]
+    }
+}
+
+impl docker::Container {
+    /// Whether wott-mqtt created this container.
+    pub fn is_managed(&self) -> bool {
+        self.label(LABEL_MANAGED_BY) == Some(MANAGED_BY)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            name: DEFAULT_NAME.into(),
+            image: DEFAULT_IMAGE.into(),
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: DEFAULT_PORT,
+        }
+    }
+
+    #[test]
+    fn the_hash_changes_with_every_input_and_only_then() {
+        let dir = Path::new("/opt/wott/mosquitto");
+        let base = spec().config_hash("sha256:a", dir, b"conf");
+        assert_eq!(base, spec().config_hash("sha256:a", dir, b"conf"));
+        assert_eq!(base.len(), 64);
+        let others = [
+            spec().config_hash("sha256:b", dir, b"conf"),
+            spec().config_hash("sha256:a", Path::new("/srv/mq"), b"conf"),
+            spec().config_hash("sha256:a", dir, b"conf2"),
+            ContainerSpec {
+                port: 8884,
+                ..spec()
+            }
+            .config_hash("sha256:a", dir, b"conf"),
+            ContainerSpec {
+                bind: IpAddr::from([127, 0, 0, 1]),
+                ..spec()
+            }
+            .config_hash("sha256:a", dir, b"conf"),
+            ContainerSpec {
+                image: "eclipse-mosquitto:2.0.18".into(),
+                ..spec()
+            }
+            .config_hash("sha256:a", dir, b"conf"),
+        ];
+        for other in others {
+            assert_ne!(base, other);
+        }
+    }
+}

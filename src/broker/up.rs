@@ -1,0 +1,665 @@
+//! `server up`: the steps in an order that changes nothing until every
+//! refusal has had its chance: the identity, the engine, a container we did
+//! not create, the image; then the files, the certificates, the container,
+//! and the wait for a CONNACK.
+
+use std::io;
+use std::net::{IpAddr, UdpSocket};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::config::{self, ServerDir};
+use super::docker::{Container, CreateRequest, Engine, StartError};
+use super::ready;
+use super::stage::{self, MOSQUITTO_UID, Staged};
+use super::watch::{Ready, reload_and_confirm, wait_ready};
+use super::{BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_CONFIG_HASH};
+use crate::error::Error;
+use crate::files::{self, UpdateOptions};
+use crate::identity::{CertDir, Identity};
+use crate::output::{Output, sanitize};
+
+/// What every server command works with.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub cert_dir: &'a CertDir,
+    pub server_dir: &'a Path,
+    pub output: &'a Output,
+}
+
+/// `server up`'s choices.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub spec: ContainerSpec,
+    /// Remove a container of that name that wott-mqtt did not create.
+    pub replace: bool,
+    pub dry_run: bool,
+    /// How long to wait for the first CONNACK.
+    pub timeout: Duration,
+}
+
+/// One file of the server dir and what happened to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    pub path: PathBuf,
+    /// `created`, `updated` or `unchanged`.
+    pub change: &'static str,
+    /// The unified diff, in a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+impl FileChange {
+    pub fn is_changed(&self) -> bool {
+        self.change != "unchanged"
+    }
+}
+
+/// What `server up` did to the container (or would do, in a dry run).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    Pull {
+        image: String,
+    },
+    /// The old container, removed before creating the new one.
+    Remove {
+        id: String,
+        reason: String,
+    },
+    Create {
+        name: String,
+    },
+    Start {
+        name: String,
+    },
+    Restart {
+        name: String,
+        reason: String,
+    },
+    /// SIGHUP: Mosquitto re-reads its certificates and permissions.acl.
+    Reload {
+        name: String,
+        reason: String,
+    },
+}
+
+/// The command a client device runs next.
+#[derive(Debug, Clone, Serialize)]
+pub struct NextStep {
+    pub command: String,
+    /// The address in that command, if one could be found.
+    pub host_ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    pub changed: bool,
+    pub dry_run: bool,
+    pub container: String,
+    pub container_id: Option<String>,
+    pub image: String,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub server_id: String,
+    pub server_dir: PathBuf,
+    pub engine: String,
+    pub files: Vec<FileChange>,
+    pub certificates: Staged,
+    pub actions: Vec<Action>,
+    pub ready: Option<Ready>,
+    pub next_step: NextStep,
+}
+
+/// `server up`.
+pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> {
+    let out = ctx.output;
+    let spec = &opts.spec;
+    let clock = Instant::now();
+    let lap = |what: &str| {
+        out.debug(
+            2,
+            &format!("{:7.1} ms  {what}", clock.elapsed().as_secs_f64() * 1000.0),
+        );
+    };
+    let identity = Identity::load(ctx.cert_dir)?;
+    for warning in &identity.warnings {
+        out.warn(&sanitize(&warning.message));
+    }
+    lap("identity loaded");
+    let engine = Engine::connect().await?;
+    out.debug(1, &format!("container engine: {}", engine.endpoint()));
+    lap("engine answered");
+
+    let existing = engine.container(&spec.name).await?;
+    if let Some(c) = &existing
+        && !c.is_managed()
+        && !opts.replace
+    {
+        return Err(BrokerError::NameClash {
+            name: spec.name.clone(),
+            image: c.image.clone(),
+            state: c.state.clone(),
+        }
+        .into());
+    }
+
+    let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
+    check_broker_can_read(&server_dir)?;
+
+    let mut actions = Vec::new();
+    let image_id = match engine.image_id(&spec.image).await? {
+        Some(id) => Some(id),
+        None => {
+            actions.push(Action::Pull {
+                image: spec.image.clone(),
+            });
+            if opts.dry_run {
+                None
+            } else {
+                engine.pull(&spec.image, out).await?;
+                Some(
+                    engine
+                        .image_id(&spec.image)
+                        .await?
+                        .ok_or_else(|| BrokerError::Pull {
+                            image: spec.image.clone(),
+                            reason: "the engine reported success, but the image is not there"
+                                .into(),
+                        })?,
+                )
+            }
+        }
+    };
+
+    lap("container and image inspected");
+    let files = write_files(&server_dir, opts.dry_run)?;
+    let staged = stage::stage(&identity, &server_dir.certs_dir(), opts.dry_run)?;
+    lap("files written, certificates staged");
+    let conf = config::mosquitto_conf();
+    let hash = image_id
+        .as_deref()
+        .map(|id| spec.config_hash(id, server_dir.path(), conf.as_bytes()));
+
+    let mut step = decide(existing, hash.as_deref(), staged.is_changed());
+    if let Step::Reload(c) | Step::Keep(c) = &step
+        && c.restart_count > 0
+        && !opts.dry_run
+        && !answers(&identity, spec).await
+    {
+        // Running now, but it has restarted and does not answer: it may be
+        // crash-looping (e.g. on the key the certificates just fixed).
+        step = Step::Restart(c.clone());
+    }
+    let name = spec.name.clone();
+    let mut expect_served = None;
+    let todo = match step {
+        Step::Create => {
+            actions.push(Action::Create { name: name.clone() });
+            Todo::Create
+        }
+        Step::Replace(old) | Step::Recreate(old) => {
+            let reason = if old.is_managed() {
+                "its configuration changed".to_string()
+            } else {
+                format!(
+                    "--replace: wott-mqtt did not create it (image {})",
+                    old.image
+                )
+            };
+            actions.push(Action::Remove {
+                id: short(&old.id),
+                reason,
+            });
+            actions.push(Action::Create { name: name.clone() });
+            if !opts.dry_run {
+                out.note(&format!("removing the old container {name}"));
+                engine.stop(&old.id).await?;
+                engine.remove(&old.id).await?;
+            }
+            Todo::Create
+        }
+        Step::Start(c) => {
+            actions.push(Action::Start { name: name.clone() });
+            Todo::Start(c.id)
+        }
+        Step::Restart(c) => {
+            actions.push(Action::Restart {
+                name: name.clone(),
+                reason: if c.restarting {
+                    "it kept restarting".to_string()
+                } else {
+                    "it restarted and does not answer".to_string()
+                },
+            });
+            if !opts.dry_run {
+                engine.stop(&c.id).await?;
+            }
+            Todo::Start(c.id)
+        }
+        Step::Reload(c) => {
+            actions.push(Action::Reload {
+                name: name.clone(),
+                reason: "the certificates changed".into(),
+            });
+            expect_served = Some(staged.fingerprint_sha256.clone());
+            Todo::Reload(c.id)
+        }
+        Step::Keep(c) => Todo::Nothing(c.id),
+    };
+
+    let next_step = next_step(identity.device_id(), spec.bind);
+    let changed =
+        !actions.is_empty() || staged.is_changed() || files.iter().any(|f| f.is_changed());
+    let mut report = UpReport {
+        changed,
+        dry_run: opts.dry_run,
+        container: name.clone(),
+        container_id: todo.existing_id().map(short),
+        image: spec.image.clone(),
+        bind: spec.bind,
+        port: spec.port,
+        server_id: identity.device_id().to_string(),
+        server_dir: server_dir.path().to_path_buf(),
+        engine: engine.endpoint().to_string(),
+        files,
+        certificates: staged,
+        actions,
+        ready: None,
+        next_step,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+
+    let id = match todo {
+        Todo::Create => {
+            out.note(&format!(
+                "creating the container {name} from {}",
+                spec.image
+            ));
+            let labels = spec.labels(server_dir.path(), hash.as_deref().unwrap_or_default());
+            let id = engine
+                .create(&CreateRequest {
+                    name: &name,
+                    image: &spec.image,
+                    bind: spec.bind,
+                    port: spec.port,
+                    container_port: CONTAINER_PORT,
+                    mounts: spec.mounts(&server_dir),
+                    labels,
+                })
+                .await?;
+            lap("container created");
+            start_new(&engine, &id, spec).await?;
+            lap("container started");
+            report.container_id = Some(short(&id));
+            id
+        }
+        Todo::Start(id) => {
+            out.note(&format!("starting the container {name}"));
+            start_existing(&engine, &id, spec).await?;
+            id
+        }
+        Todo::Reload(id) => {
+            out.note(&format!(
+                "the certificates changed: reloading the broker in {name}"
+            ));
+            reload_and_confirm(&engine, &id).await?;
+            id
+        }
+        Todo::Nothing(id) => id,
+    };
+    if report.changed {
+        out.note("waiting for the broker to accept an mTLS CONNECT");
+    }
+    report.ready = Some(
+        wait_ready(
+            &engine,
+            &id,
+            &name,
+            &identity,
+            spec,
+            opts.timeout,
+            expect_served.as_deref(),
+        )
+        .await?,
+    );
+    if let Some(ready) = &report.ready {
+        lap(&format!("CONNACK (attempt {})", ready.attempts));
+    }
+    Ok(report)
+}
+
+/// What is left to do once the plan is made (and the old container gone).
+enum Todo {
+    Create,
+    Start(String),
+    Reload(String),
+    Nothing(String),
+}
+
+impl Todo {
+    fn existing_id(&self) -> Option<&str> {
+        match self {
+            Todo::Create => None,
+            Todo::Start(id) | Todo::Reload(id) | Todo::Nothing(id) => Some(id),
+        }
+    }
+}
+
+enum Step {
+    Create,
+    Replace(Container),
+    Recreate(Container),
+    Start(Container),
+    Restart(Container),
+    Reload(Container),
+    Keep(Container),
+}
+
+/// The least that brings the container in line: `hash` is `None` when the
+/// image is yet to be pulled (a dry run), which means a new container.
+fn decide(existing: Option<Container>, hash: Option<&str>, certs_changed: bool) -> Step {
+    match existing {
+        None => Step::Create,
+        Some(c) if !c.is_managed() => Step::Replace(c),
+        Some(c) if hash.is_none() || c.label(LABEL_CONFIG_HASH) != hash => Step::Recreate(c),
+        Some(c) if c.restarting => Step::Restart(c),
+        Some(c) if !c.running => Step::Start(c),
+        Some(c) if certs_changed => Step::Reload(c),
+        Some(c) => Step::Keep(c),
+    }
+}
+
+/// Whether the broker completes an mTLS CONNECT right now.
+async fn answers(identity: &Identity, spec: &ContainerSpec) -> bool {
+    let address = super::watch::probe_address(spec.bind);
+    ready::probe(identity, address, spec.port, Duration::from_secs(1))
+        .await
+        .is_ok()
+}
+
+/// Starts a container we just created; removes it again when it cannot start.
+async fn start_new(engine: &Engine, id: &str, spec: &ContainerSpec) -> Result<(), BrokerError> {
+    match engine.start(id).await {
+        Ok(()) => Ok(()),
+        Err(failure) => {
+            let _ = engine.remove(id).await;
+            Err(start_failure(engine, failure, spec).await)
+        }
+    }
+}
+
+async fn start_existing(
+    engine: &Engine,
+    id: &str,
+    spec: &ContainerSpec,
+) -> Result<(), BrokerError> {
+    match engine.start(id).await {
+        Ok(()) => Ok(()),
+        Err(failure) => Err(start_failure(engine, failure, spec).await),
+    }
+}
+
+async fn start_failure(engine: &Engine, failure: StartError, spec: &ContainerSpec) -> BrokerError {
+    match failure {
+        StartError::PortBusy(_) => {
+            let holder = engine
+                .publishers_of(spec.port)
+                .await
+                .ok()
+                .and_then(|names| names.into_iter().find(|n| *n != spec.name))
+                .map(|n| format!("the container {n}"));
+            BrokerError::PortBusy {
+                bind: spec.bind,
+                port: spec.port,
+                holder,
+            }
+        }
+        StartError::Other(e) => e,
+    }
+}
+
+/// Renders mosquitto.conf, creates permissions.acl if it is missing (never
+/// overwriting it) and the data folder (owned by uid 1883).
+fn write_files(dir: &ServerDir, dry_run: bool) -> Result<Vec<FileChange>, Error> {
+    let exists = dir.path().is_dir();
+    if !exists && !dry_run {
+        std::fs::create_dir_all(dir.path()).map_err(|e| server_dir_error(dir.path(), &e))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| server_dir_error(dir.path(), &e))?;
+    }
+    let conf = config::mosquitto_conf();
+    let mut changes = vec![
+        write_file(&dir.conf_path(), exists || !dry_run, dry_run, |_| {
+            conf.clone().into_bytes()
+        })?,
+        write_file(&dir.acl_path(), exists || !dry_run, dry_run, |old| {
+            old.map_or_else(|| config::initial_acl().as_bytes().to_vec(), <[u8]>::to_vec)
+        })?,
+    ];
+    let data = dir.data_dir();
+    let data_ok = std::fs::metadata(&data).is_ok_and(|m| m.is_dir() && m.uid() == MOSQUITTO_UID);
+    if !data_ok {
+        if !dry_run {
+            let fail = |e: io::Error| server_dir_error(&data, &e);
+            if !data.is_dir() {
+                std::fs::create_dir(&data).map_err(fail)?;
+                std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+                    .map_err(fail)?;
+            }
+            std::os::unix::fs::chown(&data, Some(MOSQUITTO_UID), Some(MOSQUITTO_UID))
+                .map_err(fail)?;
+        }
+        changes.push(FileChange {
+            path: data,
+            change: if data_ok { "updated" } else { "created" },
+            diff: None,
+        });
+    }
+    Ok(changes)
+}
+
+/// One file through `files::update`, or (in a dry run of a server dir that
+/// does not exist yet) its diff against nothing.
+fn write_file(
+    path: &Path,
+    dir_exists: bool,
+    dry_run: bool,
+    content: impl FnOnce(Option<&[u8]>) -> Vec<u8>,
+) -> Result<FileChange, Error> {
+    let edit = if dir_exists {
+        files::update::<files::FileError>(
+            path,
+            UpdateOptions {
+                dry_run,
+                new_mode: 0o644,
+            },
+            |old| Ok(content(old)),
+        )?
+    } else {
+        files::Edit {
+            path: path.to_path_buf(),
+            before: None,
+            after: content(None),
+            method: None,
+        }
+    };
+    Ok(FileChange {
+        path: path.to_path_buf(),
+        change: match (&edit.before, edit.changed()) {
+            (None, _) => "created",
+            (Some(_), true) => "updated",
+            (Some(_), false) => "unchanged",
+        },
+        diff: (dry_run && edit.changed()).then(|| edit.diff()),
+    })
+}
+
+/// The broker (uid 1883) must reach permissions.acl: the server dir must be
+/// searchable and the file readable by others (or theirs). Checked before
+/// anything is written, on what already exists.
+fn check_broker_can_read(dir: &ServerDir) -> Result<(), BrokerError> {
+    let allowed = |meta: &std::fs::Metadata, bit: u32| {
+        meta.uid() == MOSQUITTO_UID || meta.permissions().mode() & bit != 0
+    };
+    if let Ok(meta) = std::fs::metadata(dir.path())
+        && !allowed(&meta, 0o001)
+    {
+        return Err(BrokerError::NotReadableByBroker {
+            path: dir.path().to_path_buf(),
+            mode: meta.permissions().mode() & 0o7777,
+            uid: meta.uid(),
+            is_dir: true,
+        });
+    }
+    if let Ok(meta) = std::fs::metadata(dir.acl_path())
+        && !allowed(&meta, 0o004)
+    {
+        return Err(BrokerError::NotReadableByBroker {
+            path: dir.acl_path(),
+            mode: meta.permissions().mode() & 0o7777,
+            uid: meta.uid(),
+            is_dir: false,
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn server_dir_error(path: &Path, e: &io::Error) -> BrokerError {
+    BrokerError::ServerDir {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+        kind: e.kind(),
+    }
+}
+
+/// The server dir as an absolute path without symlinks where it exists: the
+/// engine needs absolute mount sources, and the label must be stable.
+pub(super) fn absolute(path: &Path) -> Result<PathBuf, BrokerError> {
+    match std::fs::canonicalize(path) {
+        Ok(p) => Ok(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::path::absolute(path).map_err(|e| server_dir_error(path, &e))
+        }
+        Err(e) => Err(server_dir_error(path, &e)),
+    }
+}
+
+/// `wott-mqtt hosts add <server-id> <ip>` with this host's address as
+/// clients see it: the bound address, or the one the default route uses.
+fn next_step(server_id: &str, bind: IpAddr) -> NextStep {
+    let host_ip = if bind.is_unspecified() {
+        outbound_address(bind.is_ipv6())
+    } else {
+        Some(bind)
+    };
+    NextStep {
+        command: format!(
+            "wott-mqtt hosts add {server_id} {}",
+            host_ip.map_or_else(|| "<this host's IP>".to_string(), |ip| ip.to_string())
+        ),
+        host_ip,
+    }
+}
+
+/// The local address of the default route (no packet is sent: connecting a
+/// UDP socket only picks the route).
+fn outbound_address(v6: bool) -> Option<IpAddr> {
+    let (local, remote) = if v6 {
+        ("[::]:0", "[2001:db8::1]:9")
+    } else {
+        ("0.0.0.0:0", "192.0.2.1:9")
+    };
+    let socket = UdpSocket::bind(local).ok()?;
+    socket.connect(remote).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}
+
+pub(super) fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::broker::{LABEL_MANAGED_BY, MANAGED_BY};
+
+    fn container(managed: bool, hash: &str, state: &str) -> Container {
+        let mut labels = HashMap::from([(LABEL_CONFIG_HASH.to_string(), hash.to_string())]);
+        if managed {
+            labels.insert(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string());
+        }
+        Container {
+            id: "abc".into(),
+            name: "wott-mosquitto".into(),
+            image: "eclipse-mosquitto:2".into(),
+            image_id: "sha256:1".into(),
+            labels,
+            state: state.into(),
+            running: state == "running" || state == "restarting",
+            restarting: state == "restarting",
+            exit_code: None,
+            error: None,
+            started_at: None,
+            restart_count: 0,
+            ports: Vec::new(),
+        }
+    }
+
+    fn step(existing: Option<Container>, hash: Option<&str>, certs: bool) -> &'static str {
+        match decide(existing, hash, certs) {
+            Step::Create => "create",
+            Step::Replace(_) => "replace",
+            Step::Recreate(_) => "recreate",
+            Step::Start(_) => "start",
+            Step::Restart(_) => "restart",
+            Step::Reload(_) => "reload",
+            Step::Keep(_) => "keep",
+        }
+    }
+
+    #[test]
+    fn the_least_change_that_brings_the_container_in_line() {
+        let c = |managed, hash, state| Some(container(managed, hash, state));
+        assert_eq!(step(None, Some("h"), false), "create");
+        assert_eq!(step(c(false, "h", "running"), Some("h"), false), "replace");
+        assert_eq!(
+            step(c(true, "old", "running"), Some("h"), false),
+            "recreate"
+        );
+        assert_eq!(step(c(true, "h", "running"), None, false), "recreate");
+        assert_eq!(
+            step(c(true, "h", "restarting"), Some("h"), false),
+            "restart"
+        );
+        assert_eq!(step(c(true, "h", "exited"), Some("h"), true), "start");
+        assert_eq!(step(c(true, "h", "running"), Some("h"), true), "reload");
+        assert_eq!(step(c(true, "h", "running"), Some("h"), false), "keep");
+    }
+
+    #[test]
+    fn clients_are_told_the_bound_address() {
+        let id = "4853b630822946019393b16c5b710b9e.d.wott.local";
+        let step = next_step(id, IpAddr::from([192, 168, 1, 20]));
+        assert_eq!(
+            step.command,
+            format!("wott-mqtt hosts add {id} 192.168.1.20")
+        );
+        let any = next_step(id, IpAddr::from([0, 0, 0, 0]));
+        match any.host_ip {
+            Some(ip) => {
+                assert!(!ip.is_unspecified() && !ip.is_loopback());
+                assert!(any.command.ends_with(&ip.to_string()));
+            }
+            None => assert!(any.command.ends_with("<this host's IP>")),
+        }
+    }
+}

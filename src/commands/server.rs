@@ -1,0 +1,479 @@
+//! `server up|down|status|logs|reload`: the broker's lifecycle.
+//!
+//! The only commands that talk to the container engine, so the only ones
+//! that build an async runtime (current-thread) and a Docker client.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::broker::{
+    self, Action, ContainerSpec, Context, DownOptions, DownReport, FileChange, ReloadOptions,
+    ReloadReport, StatusReport, UpOptions, UpReport,
+};
+use crate::cli::ServerCommand;
+use crate::config::Config;
+use crate::error::Error;
+use crate::exit_code::ExitCode;
+use crate::output::{Human, Outcome, Paint, human_duration, sanitize};
+
+pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
+    let ctx = Context {
+        cert_dir: &config.cert_dir,
+        server_dir: &config.server_dir,
+        output: &config.output,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+    runtime.block_on(async {
+        tokio::select! {
+            outcome = dispatch(&ctx, command) => outcome,
+            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+        }
+    })
+}
+
+async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, Error> {
+    match command {
+        ServerCommand::Up(args) => {
+            let options = UpOptions {
+                spec: ContainerSpec {
+                    name: args.container.name,
+                    image: args.image,
+                    bind: args.bind,
+                    port: args.port,
+                },
+                replace: args.replace,
+                dry_run: args.dry_run,
+                timeout: Duration::from_secs(args.timeout),
+            };
+            Ok(Outcome::report(UpView(broker::up(ctx, &options).await?)))
+        }
+        ServerCommand::Down(args) => {
+            let options = DownOptions {
+                name: args.container.name,
+                purge: args.purge,
+                dry_run: args.dry_run,
+            };
+            Ok(Outcome::report(DownView(
+                broker::down(ctx, &options).await?,
+            )))
+        }
+        ServerCommand::Reload(args) => {
+            let options = ReloadOptions {
+                name: args.container.name,
+                dry_run: args.dry_run,
+                timeout: Duration::from_secs(args.timeout),
+            };
+            Ok(Outcome::report(ReloadView(
+                broker::reload(ctx, &options).await?,
+            )))
+        }
+        ServerCommand::Status(args) => {
+            let report =
+                broker::status(ctx, &args.container.name, Duration::from_secs(args.timeout))
+                    .await?;
+            // Like `systemctl status`: scripts can test whether the broker serves.
+            let code = if report.running && report.served.is_some() {
+                ExitCode::Success
+            } else {
+                ExitCode::Failure
+            };
+            Ok(Outcome::report(StatusView(report)).with_code(code))
+        }
+        ServerCommand::Logs(args) => {
+            if args.follow && ctx.output.is_json() {
+                return Err(Error::usage(
+                    "--follow cannot be combined with --json",
+                    Some(
+                        "drop --json to stream the log, or --follow to get it as one JSON document"
+                            .to_string(),
+                    ),
+                ));
+            }
+            if ctx.output.is_json() {
+                let mut bytes = Vec::new();
+                broker::logs(&args.container.name, args.tail, false, &mut |chunk| {
+                    bytes.extend_from_slice(chunk);
+                    Ok(())
+                })
+                .await?;
+                let lines = String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+                return Ok(Outcome::report(LogLines { lines }));
+            }
+            let mut stdout = std::io::stdout().lock();
+            let mut pending = Vec::new();
+            broker::logs(&args.container.name, args.tail, args.follow, &mut |chunk| {
+                pending.extend_from_slice(chunk);
+                // Whole lines only, so that sanitizing never splits a character.
+                if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
+                    let text = String::from_utf8_lossy(&pending[..=end]).into_owned();
+                    pending.drain(..=end);
+                    stdout.write_all(sanitize(&text).as_bytes())?;
+                    stdout.flush()?;
+                }
+                Ok(())
+            })
+            .await?;
+            if !pending.is_empty() {
+                let text = String::from_utf8_lossy(&pending).into_owned();
+                let _ = writeln!(stdout, "{}", sanitize(&text));
+            }
+            Ok(Outcome::report(LogLines { lines: Vec::new() }))
+        }
+    }
+}
+
+/// `server logs --json`; printed as it arrives otherwise.
+#[derive(Debug, Serialize)]
+struct LogLines {
+    lines: Vec<String>,
+}
+
+impl Human for LogLines {
+    fn human(&self, _: Paint) -> String {
+        self.lines
+            .iter()
+            .map(|l| format!("{}\n", sanitize(l)))
+            .collect()
+    }
+}
+
+fn row(s: &mut String, label: &str, value: &str) {
+    let _ = writeln!(s, "  {label:<12}{}", sanitize(value));
+}
+
+fn file_lines(s: &mut String, files: &[FileChange], dry_run: bool) {
+    for file in files.iter().filter(|f| f.is_changed()) {
+        let verb = match (file.change, dry_run) {
+            ("created", false) => "created",
+            ("created", true) => "create",
+            (_, false) => "updated",
+            (_, true) => "update",
+        };
+        let _ = writeln!(s, "  {verb} {}", file.path.display());
+        if let Some(diff) = &file.diff {
+            for line in diff.lines() {
+                let _ = writeln!(s, "    {}", sanitize(line));
+            }
+        }
+    }
+}
+
+fn action_line(action: &Action, plan: bool) -> String {
+    let verb = |present: &'static str, past: &'static str| if plan { present } else { past };
+    match action {
+        Action::Pull { image } => format!("{} the image {image}", verb("pull", "pulled")),
+        Action::Remove { id, reason } => {
+            format!(
+                "{} the container {id} ({reason})",
+                verb("remove", "removed")
+            )
+        }
+        Action::Create { name } => format!(
+            "{} the container {name}",
+            verb("create and start", "created and started")
+        ),
+        Action::Start { name } => format!("{} the container {name}", verb("start", "started")),
+        Action::Restart { name, reason } => format!(
+            "{} the container {name} ({reason})",
+            verb("restart", "restarted")
+        ),
+        Action::Reload { name, reason } => format!(
+            "{} the broker in {name} with SIGHUP ({reason})",
+            verb("reload", "reloaded")
+        ),
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct UpView(UpReport);
+
+impl Human for UpView {
+    fn human(&self, p: Paint) -> String {
+        let r = &self.0;
+        let mut s = String::new();
+        let headline = if r.dry_run {
+            format!(
+                "Dry run for the broker {}: nothing was changed.",
+                r.container
+            )
+        } else if r.changed {
+            format!("{} The broker {} is up.", p.mark(true), r.container)
+        } else {
+            format!(
+                "{} The broker {} is up; nothing changed.",
+                p.mark(true),
+                r.container
+            )
+        };
+        let _ = writeln!(s, "{}", p.bold(&headline));
+        row(&mut s, "Server ID", &r.server_id);
+        row(
+            &mut s,
+            "Listening",
+            &format!(
+                "{} → {}/tcp in the container",
+                std::net::SocketAddr::new(r.bind, r.port),
+                broker::CONTAINER_PORT
+            ),
+        );
+        row(&mut s, "Image", &r.image);
+        row(&mut s, "Server dir", &r.server_dir.display().to_string());
+        if let Some(ready) = &r.ready {
+            row(
+                &mut s,
+                "Ready",
+                &format!(
+                    "mTLS CONNECT to {} got CONNACK after {:.2} s; serving {}, valid until {}",
+                    ready.address,
+                    ready.after_ms as f64 / 1000.0,
+                    ready
+                        .served
+                        .common_name
+                        .as_deref()
+                        .unwrap_or("a certificate without CN"),
+                    ready.served.not_after
+                ),
+            );
+        }
+        let staged = &r.certificates;
+        if r.changed {
+            let _ = writeln!(s, "\n{}", if r.dry_run { "Plan:" } else { "Changed:" });
+            file_lines(&mut s, &r.files, r.dry_run);
+            if staged.is_changed() {
+                let _ = writeln!(
+                    s,
+                    "  {} the certificates in {} (owner uid 1883, key mode 0600)",
+                    if r.dry_run { "stage" } else { "staged" },
+                    staged.dir.display()
+                );
+            }
+            for action in &r.actions {
+                let _ = writeln!(s, "  {}", action_line(action, r.dry_run));
+            }
+        }
+        if !r.dry_run {
+            let _ = writeln!(
+                s,
+                "\nOn each client device, map this server's ID to this host:\n  sudo {}",
+                r.next_step.command
+            );
+            if r.bind.is_loopback() {
+                let _ = writeln!(
+                    s,
+                    "  ({} listens on loopback only: only clients on this machine can reach it.)",
+                    r.bind
+                );
+            }
+        }
+        s
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct DownView(DownReport);
+
+impl Human for DownView {
+    fn human(&self, p: Paint) -> String {
+        let r = &self.0;
+        let mut s = String::new();
+        let (removed, purged) = if r.dry_run {
+            ("would be stopped and removed", "would be removed")
+        } else {
+            ("stopped and removed", "removed")
+        };
+        match &r.removed {
+            Some(id) => {
+                let _ = writeln!(
+                    s,
+                    "{} The container {} ({id}) {removed}.",
+                    p.mark(true),
+                    r.container
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "{} There is no container {}; nothing to remove.",
+                    p.mark(true),
+                    r.container
+                );
+            }
+        }
+        if r.purged {
+            let _ = writeln!(s, "  The server dir {} {purged}.", r.server_dir.display());
+        } else if r.server_dir.exists() {
+            let _ = writeln!(
+                s,
+                "  The server dir {} stays (permissions.acl keeps the grants); --purge removes it.",
+                r.server_dir.display()
+            );
+        }
+        s
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct ReloadView(ReloadReport);
+
+impl Human for ReloadView {
+    fn human(&self, p: Paint) -> String {
+        let r = &self.0;
+        let mut s = String::new();
+        let staged = if r.changed {
+            "the certificates changed and were staged again"
+        } else {
+            "the staged certificates were already current"
+        };
+        if r.dry_run {
+            let _ = writeln!(
+                s,
+                "Dry run: {}; the broker in {} would be sent SIGHUP.",
+                if r.changed {
+                    "the certificates changed and would be staged again"
+                } else {
+                    "the staged certificates are current"
+                },
+                r.container
+            );
+            for path in &r.certificates.changed {
+                let _ = writeln!(s, "  would update {path}");
+            }
+            return s;
+        }
+        let _ = writeln!(
+            s,
+            "{} Reloaded the broker in {}: {staged}.",
+            p.mark(true),
+            r.container
+        );
+        if let Some(served) = &r.served {
+            row(
+                &mut s,
+                "Serving",
+                &format!(
+                    "{}, valid until {}",
+                    served
+                        .common_name
+                        .as_deref()
+                        .unwrap_or("a certificate without CN"),
+                    served.not_after
+                ),
+            );
+        }
+        s
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct StatusView(StatusReport);
+
+impl Human for StatusView {
+    fn human(&self, p: Paint) -> String {
+        let r = &self.0;
+        let mut s = String::new();
+        let state = r
+            .details
+            .as_ref()
+            .map_or("absent".to_string(), |c| c.state.clone());
+        let _ = writeln!(
+            s,
+            "{} {} {}",
+            p.mark(r.running && r.served.is_some()),
+            p.bold(&format!("Broker {}", r.container)),
+            state
+        );
+        if let Some(c) = &r.details {
+            row(&mut s, "Image", &c.image);
+            for port in &c.ports {
+                row(
+                    &mut s,
+                    "Port",
+                    &format!(
+                        "{}:{} → {}",
+                        port.host_ip, port.host_port, port.container_port
+                    ),
+                );
+            }
+            if let Some(uptime) = r.uptime_seconds {
+                row(&mut s, "Uptime", &human_duration(uptime));
+            }
+            row(&mut s, "Restarts", &c.restart_count.to_string());
+            row(
+                &mut s,
+                "Managed",
+                if r.managed {
+                    "yes (created by wott-mqtt)"
+                } else {
+                    "no"
+                },
+            );
+            if let Some(current) = r.config_current {
+                row(
+                    &mut s,
+                    "Config",
+                    if current { "current" } else { "outdated" },
+                );
+            }
+        }
+        match (&r.served, &r.probe_error) {
+            (Some(served), _) => row(
+                &mut s,
+                "Serving",
+                &format!(
+                    "{}, valid until {} (read over TLS)",
+                    served
+                        .common_name
+                        .as_deref()
+                        .unwrap_or("a certificate without CN"),
+                    served.not_after
+                ),
+            ),
+            (None, Some(error)) => row(&mut s, "Serving", &format!("unknown: {error}")),
+            (None, None) => {}
+        }
+        if let Some(agent) = &r.agent_certificate {
+            row(
+                &mut s,
+                "On disk",
+                &format!(
+                    "{}, valid until {} ({})",
+                    agent
+                        .common_name
+                        .as_deref()
+                        .unwrap_or("a certificate without CN"),
+                    agent.not_after,
+                    agent.path.display()
+                ),
+            );
+        }
+        if let Some(crash) = &r.crash {
+            let _ = writeln!(
+                s,
+                "{} the broker's last run failed: {}",
+                p.bad("✗"),
+                crash.explanation
+            );
+            for line in &crash.lines {
+                let _ = writeln!(s, "  | {}", sanitize(line));
+            }
+            let _ = writeln!(s, "{} {}", p.bold("fix:"), sanitize(&crash.hint));
+        }
+        for note in &r.notes {
+            let _ = writeln!(s, "{} {}", p.warn("note:"), sanitize(note));
+        }
+        s
+    }
+}

@@ -1,0 +1,120 @@
+//! A managed broker for the tests: an agent-style identity, a server dir, a
+//! unique container name and a free loopback port, and `server …` commands
+//! run against the local test image. The container is removed on drop.
+//!
+//! The broker is only ever reached through its published 127.0.0.1 port,
+//! never through a container's bridge address.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::mosquitto::free_port;
+use super::{CertFixture, Wott, docker, wott};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique container name, so that parallel tests never meet.
+pub fn unique_name(what: &str) -> String {
+    format!(
+        "wott-mqtt-test-{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub struct Server {
+    pub certs: CertFixture,
+    pub root: tempfile::TempDir,
+    pub name: String,
+    pub port: u16,
+    pub image: String,
+}
+
+impl Server {
+    /// A server identity like the agent's (root-owned, 0600 key) and a
+    /// server dir that does not exist yet.
+    pub fn new(what: &str) -> Server {
+        Server {
+            certs: CertFixture::new(),
+            root: tempfile::tempdir().expect("tempdir"),
+            name: unique_name(what),
+            port: free_port(),
+            image: docker::test_image(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        self.certs.id()
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.root.path().join("server")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+
+    /// `wott-mqtt --cert-dir … --server-dir … server <sub> --name …`.
+    pub fn cmd(&self, sub: &str) -> Wott {
+        wott()
+            .cert_dir(&self.certs.dir())
+            .arg("--server-dir")
+            .arg(self.dir())
+            .args(["server", sub, "--name", &self.name])
+    }
+
+    /// `server up` on 127.0.0.1 and the free port, with the test image.
+    pub fn up(&self) -> Wott {
+        self.cmd("up")
+            .args(["--image", &self.image, "--bind", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+    }
+
+    /// `docker inspect -f FORMAT name`, trimmed; `None` when there is no such container.
+    pub fn inspect(&self, format: &str) -> Option<String> {
+        inspect(&self.name, format)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        remove_container(&self.name);
+    }
+}
+
+pub fn inspect(name: &str, format: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", format, name])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+pub fn remove_container(name: &str) {
+    let _ = Command::new("docker")
+        .args(["rm", "-f", "-v", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Removes a container when dropped.
+pub struct ContainerGuard(pub String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        remove_container(&self.0);
+    }
+}
+
+/// The owner uid and mode of a path.
+pub fn owner_and_mode(path: &Path) -> (u32, u32) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(path).expect("metadata");
+    (meta.uid(), meta.permissions().mode() & 0o7777)
+}
