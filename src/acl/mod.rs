@@ -12,12 +12,14 @@
 //! - [`document`]: every line, its bytes and its meaning; edits as patches.
 //! - [`eval`]: the rules that apply to a client, and the decision.
 //! - [`edit`]: `allow` and `revoke`.
+//! - [`file`]: those edits applied to the file on disk, locked and atomic.
 //! - [`lint`]: what `validate` reports.
 //! - [`topic`]: filter validity and matching.
 
 pub mod document;
 pub mod edit;
 pub mod eval;
+pub mod file;
 pub mod lint;
 pub mod topic;
 
@@ -37,6 +39,8 @@ pub const NEW_FILE_MODE: u32 = 0o644;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AclError {
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
     #[error("{} does not exist", path.display())]
     NotFound { path: PathBuf },
     #[error("Mosquitto would refuse {}:{line}: {message}", path.display())]
@@ -60,6 +64,7 @@ pub enum AclError {
 impl Diagnose for AclError {
     fn hint(&self) -> Option<String> {
         Some(match self {
+            AclError::File(e) => return e.hint(),
             AclError::NotFound { path } => format!(
                 "grant a first device with `wott-mqtt acl allow <DEVICE_ID> <TOPIC> --file {}`, or pass the right --file",
                 path.display()
@@ -81,6 +86,7 @@ impl Diagnose for AclError {
 
     fn exit_code(&self) -> ExitCode {
         match self {
+            AclError::File(e) => e.exit_code(),
             AclError::FilterNotTopic { .. } | AclError::ClientId { .. } => ExitCode::Usage,
             _ => ExitCode::Failure,
         }

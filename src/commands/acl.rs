@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 
 use serde::Serialize;
@@ -22,7 +22,7 @@ use crate::cli::{
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
-use crate::files::{self, FileError, Piece, UpdateOptions};
+use crate::files::{self, FileError};
 use crate::identity;
 use crate::names::{DeviceId, TopicFilter, TopicName};
 use crate::output::{Human, Outcome, Paint, sanitize};
@@ -57,31 +57,6 @@ fn read(file: &Path) -> Result<Vec<u8>, Error> {
         }
         .into()
     })
-}
-
-/// The old file as `files::update_pieces` hands it over, read line by line
-/// (`None`: it does not exist, which reads as an empty file).
-fn lines_of(old: Option<&File>) -> Box<dyn BufRead + '_> {
-    match old {
-        Some(file) => Box::new(BufReader::with_capacity(64 * 1024, file)),
-        None => Box::new(io::empty()),
-    }
-}
-
-/// The pieces that spell the old file unchanged.
-fn unchanged(old: Option<&File>) -> Vec<Piece> {
-    let len = old.and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
-    vec![Piece::Old(0..len)]
-}
-
-fn read_error(file: &Path) -> impl Fn(io::Error) -> Error + '_ {
-    move |source| {
-        FileError::Read {
-            path: file.to_path_buf(),
-            source,
-        }
-        .into()
-    }
 }
 
 /// The ACL file, buffered for reading line by line.
@@ -245,36 +220,17 @@ fn allow(config: &Config, file: &Path, args: &AclAllowArgs) -> Result<Outcome, E
     let device = device(config, &args.device)?;
     let filter = TopicFilter::new(&args.topic)?;
     let access = grant_access(args.access);
-    let mut action = AllowAction::Unchanged;
-    let mut line = 0;
-    let mut removed_duplicates = Vec::new();
-    let mut denies = Vec::new();
-    let edit = files::update_pieces(
-        file,
-        UpdateOptions {
-            dry_run: args.dry_run,
-            new_mode: acl::NEW_FILE_MODE,
-        },
-        |old| -> Result<Vec<Piece>, Error> {
-            let allowed = edit::allow_stream(
-                lines_of(old),
-                device.as_str().as_bytes(),
-                filter.as_str().as_bytes(),
-                access,
-            )
-            .map_err(read_error(file))?;
-            warn_if_refused(config, file, allowed.refused.as_ref());
-            action = allowed.action;
-            line = allowed.line;
-            removed_duplicates = allowed.removed_duplicates.iter().map(|n| n.line).collect();
-            denies = allowed
-                .overlapping_denies
-                .into_iter()
-                .map(|n| LineRef::noted(file, n))
-                .collect();
-            Ok(allowed.pieces.unwrap_or_else(|| unchanged(old)))
-        },
-    )?;
+    let granted = acl::file::allow(file, &device, &filter, access, args.dry_run)?;
+    let (edit, allowed) = (granted.edit, granted.result);
+    warn_if_refused(config, file, allowed.refused.as_ref());
+    let (action, line) = (allowed.action, allowed.line);
+    let removed_duplicates: Vec<usize> =
+        allowed.removed_duplicates.iter().map(|n| n.line).collect();
+    let denies: Vec<LineRef> = allowed
+        .overlapping_denies
+        .into_iter()
+        .map(|n| LineRef::noted(file, n))
+        .collect();
     for deny in &denies {
         config.output.warn(&sanitize(&format!(
             "{} `{}` still denies part of this grant: Mosquitto checks deny rules first",
@@ -385,41 +341,18 @@ impl Human for RevokeReport {
 fn revoke(config: &Config, file: &Path, args: &AclRevokeArgs) -> Result<Outcome, Error> {
     let device = device(config, &args.device)?;
     let filter = args.topic.as_deref().map(TopicFilter::new).transpose()?;
-    let mut removed = Vec::new();
-    let mut removed_users = Vec::new();
-    let mut kept_denies = Vec::new();
-    let edit = files::update_pieces(
-        file,
-        UpdateOptions {
-            dry_run: args.dry_run,
-            new_mode: acl::NEW_FILE_MODE,
-        },
-        |old| -> Result<Vec<Piece>, Error> {
-            if old.is_none() {
-                return Err(AclError::NotFound {
-                    path: file.to_path_buf(),
-                }
-                .into());
-            }
-            let revoked = edit::revoke_stream(
-                lines_of(old),
-                device.as_str().as_bytes(),
-                filter.as_ref().map(|f| f.as_str().as_bytes()),
-            )
-            .map_err(read_error(file))?;
-            warn_if_refused(config, file, revoked.refused.as_ref());
-            let refs = |noted: Vec<edit::Noted>| {
-                noted
-                    .into_iter()
-                    .map(|n| LineRef::noted(file, n))
-                    .collect::<Vec<_>>()
-            };
-            removed = refs(revoked.removed);
-            removed_users = refs(revoked.removed_users);
-            kept_denies = refs(revoked.kept_denies);
-            Ok(revoked.pieces.unwrap_or_else(|| unchanged(old)))
-        },
-    )?;
+    let revoked = acl::file::revoke(file, &device, filter.as_ref(), args.dry_run)?;
+    let (edit, revoked) = (revoked.edit, revoked.result);
+    warn_if_refused(config, file, revoked.refused.as_ref());
+    let refs = |noted: Vec<edit::Noted>| {
+        noted
+            .into_iter()
+            .map(|n| LineRef::noted(file, n))
+            .collect::<Vec<_>>()
+    };
+    let removed = refs(revoked.removed);
+    let removed_users = refs(revoked.removed_users);
+    let kept_denies = refs(revoked.kept_denies);
     let reloaded = if edit.changed && !args.dry_run {
         applied(config, file, !args.no_reload)
     } else {

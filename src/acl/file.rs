@@ -1,0 +1,117 @@
+//! `allow` and `revoke` applied to the ACL file on disk: under the edit lock,
+//! streaming the file, written atomically (`files::update_pieces`). The `acl`
+//! commands and the `setup` wizard both call these.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+
+use super::edit::{self, Allowed, Revoked};
+use super::{Access, AclError, NEW_FILE_MODE};
+use crate::files::{self, FileError, Piece, PieceEdit, UpdateOptions};
+use crate::names::{DeviceId, TopicFilter};
+
+/// An edit of the ACL file and what it did.
+#[derive(Debug)]
+pub struct FileEdit<T> {
+    /// Whether the file changed (or would, with `dry_run`), and the diff of a dry run.
+    pub edit: PieceEdit,
+    /// The lines involved; its `pieces` have been written and are `None`.
+    pub result: T,
+}
+
+/// Grants `device` `access` on `filter` in the ACL file at `path`, creating
+/// the file if needed. Idempotent.
+pub fn allow(
+    path: &Path,
+    device: &DeviceId,
+    filter: &TopicFilter,
+    access: Access,
+    dry_run: bool,
+) -> Result<FileEdit<Allowed>, AclError> {
+    let mut result = None;
+    let edit = files::update_pieces(
+        path,
+        options(dry_run),
+        |old| -> Result<Vec<Piece>, AclError> {
+            let mut allowed = edit::allow_stream(
+                lines_of(old),
+                device.as_str().as_bytes(),
+                filter.as_str().as_bytes(),
+                access,
+            )
+            .map_err(read_error(path))?;
+            let pieces = allowed.pieces.take().unwrap_or_else(|| unchanged(old));
+            result = Some(allowed);
+            Ok(pieces)
+        },
+    )?;
+    let result =
+        result.ok_or_else(|| read_error(path)(io::Error::other("the edit did not run")))?;
+    Ok(FileEdit { edit, result })
+}
+
+/// Removes `device`'s grant on `filter`, or all its grants when `filter` is
+/// `None`, from the ACL file at `path`. Idempotent; `deny` lines are kept.
+pub fn revoke(
+    path: &Path,
+    device: &DeviceId,
+    filter: Option<&TopicFilter>,
+    dry_run: bool,
+) -> Result<FileEdit<Revoked>, AclError> {
+    let mut result = None;
+    let edit = files::update_pieces(
+        path,
+        options(dry_run),
+        |old| -> Result<Vec<Piece>, AclError> {
+            if old.is_none() {
+                return Err(AclError::NotFound {
+                    path: path.to_path_buf(),
+                });
+            }
+            let mut revoked = edit::revoke_stream(
+                lines_of(old),
+                device.as_str().as_bytes(),
+                filter.map(|f| f.as_str().as_bytes()),
+            )
+            .map_err(read_error(path))?;
+            let pieces = revoked.pieces.take().unwrap_or_else(|| unchanged(old));
+            result = Some(revoked);
+            Ok(pieces)
+        },
+    )?;
+    let result =
+        result.ok_or_else(|| read_error(path)(io::Error::other("the edit did not run")))?;
+    Ok(FileEdit { edit, result })
+}
+
+fn options(dry_run: bool) -> UpdateOptions {
+    UpdateOptions {
+        dry_run,
+        new_mode: NEW_FILE_MODE,
+    }
+}
+
+/// The old file as `files::update_pieces` hands it over, read line by line
+/// (`None`: it does not exist, which reads as an empty file).
+fn lines_of(old: Option<&File>) -> Box<dyn BufRead + '_> {
+    match old {
+        Some(file) => Box::new(BufReader::with_capacity(64 * 1024, file)),
+        None => Box::new(io::empty()),
+    }
+}
+
+/// The pieces that spell the old file unchanged.
+fn unchanged(old: Option<&File>) -> Vec<Piece> {
+    let len = old.and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
+    vec![Piece::Old(0..len)]
+}
+
+fn read_error(path: &Path) -> impl Fn(io::Error) -> AclError + '_ {
+    move |source| {
+        AclError::File(FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
