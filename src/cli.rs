@@ -108,7 +108,7 @@ pub enum Command {
     /// names the line that decides.
     Acl(AclArgs),
 
-    /// Walk through the tutorial as a wizard: set this device up as a client of a broker
+    /// Walk through the tutorial as a wizard, for the server role or the client role
     ///
     /// Every question has a flag, so `setup client --server ID --ip IP --yes`
     /// runs without a terminal (CI, Ansible). Without a terminal, missing
@@ -159,8 +159,21 @@ pub struct SetupArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SetupRole {
+    /// This device is the broker: grant client devices, start Mosquitto, print what clients run
+    Server(SetupServerArgs),
     /// This device is a client: write the hosts entry for the server, then check the connection
     Client(SetupClientArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetupServerArgs {
+    /// Grant a client device (repeatable): ID, ID:TOPIC or ID:TOPIC:ACCESS
+    /// (TOPIC defaults to wott/temperature, ACCESS to read)
+    #[arg(long = "allow", value_name = "ID[:TOPIC[:ACCESS]]")]
+    pub allow: Vec<String>,
+
+    #[command(flatten)]
+    pub up: ServerUpArgs,
 }
 
 #[derive(Debug, Default, Args)]

@@ -270,7 +270,7 @@ fn the_wizard_asks_again_after_a_bad_answer_and_sets_up_the_client() {
     let Some(t) = Tutorial::new() else { return };
     let mut p = spawn(&t, &[]);
     p.exp_string("What is this device's role?").unwrap();
-    p.send("\r").unwrap();
+    p.send("\x1b[B\r").unwrap(); // the second role: client
     p.flush().unwrap();
     answer(&mut p, "Server device ID", "not a device id");
     p.exp_string("invalid device ID").unwrap();

@@ -13,7 +13,7 @@ use crate::broker::{
     self, Action, ContainerSpec, Context, DownOptions, DownReport, FileChange, ReloadOptions,
     ReloadReport, StatusReport, UpOptions, UpReport,
 };
-use crate::cli::ServerCommand;
+use crate::cli::{ServerCommand, ServerUpArgs};
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
@@ -37,20 +37,25 @@ pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
     })
 }
 
+/// `server up`'s flags as options; `setup server` takes the same flags.
+pub(crate) fn up_options(args: ServerUpArgs) -> UpOptions {
+    UpOptions {
+        spec: ContainerSpec {
+            name: args.container.name,
+            image: args.image,
+            bind: args.bind,
+            port: args.port,
+        },
+        replace: args.replace,
+        dry_run: args.dry_run,
+        timeout: Duration::from_secs(args.timeout),
+    }
+}
+
 async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, Error> {
     match command {
         ServerCommand::Up(args) => {
-            let options = UpOptions {
-                spec: ContainerSpec {
-                    name: args.container.name,
-                    image: args.image,
-                    bind: args.bind,
-                    port: args.port,
-                },
-                replace: args.replace,
-                dry_run: args.dry_run,
-                timeout: Duration::from_secs(args.timeout),
-            };
+            let options = up_options(args);
             Ok(Outcome::report(UpView(broker::up(ctx, &options).await?)))
         }
         ServerCommand::Down(args) => {
