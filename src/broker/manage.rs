@@ -17,7 +17,7 @@ use super::up::{Context, absolute, server_dir_error, short};
 use super::watch::{probe_address, reload_and_confirm, wait_ready};
 use super::{
     BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_CONFIG_HASH, LABEL_MANAGED_BY,
-    LABEL_SERVER_DIR, MANAGED_BY,
+    LABEL_SERVER_DIR, MANAGED_BY, RunAs,
 };
 use crate::error::Error;
 use crate::identity::{self, CertInfo, Identity, Timestamp};
@@ -129,7 +129,13 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
     let container = running_managed(&engine, &opts.name).await?;
     let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
     check_mounts(&container, &server_dir)?;
-    let staged = stage::stage(&identity, &server_dir.certs_dir(), opts.dry_run)?;
+    let spec = spec_of(&container)?;
+    let staged = stage::stage(
+        &identity,
+        &server_dir.certs_dir(),
+        spec.run_as.owner(),
+        opts.dry_run,
+    )?;
     let mut report = ReloadReport {
         changed: staged.is_changed(),
         dry_run: opts.dry_run,
@@ -148,7 +154,6 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
         ));
     }
     report.signalled = true;
-    let spec = spec_of(&container)?;
     let ready = wait_ready(
         &engine,
         &container.id,
@@ -197,8 +202,14 @@ fn check_mounts(container: &Container, dir: &ServerDir) -> Result<(), BrokerErro
     }
 }
 
-/// The bind address and port a container publishes [`CONTAINER_PORT`] on.
+/// The bind address and port a container publishes [`CONTAINER_PORT`] on,
+/// and the user it runs as.
 fn spec_of(container: &Container) -> Result<ContainerSpec, BrokerError> {
+    let run_as =
+        RunAs::from_container_user(&container.user).ok_or_else(|| BrokerError::UnknownUser {
+            name: container.name.clone(),
+            user: container.user.clone(),
+        })?;
     let published = container
         .ports
         .iter()
@@ -214,6 +225,7 @@ fn spec_of(container: &Container) -> Result<ContainerSpec, BrokerError> {
             .parse()
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         port: published.host_port,
+        run_as,
     })
 }
 
