@@ -77,6 +77,7 @@ pub struct Step {
 /// What was removed at the end, or kept.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Cleanup {
+    /// Whether there was a container to remove, and it was removed.
     pub container_removed: bool,
     pub workdir_removed: bool,
     /// With `--keep`: the commands that remove what was kept.
@@ -133,7 +134,9 @@ impl Diagnose for DemoError {
                 "point TMPDIR at a folder you may write to, e.g. TMPDIR=$HOME/tmp".into()
             }
             DemoError::NoPort(_) => "check the loopback interface (`ip addr show lo`)".into(),
-            DemoError::Cleanup { commands, .. } => format!("remove it by hand: {}", commands.join("; ")),
+            DemoError::Cleanup { commands, .. } => {
+                format!("remove it by hand: {}", commands.join("; "))
+            }
         })
     }
 }
@@ -416,17 +419,17 @@ impl<'a> Demo<'a> {
         self.report.container_id = up.container_id.clone();
         let (uid, _) = self.report.run_as.owner();
         let user = match self.report.run_as {
-            RunAs::Image => format!("uid {uid}, the image's mosquitto user"),
-            RunAs::User { .. } => format!("uid {uid}, you"),
+            RunAs::Image => format!("uid {uid} (the image's mosquitto user)"),
+            RunAs::User { .. } => format!("uid {uid} (you)"),
         };
         let ready = up
             .ready
             .as_ref()
-            .map(|r| format!("; an mTLS CONNECT got CONNACK after {:.2} s", r.after_ms as f64 / 1000.0))
+            .map(|r| format!("; ready after {:.2} s", r.after_ms as f64 / 1000.0))
             .unwrap_or_default();
         Ok(format!(
-            "container {} from {} on 127.0.0.1:{}, Mosquitto as {user}, reading copies of the \
-             server's certificate and key in {}{ready}",
+            "container {} ({}) on 127.0.0.1:{}; Mosquitto runs as {user} and reads its own \
+             copy of the server's key in {}{ready}",
             up.container,
             up.image,
             up.port,
@@ -495,7 +498,9 @@ impl<'a> Demo<'a> {
             }
             return Ok(());
         }
-        let _spinner = self.output.spinner("Removing the container and the temp folder …");
+        let _spinner = self
+            .output
+            .spinner("Removing the container and the temp folder …");
         let mut problems = Vec::new();
         if self.container_attempted {
             let cert_dir = CertDir::new(self.server_certs());
@@ -510,7 +515,7 @@ impl<'a> Demo<'a> {
                 dry_run: false,
             };
             match broker::down(&ctx, &down).await {
-                Ok(_) => self.report.cleanup.container_removed = true,
+                Ok(down) => self.report.cleanup.container_removed = down.removed.is_some(),
                 Err(e) => problems.push(e.to_string()),
             }
         }
@@ -622,7 +627,10 @@ mod tests {
 
     #[test]
     fn paths_are_quoted_for_the_shell_only_when_needed() {
-        assert_eq!(quote(Path::new("/tmp/wott-mqtt-demo-1a2b")), "/tmp/wott-mqtt-demo-1a2b");
+        assert_eq!(
+            quote(Path::new("/tmp/wott-mqtt-demo-1a2b")),
+            "/tmp/wott-mqtt-demo-1a2b"
+        );
         assert_eq!(quote(Path::new("/tmp/my dir")), "'/tmp/my dir'");
         assert_eq!(quote(Path::new("/tmp/it's")), r"'/tmp/it'\''s'");
     }
@@ -638,7 +646,10 @@ mod tests {
     #[test]
     fn every_step_names_its_real_world_command() {
         for number in 1..=6u8 {
-            assert!(real_world(number).starts_with("wott-mqtt ") || real_world(number).starts_with("sudo wott-mqtt "));
+            assert!(
+                real_world(number).starts_with("wott-mqtt ")
+                    || real_world(number).starts_with("sudo wott-mqtt ")
+            );
         }
         assert!(real_world(4).contains("acl allow"));
         assert!(real_world(5).contains("server up"));

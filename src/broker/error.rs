@@ -105,7 +105,9 @@ pub enum BrokerError {
     },
     #[error("the container {name} publishes no host port for Mosquitto's 8883/tcp")]
     NotPublished { name: String },
-    #[error("the container {name} runs as the user {user:?}, whose uid and gid wott-mqtt cannot tell")]
+    #[error(
+        "the container {name} runs as the user {user:?}, whose uid and gid wott-mqtt cannot tell"
+    )]
     UnknownUser { name: String, user: String },
     #[error("cannot write to stdout: {0}")]
     Stdout(String),
@@ -137,7 +139,9 @@ impl Diagnose for BrokerError {
         Some(match self {
             BrokerError::EngineUnreachable { tried, from_env } => {
                 if tried.iter().any(|t| t.reason.contains("permission denied")) {
-                    "run the command with sudo, or add your user to the `docker` group".into()
+                    "add your user to the `docker` group (`sudo usermod -aG docker $USER`, then log in \
+                     again), or run the command with sudo"
+                        .into()
                 } else if *from_env {
                     "start the engine DOCKER_HOST points at, or unset DOCKER_HOST to use the local Docker socket".into()
                 } else {

@@ -212,10 +212,11 @@ mod tests {
         let text = "spec-version=1\nimage=eclipse-mosquitto:2\nimage-id=sha256:a\nbind=0.0.0.0\n\
                     port=8883\nserver-dir=/opt/wott/mosquitto\nmosquitto.conf-sha256=";
         let conf = hex(ring::digest::digest(&ring::digest::SHA256, b"conf").as_ref());
-        let old = hex(
-            ring::digest::digest(&ring::digest::SHA256, format!("{text}{conf}\n").as_bytes())
-                .as_ref(),
-        );
+        let old = hex(ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("{text}{conf}\n").as_bytes(),
+        )
+        .as_ref());
         assert_eq!(
             spec().config_hash("sha256:a", Path::new("/opt/wott/mosquitto"), b"conf"),
             old

@@ -45,7 +45,9 @@ impl Human for DemoView {
             let _ = writeln!(
                 s,
                 "{}\n",
-                p.bold("The tutorial on this machine; a throwaway CA stands in for the WoTT agent.")
+                p.bold(
+                    "The tutorial on this machine; a throwaway CA stands in for the WoTT agent."
+                )
             );
         }
         for step in &r.steps {
@@ -62,6 +64,8 @@ impl Human for DemoView {
                         let _ = writeln!(s, "     {line}");
                     }
                 }
+                // The error that stopped it follows on stderr, with its hint.
+                None if !step.ok && !r.interrupted => {}
                 None => {
                     let _ = writeln!(s, "     {}", sanitize(&step.detail));
                 }
@@ -82,7 +86,9 @@ impl Human for DemoView {
                 s,
                 "{} {}",
                 p.mark(true),
-                p.bold(&format!("The tutorial works on this machine ({seconds:.1} s)."))
+                p.bold(&format!(
+                    "The tutorial works on this machine ({seconds:.1} s)."
+                ))
             );
         } else if r.interrupted {
             let _ = writeln!(s, "Interrupted at step {at}.");
@@ -119,11 +125,7 @@ impl Human for DemoView {
 fn kept(s: &mut String, r: &DemoReport) {
     let _ = writeln!(s, "Kept, as --keep asked:");
     if r.container_id.is_some() {
-        let _ = writeln!(
-            s,
-            "  the broker  {} on 127.0.0.1:{}",
-            r.container, r.port
-        );
+        let _ = writeln!(s, "  the broker  {} on 127.0.0.1:{}", r.container, r.port);
     }
     if let Some(dir) = &r.workdir {
         let _ = writeln!(
