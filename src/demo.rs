@@ -513,6 +513,7 @@ impl<'a> Demo<'a> {
                 name: self.report.container.clone(),
                 purge: false,
                 dry_run: false,
+                graceful: false,
             };
             match broker::down(&ctx, &down).await {
                 Ok(down) => self.report.cleanup.container_removed = down.removed.is_some(),

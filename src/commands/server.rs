@@ -64,6 +64,7 @@ async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, 
                 name: args.container.name,
                 purge: args.purge,
                 dry_run: args.dry_run,
+                graceful: true,
             };
             Ok(Outcome::report(DownView(
                 broker::down(ctx, &options).await?,
