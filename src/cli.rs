@@ -128,6 +128,27 @@ pub enum Command {
     /// username. Its files live in --server-dir.
     #[command(subcommand)]
     Server(ServerCommand),
+
+    /// Run the whole tutorial on this machine: two devices, a broker, a grant, a passing check
+    ///
+    /// A throwaway CA stands in for WoTT and issues a server and a client
+    /// identity; the client is granted wott/temperature; Mosquitto runs in a
+    /// container on a free 127.0.0.1 port; the client connects, subscribes,
+    /// publishes and receives its own message. Needs Docker, not root: a
+    /// member of the docker group can run it. Everything is removed
+    /// afterwards (also on failure or Ctrl-C) unless --keep.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The Mosquitto 2 image to run (e.g. one loaded with `docker load`)
+    #[arg(long, value_name = "IMAGE", default_value = "eclipse-mosquitto:2", value_parser = parse_image)]
+    pub image: String,
+
+    /// Leave the broker running and the files in place, and print how to remove them
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

@@ -39,6 +39,8 @@ pub enum Error {
     Acl(#[from] crate::acl::AclError),
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
     /// The command line is inconsistent in a way clap cannot express.
     #[error("{message}")]
     Usage {
@@ -71,6 +73,7 @@ impl Error {
             Error::Hosts(e) => Some(e),
             Error::Check(e) => Some(e),
             Error::Broker(e) => Some(e),
+            Error::Demo(e) => Some(e),
             Error::Usage { .. } | Error::Runtime(_) | Error::Interrupted => None,
         }
     }

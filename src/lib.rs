@@ -4,7 +4,8 @@
 //! `identity` (the agent's certificate), `files` (locked atomic edits),
 //! `acl` (Mosquitto's permissions.acl: lossless edits and its exact rules),
 //! `hosts` (lossless /etc/hosts edits), `names` (validated device IDs and topics), `pki` (throwaway identities for
-//! `demo` and the tests), `output` (text, JSON, colour), and `commands`, which
+//! `demo` and the tests), `demo` (the tutorial on one machine, from those
+//! same pieces), `output` (text, JSON, colour), and `commands`, which
 //! turns the parsed command line into calls on the rest.
 
 pub mod acl;
@@ -13,6 +14,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod exit_code;
 pub mod files;

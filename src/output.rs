@@ -172,6 +172,9 @@ pub struct Output {
     stdout: Paint,
     stderr: Paint,
     stderr_is_terminal: bool,
+    /// Spinners and bars on stderr; messages are printed above them. Only
+    /// when [`Output::interactive_progress`].
+    progress: Option<indicatif::MultiProgress>,
 }
 
 impl Output {
@@ -184,6 +187,55 @@ impl Output {
             stdout: Paint::new(!json && color.enabled(io::stdout().is_terminal())),
             stderr: Paint::new(color.enabled(stderr_is_terminal)),
             stderr_is_terminal,
+            progress: None,
+        }
+        .with_progress()
+    }
+
+    fn with_progress(mut self) -> Self {
+        if self.interactive_progress() {
+            self.progress = Some(indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stderr(),
+            ));
+        }
+        self
+    }
+
+    /// Draws `bar` with the others on stderr, below the messages; a hidden
+    /// bar when progress is not drawn (no terminal, `-q`, `--json`).
+    pub fn add_progress(&self, bar: indicatif::ProgressBar) -> indicatif::ProgressBar {
+        match &self.progress {
+            Some(multi) => multi.add(bar),
+            None => {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+                bar
+            }
+        }
+    }
+
+    /// A spinner saying `message` on a terminal, gone when dropped;
+    /// elsewhere (and with `--json`) the message is a plain line on stderr,
+    /// unless `-q`.
+    pub fn spinner(&self, message: &str) -> Spinner {
+        if self.progress.is_none() {
+            self.note(message);
+            return Spinner(indicatif::ProgressBar::hidden());
+        }
+        let bar = self.add_progress(indicatif::ProgressBar::new_spinner());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(80));
+        Spinner(bar)
+    }
+
+    /// Prints a line on stderr, above any spinner or bar.
+    fn eprint(&self, line: &str) {
+        match &self.progress {
+            Some(multi) => multi.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -217,21 +269,21 @@ impl Output {
     /// `warning: …` on stderr, unless `-q`.
     pub fn warn(&self, message: &str) {
         if !self.quiet {
-            eprintln!("{} {}", self.stderr.warn("warning:"), message);
+            self.eprint(&format!("{} {}", self.stderr.warn("warning:"), message));
         }
     }
 
     /// A progress or status line on stderr, unless `-q`.
     pub fn note(&self, message: &str) {
         if !self.quiet {
-            eprintln!("{message}");
+            self.eprint(message);
         }
     }
 
     /// A line on stderr shown with `-v` (level 1) or `-vv` (level 2).
     pub fn debug(&self, level: u8, message: &str) {
         if self.verbose >= level {
-            eprintln!("{}", self.stderr.dim(message));
+            self.eprint(&self.stderr.dim(message));
         }
     }
 
@@ -295,6 +347,17 @@ impl Output {
         if let Some(hint) = error.hint() {
             eprintln!("{} {}", p.bold("hint:"), sanitize(&hint));
         }
+    }
+}
+
+/// A spinner from [`Output::spinner`]; it disappears when dropped, also
+/// when the work it shows is cancelled.
+#[derive(Debug)]
+pub struct Spinner(indicatif::ProgressBar);
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
     }
 }
 

@@ -21,11 +21,15 @@ pub const CONFIG_DIR: &str = "/mosquitto/config";
 pub const CERTS_DIR: &str = "/mosquitto/certs";
 /// Mosquitto's persistence folder in the container; `<server-dir>/data` on the host.
 pub const DATA_DIR: &str = "/mosquitto/data";
+/// Mosquitto's log folder in the container; `<server-dir>/log` on the host
+/// when it runs as a user (see [`super::RunAs`]).
+pub const LOG_DIR: &str = "/mosquitto/log";
 
 pub const CONF_FILE: &str = "mosquitto.conf";
 pub const ACL_FILE: &str = "permissions.acl";
 pub const CERTS_SUBDIR: &str = "certs";
 pub const DATA_SUBDIR: &str = "data";
+pub const LOG_SUBDIR: &str = "log";
 
 /// The first line of a rendered `mosquitto.conf`: how `server down --purge`
 /// knows a folder is one wott-mqtt made.
@@ -58,6 +62,10 @@ impl ServerDir {
 
     pub fn data_dir(&self) -> PathBuf {
         self.0.join(DATA_SUBDIR)
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.0.join(LOG_SUBDIR)
     }
 }
 

@@ -61,6 +61,8 @@ pub struct CreateRequest<'a> {
     pub port: u16,
     pub container_port: u16,
     pub mounts: Vec<BindMount>,
+    /// The container's `User` (`uid:gid`); `None` keeps the image's.
+    pub user: Option<String>,
     pub labels: HashMap<String, String>,
 }
 
@@ -81,6 +83,8 @@ pub struct Container {
     /// The image reference it was created from, e.g. `eclipse-mosquitto:2`.
     pub image: String,
     pub image_id: String,
+    /// The `User` it runs as; empty for the image's default.
+    pub user: String,
     #[serde(skip)]
     pub labels: HashMap<String, String>,
     /// `created`, `running`, `restarting`, `exited`, …
@@ -222,6 +226,7 @@ impl Engine {
         let port_key = format!("{}/tcp", request.container_port);
         let body = ContainerCreateBody {
             image: Some(request.image.to_string()),
+            user: request.user.clone(),
             labels: Some(request.labels.clone()),
             exposed_ports: Some(vec![port_key.clone()]),
             host_config: Some(HostConfig {
@@ -464,6 +469,7 @@ impl Container {
                 .to_string(),
             image: config.image.unwrap_or_default(),
             image_id: c.image.unwrap_or_default(),
+            user: config.user.unwrap_or_default(),
             labels: config.labels.unwrap_or_default(),
             state: state
                 .status
@@ -568,10 +574,7 @@ struct PullProgress {
 impl PullProgress {
     fn new(image: &str, output: &Output) -> Self {
         if output.interactive_progress() {
-            let bar = indicatif::ProgressBar::with_draw_target(
-                None,
-                indicatif::ProgressDrawTarget::stderr(),
-            );
+            let bar = output.add_progress(indicatif::ProgressBar::no_length());
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
                     "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",

@@ -87,12 +87,14 @@ pub enum BrokerError {
         kind: io::ErrorKind,
     },
     #[error(
-        "the broker runs as uid 1883 and cannot read {} (mode {mode:04o}, owner uid {uid})", path.display()
+        "the broker runs as uid {broker_uid} and cannot read {} (mode {mode:04o}, owner uid {uid})", path.display()
     )]
     NotReadableByBroker {
         path: PathBuf,
         mode: u32,
         uid: u32,
+        /// 1883, or the user's uid when the broker runs as that user.
+        broker_uid: u32,
         is_dir: bool,
     },
     #[error("the container {name} mounts {}, not {}", mounted.display(), given.display())]
@@ -103,6 +105,10 @@ pub enum BrokerError {
     },
     #[error("the container {name} publishes no host port for Mosquitto's 8883/tcp")]
     NotPublished { name: String },
+    #[error(
+        "the container {name} runs as the user {user:?}, whose uid and gid wott-mqtt cannot tell"
+    )]
+    UnknownUser { name: String, user: String },
     #[error("cannot write to stdout: {0}")]
     Stdout(String),
     #[error("refusing to purge {}: it holds no mosquitto.conf written by wott-mqtt", dir.display())]
@@ -133,7 +139,9 @@ impl Diagnose for BrokerError {
         Some(match self {
             BrokerError::EngineUnreachable { tried, from_env } => {
                 if tried.iter().any(|t| t.reason.contains("permission denied")) {
-                    "run the command with sudo, or add your user to the `docker` group".into()
+                    "add your user to the `docker` group (`sudo usermod -aG docker $USER`, then log in \
+                     again), or run the command with sudo"
+                        .into()
                 } else if *from_env {
                     "start the engine DOCKER_HOST points at, or unset DOCKER_HOST to use the local Docker socket".into()
                 } else {
@@ -183,10 +191,13 @@ impl Diagnose for BrokerError {
                  or manage that container with `docker` directly"
                     .into()
             }
-            BrokerError::Stage { kind, .. } | BrokerError::ServerDir { kind, .. }
-                if *kind == io::ErrorKind::PermissionDenied =>
-            {
+            BrokerError::Stage { kind, .. } if *kind == io::ErrorKind::PermissionDenied => {
                 "run the command with sudo: the agent's key is readable by root only, and the broker's copy must belong to uid 1883"
+                    .into()
+            }
+            BrokerError::ServerDir { kind, .. } if *kind == io::ErrorKind::PermissionDenied => {
+                "run the command with sudo, or pass --server-dir with a folder you own \
+                 (without root, the broker runs as you)"
                     .into()
             }
             BrokerError::Stage { .. } | BrokerError::ServerDir { .. } => {
@@ -205,7 +216,7 @@ impl Diagnose for BrokerError {
             BrokerError::WrongServerDir { mounted, .. } => {
                 format!("pass --server-dir {} (or WOTT_MQTT_SERVER_DIR)", mounted.display())
             }
-            BrokerError::NotPublished { .. } => {
+            BrokerError::NotPublished { .. } | BrokerError::UnknownUser { .. } => {
                 "recreate it with `wott-mqtt server up`".into()
             }
             BrokerError::Stdout(_) => return None,

@@ -20,6 +20,7 @@ pub mod docker;
 mod error;
 mod manage;
 pub mod ready;
+mod run_as;
 pub mod stage;
 mod up;
 mod watch;
@@ -34,6 +35,7 @@ pub use manage::{
     CertSummary, Crash, DownOptions, DownReport, ReloadOptions, ReloadReport, StatusReport, down,
     logs, reload, reload_after_acl_edit, status,
 };
+pub use run_as::RunAs;
 pub use up::{Action, Context, FileChange, NextStep, UpOptions, UpReport, up};
 pub use watch::Ready;
 
@@ -63,13 +65,17 @@ pub struct ContainerSpec {
     pub bind: IpAddr,
     /// Host port (`--port`), published to [`CONTAINER_PORT`].
     pub port: u16,
+    /// Who Mosquitto runs as; [`RunAs::for_invoker`] unless told otherwise.
+    pub run_as: RunAs,
 }
 
 impl ContainerSpec {
     /// A hash of the spec, the image it resolves to now, the absolute server
     /// dir and the rendered `mosquitto.conf`: a change in any needs a new container.
+    /// The user Mosquitto runs as counts too; the image's default adds
+    /// nothing, so containers created before that choice existed stay current.
     pub fn config_hash(&self, image_id: &str, server_dir: &Path, conf: &[u8]) -> String {
-        let text = format!(
+        let mut text = format!(
             "spec-version={SPEC_VERSION}\nimage={}\nimage-id={image_id}\nbind={}\nport={}\n\
              server-dir={}\nmosquitto.conf-sha256={}\n",
             self.image,
@@ -78,6 +84,9 @@ impl ContainerSpec {
             server_dir.display(),
             hex(ring::digest::digest(&ring::digest::SHA256, conf).as_ref()),
         );
+        if let Some(user) = self.run_as.container_user() {
+            text.push_str(&format!("user={user}\n"));
+        }
         hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
     }
 
@@ -93,19 +102,33 @@ impl ContainerSpec {
     }
 
     /// The server dir, read-only at /mosquitto/config; `certs/` read-only at
-    /// /mosquitto/certs; `data/` at /mosquitto/data. Directories only: a
-    /// single-file mount keeps showing the old file after an atomic rename.
+    /// /mosquitto/certs; `data/` at /mosquitto/data; and when Mosquitto runs
+    /// as a user, `log/` at /mosquitto/log (the image's belongs to uid 1883).
+    /// Directories only: a single-file mount keeps showing the old file
+    /// after an atomic rename.
     fn mounts(&self, server_dir: &ServerDir) -> Vec<docker::BindMount> {
         let mount = |source: PathBuf, target: &str, read_only| docker::BindMount {
             source: source.display().to_string(),
             target: target.to_string(),
             read_only,
         };
-        vec![
+        let mut mounts = vec![
             mount(server_dir.path().to_path_buf(), config::CONFIG_DIR, true),
             mount(server_dir.certs_dir(), config::CERTS_DIR, true),
             mount(server_dir.data_dir(), config::DATA_DIR, false),
-        ]
+        ];
+        if self.run_as != RunAs::Image {
+            mounts.push(mount(server_dir.log_dir(), config::LOG_DIR, false));
+        }
+        mounts
+    }
+
+    /// The folders of the server dir Mosquitto writes to, which its user must own.
+    fn writable_dirs(&self, server_dir: &ServerDir) -> Vec<PathBuf> {
+        match self.run_as {
+            RunAs::Image => vec![server_dir.data_dir()],
+            RunAs::User { .. } => vec![server_dir.data_dir(), server_dir.log_dir()],
+        }
     }
 }
 
@@ -130,6 +153,7 @@ mod tests {
             image: DEFAULT_IMAGE.into(),
             bind: IpAddr::from([0, 0, 0, 0]),
             port: DEFAULT_PORT,
+            run_as: RunAs::Image,
         }
     }
 
@@ -158,9 +182,70 @@ mod tests {
                 ..spec()
             }
             .config_hash("sha256:a", dir, b"conf"),
+            ContainerSpec {
+                run_as: RunAs::User {
+                    uid: 1000,
+                    gid: 1000,
+                },
+                ..spec()
+            }
+            .config_hash("sha256:a", dir, b"conf"),
         ];
         for other in others {
             assert_ne!(base, other);
         }
+        let user = |uid, gid| {
+            ContainerSpec {
+                run_as: RunAs::User { uid, gid },
+                ..spec()
+            }
+            .config_hash("sha256:a", dir, b"conf")
+        };
+        assert_ne!(user(1000, 1000), user(1001, 1000));
+        assert_ne!(user(1000, 1000), user(1000, 1001));
+    }
+
+    #[test]
+    fn the_image_default_hashes_as_before_the_user_was_a_choice() {
+        // The hash of a root-run container from before `RunAs` existed:
+        // upgrading wott-mqtt must not recreate it.
+        let text = "spec-version=1\nimage=eclipse-mosquitto:2\nimage-id=sha256:a\nbind=0.0.0.0\n\
+                    port=8883\nserver-dir=/opt/wott/mosquitto\nmosquitto.conf-sha256=";
+        let conf = hex(ring::digest::digest(&ring::digest::SHA256, b"conf").as_ref());
+        let old = hex(ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("{text}{conf}\n").as_bytes(),
+        )
+        .as_ref());
+        assert_eq!(
+            spec().config_hash("sha256:a", Path::new("/opt/wott/mosquitto"), b"conf"),
+            old
+        );
+    }
+
+    #[test]
+    fn a_user_broker_gets_its_own_log_folder() {
+        let dir = ServerDir::new("/srv/mq");
+        let targets = |spec: &ContainerSpec| -> Vec<String> {
+            spec.mounts(&dir).into_iter().map(|m| m.target).collect()
+        };
+        assert_eq!(
+            targets(&spec()),
+            ["/mosquitto/config", "/mosquitto/certs", "/mosquitto/data"]
+        );
+        let user = ContainerSpec {
+            run_as: RunAs::User { uid: 7, gid: 7 },
+            ..spec()
+        };
+        assert_eq!(
+            targets(&user),
+            [
+                "/mosquitto/config",
+                "/mosquitto/certs",
+                "/mosquitto/data",
+                "/mosquitto/log"
+            ]
+        );
+        assert_eq!(user.writable_dirs(&dir).len(), 2);
     }
 }

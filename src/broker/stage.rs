@@ -8,7 +8,8 @@
 //! owned by the image's `mosquitto` user (uid 1883). The agent renews the
 //! certificate every few days, so every `server up` and `server reload`
 //! copies again, and the copy is checked to be a valid identity before the
-//! broker is told to use it.
+//! broker is told to use it. When Mosquitto runs as the invoking user
+//! instead ([`super::RunAs::User`]), the copies are that user's.
 
 use std::fs;
 use std::io;
@@ -24,8 +25,6 @@ use crate::identity::{CA_CRT, CLIENT_CRT, CLIENT_KEY, CertDir, Identity};
 /// The uid and gid Mosquitto runs as in the `eclipse-mosquitto` image.
 pub const MOSQUITTO_UID: u32 = 1883;
 
-const OWNER: (u32, u32) = (MOSQUITTO_UID, MOSQUITTO_UID);
-
 /// What staging did (or, in a dry run, would do).
 #[derive(Debug, Clone, Serialize)]
 pub struct Staged {
@@ -35,6 +34,9 @@ pub struct Staged {
     pub changed: Vec<String>,
     /// SHA-256 of the staged certificate: what the broker serves after a reload.
     pub fingerprint_sha256: String,
+    /// Who owns the copies: the user Mosquitto runs as.
+    pub owner_uid: u32,
+    pub owner_gid: u32,
 }
 
 impl Staged {
@@ -43,10 +45,16 @@ impl Staged {
     }
 }
 
-/// Copies `identity`'s three files into `certs_dir`, owned by uid 1883.
+/// Copies `identity`'s three files into `certs_dir`, owned by `owner` (uid
+/// and gid Mosquitto runs as: 1883 for the image's default).
 /// `identity` has been validated (key matches, CA signed it, valid now); the
 /// copies are validated again, so a renewal racing with us is caught.
-pub fn stage(identity: &Identity, certs_dir: &Path, dry_run: bool) -> Result<Staged, BrokerError> {
+pub fn stage(
+    identity: &Identity,
+    certs_dir: &Path,
+    owner: (u32, u32),
+    dry_run: bool,
+) -> Result<Staged, BrokerError> {
     let sources = [
         (CLIENT_CRT, identity.cert.path.as_path(), 0o644),
         (CLIENT_KEY, identity.key.path.as_path(), 0o600),
@@ -62,15 +70,15 @@ pub fn stage(identity: &Identity, certs_dir: &Path, dry_run: bool) -> Result<Sta
         contents.push((name, bytes, mode));
     }
     let mut changed = Vec::new();
-    if prepare_dir(certs_dir, dry_run)? {
+    if prepare_dir(certs_dir, owner, dry_run)? {
         changed.push(format!("{}/", certs_dir.display()));
     }
     for (name, bytes, mode) in &contents {
         let path = certs_dir.join(name);
         let differs = if dry_run {
-            differs(&path, bytes, *mode)
+            differs(&path, bytes, *mode, owner)
         } else {
-            files::replace_owned(&path, bytes, *mode, OWNER).map_err(|e| stage_error(&path, e))?
+            files::replace_owned(&path, bytes, *mode, owner).map_err(|e| stage_error(&path, e))?
         };
         if differs {
             changed.push(path.display().to_string());
@@ -87,11 +95,13 @@ pub fn stage(identity: &Identity, certs_dir: &Path, dry_run: bool) -> Result<Sta
         dir: certs_dir.to_path_buf(),
         changed,
         fingerprint_sha256: identity.cert.info.fingerprint_sha256.clone(),
+        owner_uid: owner.0,
+        owner_gid: owner.1,
     })
 }
 
-/// Creates `dir` (0700, uid 1883) or fixes its mode and owner. True when it changed.
-fn prepare_dir(dir: &Path, dry_run: bool) -> Result<bool, BrokerError> {
+/// Creates `dir` (0700, `owner`) or fixes its mode and owner. True when it changed.
+fn prepare_dir(dir: &Path, owner: (u32, u32), dry_run: bool) -> Result<bool, BrokerError> {
     let fail = |e: io::Error| BrokerError::Stage {
         path: dir.to_path_buf(),
         reason: e.to_string(),
@@ -111,7 +121,7 @@ fn prepare_dir(dir: &Path, dry_run: bool) -> Result<bool, BrokerError> {
     };
     let right = meta
         .as_ref()
-        .is_some_and(|m| m.permissions().mode() & 0o7777 == 0o700 && (m.uid(), m.gid()) == OWNER);
+        .is_some_and(|m| m.permissions().mode() & 0o7777 == 0o700 && (m.uid(), m.gid()) == owner);
     if right {
         return Ok(false);
     }
@@ -122,15 +132,15 @@ fn prepare_dir(dir: &Path, dry_run: bool) -> Result<bool, BrokerError> {
         fs::create_dir(dir).map_err(fail)?;
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(fail)?;
-    std::os::unix::fs::chown(dir, Some(OWNER.0), Some(OWNER.1)).map_err(fail)?;
+    std::os::unix::fs::chown(dir, Some(owner.0), Some(owner.1)).map_err(fail)?;
     Ok(true)
 }
 
-/// Whether writing `bytes` with `mode` and uid 1883 to `path` would change it.
-fn differs(path: &Path, bytes: &[u8], mode: u32) -> bool {
+/// Whether writing `bytes` with `mode` and `owner` to `path` would change it.
+fn differs(path: &Path, bytes: &[u8], mode: u32, owner: (u32, u32)) -> bool {
     let same = fs::read(path).is_ok_and(|old| old == bytes)
         && fs::metadata(path)
-            .is_ok_and(|m| m.permissions().mode() & 0o7777 == mode && (m.uid(), m.gid()) == OWNER);
+            .is_ok_and(|m| m.permissions().mode() & 0o7777 == mode && (m.uid(), m.gid()) == owner);
     !same
 }
 
@@ -153,8 +163,14 @@ mod tests {
     use super::*;
     use crate::pki::{Authority, DeviceRequest, random_device_id};
 
+    const BROKER: (u32, u32) = (MOSQUITTO_UID, MOSQUITTO_UID);
+
     fn is_root() -> bool {
         fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
+
+    fn me() -> (u32, u32) {
+        fs::metadata("/proc/self").map_or((0, 0), |m| (m.uid(), m.gid()))
     }
 
     fn identity(dir: &Path) -> Identity {
@@ -176,11 +192,11 @@ mod tests {
         let agent = identity(&tmp.path().join("agent"));
         let certs = tmp.path().join("certs");
 
-        let planned = stage(&agent, &certs, true).unwrap();
+        let planned = stage(&agent, &certs, BROKER, true).unwrap();
         assert_eq!(planned.changed.len(), 4, "{:?}", planned.changed);
         assert!(!certs.exists(), "a dry run writes nothing");
 
-        let staged = stage(&agent, &certs, false).unwrap();
+        let staged = stage(&agent, &certs, BROKER, false).unwrap();
         assert_eq!(staged.changed.len(), 4);
         let attrs = |p: &Path| {
             let m = fs::metadata(p).unwrap();
@@ -198,8 +214,8 @@ mod tests {
             agent.cert.info.fingerprint_sha256
         );
 
-        assert!(!stage(&agent, &certs, false).unwrap().is_changed());
-        assert!(!stage(&agent, &certs, true).unwrap().is_changed());
+        assert!(!stage(&agent, &certs, BROKER, false).unwrap().is_changed());
+        assert!(!stage(&agent, &certs, BROKER, true).unwrap().is_changed());
     }
 
     #[test]
@@ -211,11 +227,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let agent = identity(&tmp.path().join("agent"));
         let certs = tmp.path().join("certs");
-        stage(&agent, &certs, false).unwrap();
+        stage(&agent, &certs, BROKER, false).unwrap();
         let key = certs.join(CLIENT_KEY);
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
         std::os::unix::fs::chown(&key, Some(0), Some(0)).unwrap();
-        let again = stage(&agent, &certs, false).unwrap();
+        let again = stage(&agent, &certs, BROKER, false).unwrap();
         assert_eq!(again.changed, [key.display().to_string()]);
         let m = fs::metadata(&key).unwrap();
         assert_eq!((m.uid(), m.permissions().mode() & 0o777), (1883, 0o600));
@@ -231,9 +247,9 @@ mod tests {
         let agent_dir = tmp.path().join("agent");
         let first = identity(&agent_dir);
         let certs = tmp.path().join("certs");
-        stage(&first, &certs, false).unwrap();
+        stage(&first, &certs, BROKER, false).unwrap();
         let renewed = identity(&agent_dir);
-        let staged = stage(&renewed, &certs, false).unwrap();
+        let staged = stage(&renewed, &certs, BROKER, false).unwrap();
         assert_eq!(staged.changed.len(), 3, "{:?}", staged.changed);
         assert_eq!(
             Identity::load(&CertDir::new(&certs))
@@ -243,5 +259,25 @@ mod tests {
                 .fingerprint_sha256,
             renewed.cert.info.fingerprint_sha256
         );
+    }
+
+    #[test]
+    fn a_user_broker_gets_copies_of_its_own_without_root() {
+        // What `demo` and a docker-group user rely on: no chown to another user.
+        let tmp = tempfile::tempdir().unwrap();
+        let agent = identity(&tmp.path().join("agent"));
+        let certs = tmp.path().join("certs");
+        let staged = stage(&agent, &certs, me(), false).unwrap();
+        assert_eq!(staged.changed.len(), 4, "{:?}", staged.changed);
+        assert_eq!((staged.owner_uid, staged.owner_gid), me());
+        let attrs = |p: &Path| {
+            let m = fs::metadata(p).unwrap();
+            ((m.uid(), m.gid()), m.permissions().mode() & 0o7777)
+        };
+        assert_eq!(attrs(&certs), (me(), 0o700));
+        assert_eq!(attrs(&certs.join(CLIENT_KEY)), (me(), 0o600));
+        assert_eq!(attrs(&certs.join(CA_CRT)), (me(), 0o644));
+        assert!(!stage(&agent, &certs, me(), false).unwrap().is_changed());
+        assert!(!stage(&agent, &certs, me(), true).unwrap().is_changed());
     }
 }

@@ -14,9 +14,9 @@ use serde::Serialize;
 use super::config::{self, ServerDir};
 use super::docker::{Container, CreateRequest, Engine, StartError};
 use super::ready;
-use super::stage::{self, MOSQUITTO_UID, Staged};
+use super::stage::{self, Staged};
 use super::watch::{Ready, reload_and_confirm, wait_ready};
-use super::{BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_CONFIG_HASH};
+use super::{BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_CONFIG_HASH, RunAs};
 use crate::error::Error;
 use crate::files::{self, UpdateOptions};
 use crate::identity::{CertDir, Identity};
@@ -148,7 +148,7 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
     }
 
     let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
-    check_broker_can_read(&server_dir)?;
+    check_broker_can_read(&server_dir, spec.run_as)?;
 
     let mut actions = Vec::new();
     let image_id = match engine.image_id(&spec.image).await? {
@@ -176,8 +176,13 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
     };
 
     lap("container and image inspected");
-    let files = write_files(&server_dir, opts.dry_run)?;
-    let staged = stage::stage(&identity, &server_dir.certs_dir(), opts.dry_run)?;
+    let files = write_files(&server_dir, spec, opts.dry_run)?;
+    let staged = stage::stage(
+        &identity,
+        &server_dir.certs_dir(),
+        spec.run_as.owner(),
+        opts.dry_run,
+    )?;
     lap("files written, certificates staged");
     let conf = config::mosquitto_conf();
     let hash = image_id
@@ -290,6 +295,7 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
                     port: spec.port,
                     container_port: CONTAINER_PORT,
                     mounts: spec.mounts(&server_dir),
+                    user: spec.run_as.container_user(),
                     labels,
                 })
                 .await?;
@@ -425,8 +431,13 @@ async fn start_failure(engine: &Engine, failure: StartError, spec: &ContainerSpe
 }
 
 /// Renders mosquitto.conf, creates permissions.acl if it is missing (never
-/// overwriting it) and the data folder (owned by uid 1883).
-fn write_files(dir: &ServerDir, dry_run: bool) -> Result<Vec<FileChange>, Error> {
+/// overwriting it) and the folders Mosquitto writes (owned by the user it
+/// runs as: uid 1883 for the image's default).
+fn write_files(
+    dir: &ServerDir,
+    spec: &ContainerSpec,
+    dry_run: bool,
+) -> Result<Vec<FileChange>, Error> {
     let exists = dir.path().is_dir();
     if !exists && !dry_run {
         std::fs::create_dir_all(dir.path()).map_err(|e| server_dir_error(dir.path(), &e))?;
@@ -442,22 +453,25 @@ fn write_files(dir: &ServerDir, dry_run: bool) -> Result<Vec<FileChange>, Error>
             old.map_or_else(|| config::initial_acl().as_bytes().to_vec(), <[u8]>::to_vec)
         })?,
     ];
-    let data = dir.data_dir();
-    let data_ok = std::fs::metadata(&data).is_ok_and(|m| m.is_dir() && m.uid() == MOSQUITTO_UID);
-    if !data_ok {
+    let (uid, gid) = spec.run_as.owner();
+    for writable in spec.writable_dirs(dir) {
+        let existed = writable.is_dir();
+        let owned = std::fs::metadata(&writable).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if owned {
+            continue;
+        }
         if !dry_run {
-            let fail = |e: io::Error| server_dir_error(&data, &e);
-            if !data.is_dir() {
-                std::fs::create_dir(&data).map_err(fail)?;
-                std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+            let fail = |e: io::Error| server_dir_error(&writable, &e);
+            if !existed {
+                std::fs::create_dir(&writable).map_err(fail)?;
+                std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o700))
                     .map_err(fail)?;
             }
-            std::os::unix::fs::chown(&data, Some(MOSQUITTO_UID), Some(MOSQUITTO_UID))
-                .map_err(fail)?;
+            std::os::unix::fs::chown(&writable, Some(uid), Some(gid)).map_err(fail)?;
         }
         changes.push(FileChange {
-            path: data,
-            change: if data_ok { "updated" } else { "created" },
+            path: writable,
+            change: if existed { "updated" } else { "created" },
             diff: None,
         });
     }
@@ -500,12 +514,14 @@ fn write_file(
     })
 }
 
-/// The broker (uid 1883) must reach permissions.acl: the server dir must be
-/// searchable and the file readable by others (or theirs). Checked before
-/// anything is written, on what already exists.
-fn check_broker_can_read(dir: &ServerDir) -> Result<(), BrokerError> {
+/// The broker (uid 1883, or the user it runs as) must reach
+/// permissions.acl: the server dir must be searchable and the file readable
+/// by others (or theirs). Checked before anything is written, on what
+/// already exists.
+fn check_broker_can_read(dir: &ServerDir, run_as: RunAs) -> Result<(), BrokerError> {
+    let broker_uid = run_as.owner().0;
     let allowed = |meta: &std::fs::Metadata, bit: u32| {
-        meta.uid() == MOSQUITTO_UID || meta.permissions().mode() & bit != 0
+        meta.uid() == broker_uid || meta.permissions().mode() & bit != 0
     };
     if let Ok(meta) = std::fs::metadata(dir.path())
         && !allowed(&meta, 0o001)
@@ -514,6 +530,7 @@ fn check_broker_can_read(dir: &ServerDir) -> Result<(), BrokerError> {
             path: dir.path().to_path_buf(),
             mode: meta.permissions().mode() & 0o7777,
             uid: meta.uid(),
+            broker_uid,
             is_dir: true,
         });
     }
@@ -524,6 +541,7 @@ fn check_broker_can_read(dir: &ServerDir) -> Result<(), BrokerError> {
             path: dir.acl_path(),
             mode: meta.permissions().mode() & 0o7777,
             uid: meta.uid(),
+            broker_uid,
             is_dir: false,
         });
     }
@@ -602,6 +620,7 @@ mod tests {
             name: "wott-mosquitto".into(),
             image: "eclipse-mosquitto:2".into(),
             image_id: "sha256:1".into(),
+            user: String::new(),
             labels,
             state: state.into(),
             running: state == "running" || state == "restarting",

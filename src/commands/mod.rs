@@ -4,6 +4,7 @@
 
 mod acl;
 mod check;
+mod demo;
 mod docs;
 mod hosts;
 mod server;
@@ -26,5 +27,6 @@ pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
         Command::Man(args) => docs::man(&args),
         Command::Acl(args) => acl::run(config, args),
         Command::Server(command) => server::run(config, command),
+        Command::Demo(args) => demo::run(config, args),
     }
 }

@@ -45,6 +45,7 @@ pub(crate) fn up_options(args: ServerUpArgs) -> UpOptions {
             image: args.image,
             bind: args.bind,
             port: args.port,
+            run_as: broker::RunAs::for_invoker(),
         },
         replace: args.replace,
         dry_run: args.dry_run,
@@ -63,6 +64,7 @@ async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, 
                 name: args.container.name,
                 purge: args.purge,
                 dry_run: args.dry_run,
+                graceful: true,
             };
             Ok(Outcome::report(DownView(
                 broker::down(ctx, &options).await?,
@@ -257,9 +259,10 @@ impl Human for UpView {
             if staged.is_changed() {
                 let _ = writeln!(
                     s,
-                    "  {} the certificates in {} (owner uid 1883, key mode 0600)",
+                    "  {} the certificates in {} (owner uid {}, key mode 0600)",
                     if r.dry_run { "stage" } else { "staged" },
-                    staged.dir.display()
+                    staged.dir.display(),
+                    staged.owner_uid
                 );
             }
             for action in &r.actions {

@@ -167,3 +167,55 @@ fn rootfs_tar() -> Vec<u8> {
     }
     tar.into_inner().expect("finish tar")
 }
+
+/// The group that may use the Docker socket (`rw` for the group), for
+/// running the binary as an unprivileged member of it.
+pub fn socket_group() -> Option<u32> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = fs::metadata("/var/run/docker.sock").ok()?;
+    (meta.permissions().mode() & 0o060 == 0o060 && meta.gid() != 0).then(|| meta.gid())
+}
+
+/// The test image with another command (`CMD` as JSON), e.g. a broker that
+/// never listens on 8883 or one that exits at once. Built once, like
+/// [`test_image`], and tagged `wott-mqtt-test/mosquitto-<variant>`.
+pub fn test_image_with_cmd(variant: &str, cmd_json: &str) -> String {
+    let base = test_image();
+    let tag = format!("wott-mqtt-test/mosquitto-{variant}:1");
+    let lock =
+        File::create(std::env::temp_dir().join(format!("wott-mqtt-test-image-{variant}.lock")))
+            .expect("lock file");
+    lock.lock().expect("lock the image build");
+    let exists = |image: &str| {
+        Command::new("docker")
+            .args(["image", "inspect", image])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !exists(&tag) {
+        let builder = format!("wott-mqtt-test-build-{variant}-{}", std::process::id());
+        let run = |args: &[&str]| {
+            let out = Command::new("docker")
+                .args(args)
+                .output()
+                .expect("run docker");
+            assert!(
+                out.status.success(),
+                "docker {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["create", "--name", &builder, &base]);
+        run(&[
+            "commit",
+            "--change",
+            &format!("CMD {cmd_json}"),
+            &builder,
+            &tag,
+        ]);
+        run(&["rm", &builder]);
+    }
+    tag
+}

@@ -73,6 +73,29 @@ pub fn wott_unprivileged() -> Wott {
     w
 }
 
+/// The binary run as `uid:gid` with these supplementary groups (via
+/// setpriv; needs root), e.g. a user in the docker group.
+pub fn wott_as(uid: u32, gid: u32, groups: &[u32]) -> Wott {
+    let mut w = wott();
+    let mut command = Command::new("setpriv");
+    command.arg(format!("--reuid={uid}"));
+    command.arg(format!("--regid={gid}"));
+    if groups.is_empty() {
+        command.arg("--clear-groups");
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        command.arg(format!("--groups={}", list.join(",")));
+    }
+    command.arg("--").arg(bin());
+    for var in ENV_VARS {
+        command.env_remove(var);
+    }
+    command.env("WOTT_MQTT_TEST", "1");
+    w.command = command;
+    w.line.insert(0, format!("setpriv({uid}:{gid})"));
+    w
+}
+
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)

@@ -1,0 +1,117 @@
+//! Who Mosquitto runs as in the container, and so who owns what it reads
+//! and writes.
+//!
+//! Started as root (the image's default), Mosquitto 2 drops to its
+//! `mosquitto` user, uid 1883, *before* loading its certificates. That is
+//! the tutorial's pitfall, and why `sudo wott-mqtt server up` stages copies
+//! owned by uid 1883 ([`RunAs::Image`]). Changing a file's owner to 1883
+//! needs root.
+//!
+//! A user who is not root but may use the container engine (the `docker`
+//! group) gets [`RunAs::User`] instead: the container is created with
+//! `User uid:gid` of that user. Mosquitto that does not start as root never
+//! changes user, so it reads the copies that user owns, and writes its
+//! persistence and log into folders of the server dir that user owns and
+//! that are mounted over `/mosquitto/data` and `/mosquitto/log` (the image's
+//! own are uid 1883's). No step needs root. `wott-mqtt demo` runs this way.
+//!
+//! The choice is part of the container's configuration hash, so switching
+//! between the two recreates the container.
+
+use std::os::unix::fs::MetadataExt;
+
+use serde::Serialize;
+
+use super::stage::MOSQUITTO_UID;
+
+/// Who Mosquitto runs as, and owns the staged certificates and its folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RunAs {
+    /// The image's default: started as root, Mosquitto drops to uid 1883.
+    Image,
+    /// `User uid:gid` in the container: Mosquitto never runs as root.
+    User { uid: u32, gid: u32 },
+}
+
+impl RunAs {
+    /// [`RunAs::Image`] for root, else the invoking user: the choice that
+    /// works without asking for more privileges than the user has.
+    pub fn for_invoker() -> RunAs {
+        match invoker() {
+            (0, _) => RunAs::Image,
+            (uid, gid) => RunAs::User { uid, gid },
+        }
+    }
+
+    /// Who owns the staged certificates and Mosquitto's folders.
+    pub fn owner(self) -> (u32, u32) {
+        match self {
+            RunAs::Image => (MOSQUITTO_UID, MOSQUITTO_UID),
+            RunAs::User { uid, gid } => (uid, gid),
+        }
+    }
+
+    /// The container's `User`, or `None` for the image's default.
+    pub fn container_user(self) -> Option<String> {
+        match self {
+            RunAs::Image => None,
+            RunAs::User { uid, gid } => Some(format!("{uid}:{gid}")),
+        }
+    }
+
+    /// From an existing container's `User`: empty is the image's default,
+    /// `uid:gid` in numbers a user (what [`RunAs::container_user`] wrote);
+    /// anything else (a name, a uid alone) is `None`: its owner is unknown.
+    pub fn from_container_user(user: &str) -> Option<RunAs> {
+        let user = user.trim();
+        if user.is_empty() {
+            return Some(RunAs::Image);
+        }
+        let (uid, gid) = user.split_once(':')?;
+        Some(RunAs::User {
+            uid: uid.parse().ok()?,
+            gid: gid.parse().ok()?,
+        })
+    }
+}
+
+/// This process's effective uid and gid: the kernel makes `/proc/self` theirs.
+fn invoker() -> (u32, u32) {
+    std::fs::metadata("/proc/self").map_or((0, 0), |m| (m.uid(), m.gid()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_keeps_the_images_user_and_others_run_as_themselves() {
+        assert_eq!(RunAs::Image.owner(), (1883, 1883));
+        assert_eq!(RunAs::Image.container_user(), None);
+        let user = RunAs::User {
+            uid: 1000,
+            gid: 100,
+        };
+        assert_eq!(user.owner(), (1000, 100));
+        assert_eq!(user.container_user().as_deref(), Some("1000:100"));
+        match RunAs::for_invoker() {
+            RunAs::Image => assert_eq!(invoker().0, 0),
+            RunAs::User { uid, gid } => assert_eq!((uid, gid), invoker()),
+        }
+    }
+
+    #[test]
+    fn a_containers_user_reads_back() {
+        assert_eq!(RunAs::from_container_user(""), Some(RunAs::Image));
+        assert_eq!(
+            RunAs::from_container_user("1000:100"),
+            Some(RunAs::User {
+                uid: 1000,
+                gid: 100
+            })
+        );
+        assert_eq!(RunAs::from_container_user("1000"), None);
+        assert_eq!(RunAs::from_container_user("mosquitto"), None);
+    }
+}
