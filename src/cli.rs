@@ -80,6 +80,7 @@ pub enum Command {
     /// Plain output is the ID alone, like `wott-agent whoami`, and needs read
     /// access to client.crt only. --long (or --json) also reads client.key and
     /// ca.crt and reports the identity's health.
+    #[command(display_order = 3)]
     Whoami(WhoamiArgs),
     /// Map server device IDs to their IPs in /etc/hosts, safely
     ///
@@ -87,6 +88,7 @@ pub enum Command {
     /// locked, and never duplicate a name. Lines wott-mqtt writes end with
     /// `# wott-mqtt`.
     #[command(subcommand)]
+    #[command(display_order = 6)]
     Hosts(HostsCommand),
 
     /// Probe the broker as this device, stage by stage, and name the cause of a failure
@@ -99,6 +101,7 @@ pub enum Command {
     ///
     /// Exit codes: 0 passed, 3 local identity, 4 resolve, 5 TCP, 6 TLS,
     /// 7 MQTT CONNECT refused, 8 no message (ACL or publisher). See docs/check.md.
+    #[command(display_order = 4)]
     Check(CheckArgs),
 
     /// Grant, revoke and check access in Mosquitto's permissions.acl
@@ -106,6 +109,7 @@ pub enum Command {
     /// Edits keep every other line byte for byte and are written atomically
     /// under a lock. `acl check` answers with Mosquitto 2.x's exact rules and
     /// names the line that decides.
+    #[command(display_order = 5)]
     Acl(AclArgs),
 
     /// Walk through the tutorial as a wizard, for the server role or the client role
@@ -113,12 +117,15 @@ pub enum Command {
     /// Every question has a flag, so `setup client --server ID --ip IP --yes`
     /// runs without a terminal (CI, Ansible). Without a terminal, missing
     /// answers are an error listing the flags to pass; nothing is changed.
+    #[command(display_order = 2)]
     Setup(SetupArgs),
 
     /// Print a shell completion script, e.g. `wott-mqtt completions bash > /etc/bash_completion.d/wott-mqtt`
+    #[command(display_order = 8)]
     Completions(CompletionsArgs),
 
     /// Print the man page (roff), or write one page per command with --dir
+    #[command(display_order = 9)]
     Man(ManArgs),
 
     /// Run the Mosquitto broker in a container: up, down, status, logs, reload
@@ -127,6 +134,7 @@ pub enum Command {
     /// whose certificate the WoTT CA signed, with their device ID as MQTT
     /// username. Its files live in --server-dir.
     #[command(subcommand)]
+    #[command(display_order = 7)]
     Server(ServerCommand),
 
     /// Run the whole tutorial on this machine: two devices, a broker, a grant, a passing check
@@ -137,6 +145,7 @@ pub enum Command {
     /// publishes and receives its own message. Needs Docker, not root: a
     /// member of the docker group can run it. Everything is removed
     /// afterwards (also on failure or Ctrl-C) unless --keep.
+    #[command(display_order = 1)]
     Demo(DemoArgs),
 }
 
