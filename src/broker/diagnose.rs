@@ -22,6 +22,11 @@ pub enum CrashCause {
     Config,
     /// The listener's address is taken or does not exist.
     Port,
+    /// Killed from outside (SIGKILL, exit code 137) with nothing wrong in its
+    /// log: `docker kill`, `kill -9`, a shutdown.
+    Killed,
+    /// Killed by the kernel for using too much memory.
+    OutOfMemory,
     /// None of the above; the quoted lines are all there is.
     Unknown,
 }
@@ -36,6 +41,10 @@ impl std::fmt::Display for CrashCause {
             CrashCause::AclFile => "it cannot load permissions.acl",
             CrashCause::Config => "it rejects its configuration",
             CrashCause::Port => "it cannot open its listener port",
+            CrashCause::Killed => {
+                "it was killed from outside (SIGKILL, exit code 137; e.g. `docker kill` or `kill -9`), with no error of its own in its log"
+            }
+            CrashCause::OutOfMemory => "the kernel killed it for using too much memory (OOMKilled)",
             CrashCause::Unknown => "the reason is in its log",
         })
     }
@@ -60,6 +69,12 @@ impl CrashCause {
                  (check the image is Mosquitto 2 with --image)"
             }
             CrashCause::Port => "publish the broker on another port with --port",
+            CrashCause::Killed => {
+                "`sudo wott-mqtt server up` starts it again; if it keeps happening, find what kills it (`docker events`, `journalctl`)"
+            }
+            CrashCause::OutOfMemory => {
+                "free memory on this host, then `sudo wott-mqtt server up` starts it again"
+            }
             CrashCause::Unknown => {
                 "see the whole log with `wott-mqtt server logs`, or check --image is a Mosquitto 2 image"
             }
@@ -106,6 +121,20 @@ pub fn diagnose(log: &[String]) -> Diagnosis {
         lines.drain(..lines.len() - MAX_QUOTED);
     }
     Diagnosis { cause, lines }
+}
+
+/// [`diagnose`], with what the engine knows about how the last run ended:
+/// a run killed from outside, or by the OOM killer, says nothing in its log.
+pub fn diagnose_exit(log: &[String], exit_code: Option<i64>, oom_killed: bool) -> Diagnosis {
+    let mut diagnosis = diagnose(log);
+    if diagnosis.cause == CrashCause::Unknown {
+        if oom_killed {
+            diagnosis.cause = CrashCause::OutOfMemory;
+        } else if exit_code == Some(137) {
+            diagnosis.cause = CrashCause::Killed;
+        }
+    }
+    diagnosis
 }
 
 /// The log cut into the broker's runs. A run that got going begins with
@@ -176,6 +205,35 @@ fn is_noise(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quiet_exit_137_is_a_kill_and_oom_is_named() {
+        let log = vec![
+            "1: mosquitto version 2.0.11 starting".to_string(),
+            "2: mosquitto version 2.0.11 running".to_string(),
+        ];
+        assert_eq!(
+            diagnose_exit(&log, Some(137), false).cause,
+            CrashCause::Killed
+        );
+        assert_eq!(
+            diagnose_exit(&log, Some(137), true).cause,
+            CrashCause::OutOfMemory
+        );
+        assert_eq!(
+            diagnose_exit(&log, Some(1), false).cause,
+            CrashCause::Unknown
+        );
+        let key = vec![
+            "1: mosquitto version 2.0.11 starting".to_string(),
+            "2: Error: Unable to load server key file \"/k\". Check keyfile.".to_string(),
+            "3: OpenSSL Error[0]: error:8000000D:system library::Permission denied".to_string(),
+        ];
+        assert_eq!(
+            diagnose_exit(&key, Some(137), false).cause,
+            CrashCause::KeyPermission
+        );
+    }
 
     fn log(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()

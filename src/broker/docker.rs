@@ -92,6 +92,8 @@ pub struct Container {
     pub running: bool,
     pub restarting: bool,
     pub exit_code: Option<i64>,
+    /// The kernel's OOM killer ended the last run.
+    pub oom_killed: bool,
     /// The engine's own error, e.g. when the process could not start.
     pub error: Option<String>,
     pub started_at: Option<Timestamp>,
@@ -156,6 +158,13 @@ impl Engine {
     }
 
     fn fail(&self, during: &str, error: DockerError) -> BrokerError {
+        if is_connection_lost(&error) {
+            return BrokerError::EngineLost {
+                endpoint: self.endpoint.clone(),
+                during: during.to_string(),
+                message: reason(&error),
+            };
+        }
         BrokerError::Engine {
             endpoint: self.endpoint.clone(),
             during: during.to_string(),
@@ -478,6 +487,7 @@ impl Container {
             running: state.running.unwrap_or(false),
             restarting: state.restarting.unwrap_or(false),
             exit_code: state.exit_code,
+            oom_killed: state.oom_killed.unwrap_or(false),
             error: state.error.filter(|e| !e.is_empty()),
             started_at: state.started_at.as_deref().and_then(parse_time),
             restart_count: c.restart_count.unwrap_or(0),
@@ -544,6 +554,24 @@ fn status(error: &DockerError) -> Option<u16> {
 }
 
 /// A short reason: the engine's own message, or the underlying I/O error.
+/// Whether the connection to the engine broke (the engine stopped, crashed
+/// or restarted), as opposed to the engine answering with an error.
+fn is_connection_lost(error: &DockerError) -> bool {
+    match error {
+        DockerError::HyperLegacyError { .. } | DockerError::HyperResponseError { .. } => true,
+        DockerError::IOError { err } => matches!(
+            err.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::NotFound
+        ),
+        _ => false,
+    }
+}
+
 fn reason(error: &DockerError) -> String {
     match error {
         DockerError::DockerResponseServerError { message, .. } => return message.clone(),

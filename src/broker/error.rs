@@ -30,6 +30,14 @@ pub enum BrokerError {
         during: String,
         message: String,
     },
+    #[error(
+        "the container engine at {endpoint} stopped answering while trying to {during} ({message})"
+    )]
+    EngineLost {
+        endpoint: String,
+        during: String,
+        message: String,
+    },
     #[error("the image {image} is not on this machine, and pulling it failed: {reason}")]
     Pull { image: String, reason: String },
     #[error(
@@ -158,6 +166,11 @@ impl Diagnose for BrokerError {
             }
             BrokerError::Engine { .. } => {
                 "check the engine with `docker info` and its log (`journalctl -u docker`)".into()
+            }
+            BrokerError::EngineLost { .. } => {
+                "the engine stopped or restarted: check it (`systemctl status docker`, `docker info`), \
+                 then run the command again; `wott-mqtt server up` picks up from where it stopped"
+                    .into()
             }
             BrokerError::Pull { image, .. } => format!(
                 "without internet access, load the image from a file: on a connected machine run \

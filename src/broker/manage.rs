@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::config::{self, ServerDir};
-use super::diagnose::{CrashCause, diagnose};
+use super::diagnose::{CrashCause, diagnose_exit};
 use super::docker::{Container, Engine};
 use super::ready::{self, Served};
 use super::stage::{self, Staged};
@@ -393,7 +393,11 @@ pub async fn status(
         container.restarting || container.exit_code.is_some_and(|c| c != 0)
     };
     if failing {
-        let diagnosis = diagnose(&engine.log_lines(&container.id, 200).await?);
+        let diagnosis = diagnose_exit(
+            &engine.log_lines(&container.id, 200).await?,
+            container.exit_code,
+            container.oom_killed,
+        );
         report.crash = Some(Crash {
             cause: diagnosis.cause,
             explanation: diagnosis.cause.to_string(),

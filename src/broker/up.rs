@@ -382,11 +382,30 @@ fn decide(existing: Option<Container>, hash: Option<&str>, certs_changed: bool) 
 }
 
 /// Whether the broker completes an mTLS CONNECT right now.
+/// Whether the running broker completes an mTLS CONNECT. A broker that has
+/// just been restarted (by Docker's restart policy, after a crash or a kill)
+/// needs a moment before it listens, so it gets a few seconds' grace before
+/// it is judged not to answer.
 async fn answers(identity: &Identity, spec: &ContainerSpec) -> bool {
+    const GRACE: Duration = Duration::from_secs(3);
     let address = super::watch::probe_address(spec.bind);
-    ready::probe(identity, address, spec.port, Duration::from_secs(1))
+    let deadline = Instant::now() + GRACE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ready::probe(
+            identity,
+            address,
+            spec.port,
+            left.max(Duration::from_millis(200)),
+        )
         .await
-        .is_ok()
+        {
+            Ok(_) => return true,
+            Err(ready::Failure::Refused(_)) => return false,
+            Err(ready::Failure::NotYet(_)) if Instant::now() >= deadline => return false,
+            Err(ready::Failure::NotYet(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// Starts a container we just created; removes it again when it cannot start.
@@ -626,6 +645,7 @@ mod tests {
             running: state == "running" || state == "restarting",
             restarting: state == "restarting",
             exit_code: None,
+            oom_killed: false,
             error: None,
             started_at: None,
             restart_count: 0,
