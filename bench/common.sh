@@ -4,7 +4,19 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/target/release/wott-mqtt"
-SCRATCH="${BENCH_SCRATCH:-$(mktemp -d /tmp/wott-bench.XXXXXX)}"
+if [ -n "${BENCH_SCRATCH:-}" ]; then
+    SCRATCH="$BENCH_SCRATCH"
+    mkdir -p "$SCRATCH"
+else
+    SCRATCH="$(mktemp -d /tmp/wott-bench.XXXXXX)"
+    OWN_SCRATCH=1
+fi
+
+# Removes the scratch dir this script made; scripts with their own EXIT trap call it.
+remove_scratch() {
+    if [ "${OWN_SCRATCH:-}" = 1 ] && [ "${KEEP_SCRATCH:-}" != 1 ]; then rm -rf "$SCRATCH"; fi
+}
+trap remove_scratch EXIT
 
 build_release() {
     (cd "$ROOT" && cargo build --release --locked -q)

@@ -23,7 +23,7 @@ fi
 
 PEER_NAME="wott-bench-demo-peer-$$"
 PEER_PORT=18885
-cleanup() { docker rm -f "$PEER_NAME" >/dev/null 2>&1 || true; }
+cleanup() { docker rm -f "$PEER_NAME" >/dev/null 2>&1 || true; remove_scratch; }
 trap cleanup EXIT
 
 cat > "$SCRATCH/peer.sh" <<PEER

@@ -27,7 +27,8 @@ PEER_NAME="wott-bench-peer-$$"
 WOTT_PORT=18883
 PEER_PORT=18884
 SERVER_DIR="$SCRATCH/server"
-cleanup() { docker rm -f "$WOTT_NAME" "$PEER_NAME" >/dev/null 2>&1 || true; }
+remove_containers() { docker rm -f "$WOTT_NAME" "$PEER_NAME" >/dev/null 2>&1 || true; }
+cleanup() { remove_containers; remove_scratch; }
 trap cleanup EXIT
 
 UP=("$BIN" --cert-dir "$SCRATCH/certs" --server-dir "$SERVER_DIR" -q server up
@@ -35,7 +36,7 @@ UP=("$BIN" --cert-dir "$SCRATCH/certs" --server-dir "$SERVER_DIR" -q server up
 
 # One `server up` renders the config and stages the certificates the peer reuses.
 "${UP[@]}" >/dev/null
-cleanup
+remove_containers
 PEER_DATA="$SCRATCH/peer-data"
 mkdir -p "$PEER_DATA" && chown 1883:1883 "$PEER_DATA"
 
@@ -55,7 +56,7 @@ chmod +x "$SCRATCH/peer.sh"
 hyperfine -N --warmup 2 --runs 20 --export-markdown "$SCRATCH/server-up.md" \
     --prepare "docker rm -f $WOTT_NAME" -n "wott-mqtt server up (new container → CONNACK)" "${UP[*]}" \
     --prepare "docker rm -f $PEER_NAME" -n "docker run -d + mosquitto_sub -E loop" "$SCRATCH/peer.sh"
-cleanup
+remove_containers
 
 "${UP[@]}" >/dev/null
 hyperfine -N --warmup 5 --runs 50 --export-markdown "$SCRATCH/server-up-again.md" \
