@@ -46,3 +46,14 @@ make_identity() {
         -CAcreateserial -days 7 -extfile "$dir/ext.cnf" -out "$dir/client.crt" 2>/dev/null
     rm -f "$dir/client.csr" "$dir/ext.cnf"
 }
+
+# The Mosquitto image for server/demo benchmarks, which pull nothing:
+# BENCH_IMAGE, else eclipse-mosquitto:2, else the tests' local image.
+find_image() {
+    local candidate
+    for candidate in ${BENCH_IMAGE:-} eclipse-mosquitto:2 wott-mqtt-test/mosquitto:2.0.11-1; do
+        if docker image inspect "$candidate" >/dev/null 2>&1; then echo "$candidate"; return; fi
+    done
+    echo "bench: no Mosquitto image here; set BENCH_IMAGE or run: cargo test --test docker_support" >&2
+    exit 1
+}

@@ -12,13 +12,7 @@ source "$(dirname "$0")/common.sh"
 require hyperfine openssl docker mosquitto_sub
 build_release
 
-IMAGE="${BENCH_IMAGE:-}"
-if [ -z "$IMAGE" ]; then
-    for candidate in eclipse-mosquitto:2 wott-mqtt-test/mosquitto:2.0.11-1; do
-        if docker image inspect "$candidate" >/dev/null 2>&1; then IMAGE="$candidate"; break; fi
-    done
-fi
-[ -n "$IMAGE" ] || { echo "bench: no Mosquitto image here; set BENCH_IMAGE or run: cargo test --test docker_support" >&2; exit 1; }
+IMAGE="$(find_image)"
 
 ID=4853b630822946019393b16c5b710b9e.d.wott.local
 make_identity "$SCRATCH/certs" "$ID"

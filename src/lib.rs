@@ -23,6 +23,7 @@ pub mod identity;
 pub mod names;
 pub mod output;
 pub mod pki;
+pub mod runtime;
 pub mod setup;
 pub mod tls;
 

@@ -431,11 +431,7 @@ fn client_once(
         })
     };
     let plan = Plan::new(until, CHECK_TIMEOUT);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    let report = runtime.block_on(check::check(&config.cert_dir, &target, &plan));
+    let report = crate::runtime::block_on(check::check(&config.cert_dir, &target, &plan))?;
     for line in Report::human(&report, paint).lines() {
         say(line);
     }
@@ -622,12 +618,7 @@ pub fn server(
         server_dir: &config.server_dir,
         output: &config.output,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    let up = runtime.block_on(broker::up(&ctx, &answers.up))?;
-    drop(runtime);
+    let up = crate::runtime::block_on(broker::up(&ctx, &answers.up))??;
     say_line(&mut prompter, &up_line(&up, paint));
 
     let acl_file = config.server_dir.join(acl::FILE_NAME);

@@ -472,11 +472,7 @@ pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, Error> {
         return Ok(Vec::new());
     }
     let dir = absolute(dir)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    runtime.block_on(async {
+    crate::runtime::block_on(async {
         let engine = Engine::connect().await?;
         let dir = dir.display().to_string();
         let brokers = engine
@@ -488,5 +484,5 @@ pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, Error> {
             reloaded.push(name);
         }
         Ok(reloaded)
-    })
+    })?
 }

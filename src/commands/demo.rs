@@ -16,16 +16,12 @@ pub fn run(config: &Config, args: DemoArgs) -> Result<Outcome, Error> {
         image: args.image,
         keep: args.keep,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    let (report, error) = runtime.block_on(demo::run(&options, &config.output, async {
+    let (report, error) = crate::runtime::block_on(demo::run(&options, &config.output, async {
         if tokio::signal::ctrl_c().await.is_err() {
             // No handler: Ctrl-C then ends the process the default way.
             std::future::pending::<()>().await;
         }
-    }));
+    }))?;
     let outcome = Outcome::report(DemoView(report));
     Ok(match error {
         Some(error) => outcome.with_error(error),

@@ -25,16 +25,12 @@ pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
         server_dir: &config.server_dir,
         output: &config.output,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    runtime.block_on(async {
+    crate::runtime::block_on(async {
         tokio::select! {
             outcome = dispatch(&ctx, command) => outcome,
             _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
         }
-    })
+    })?
 }
 
 /// `server up`'s flags as options; `setup server` takes the same flags.
