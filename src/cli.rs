@@ -4,7 +4,6 @@
 //! `TopicFilter`, …) once, in `commands`; nothing past that sees clap.
 
 use std::ffi::OsString;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::builder::NonEmptyStringValueParser;
@@ -462,7 +461,7 @@ pub struct CheckArgs {
 
     /// Dial this address but verify the certificate against --server, like curl --resolve
     #[arg(long, value_name = "IP")]
-    pub connect_to: Option<IpAddr>,
+    pub connect_to: Option<OsString>,
 
     /// Publish a unique probe message to --topic and wait for it to come back
     #[arg(long)]
