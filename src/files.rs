@@ -129,7 +129,9 @@ impl Diagnose for FileError {
             }
             io::ErrorKind::NotFound => format!("check the path {path}"),
             io::ErrorKind::NotADirectory => {
-                format!("a part of {path} before the file name is a file, not a folder; check the path")
+                format!(
+                    "a part of {path} before the file name is a file, not a folder; check the path"
+                )
             }
             io::ErrorKind::InvalidFilename => {
                 "the path or one of its names is longer than the system allows; check the path"
@@ -846,7 +848,13 @@ mod tests {
         std::os::unix::fs::symlink("/dev/null", &link).unwrap();
         let err = update::<FileError>(&link, opts(), |_| Ok(b"x\n".to_vec())).unwrap_err();
         assert!(
-            matches!(err, FileError::NotRegular { kind: "a character device", .. }),
+            matches!(
+                err,
+                FileError::NotRegular {
+                    kind: "a character device",
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.hint().unwrap().contains("regular file"));
@@ -855,7 +863,12 @@ mod tests {
             Err(FileError::NotRegular { .. })
         ));
         use std::os::unix::fs::FileTypeExt;
-        assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(
+            fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
     }
 
     #[test]
@@ -866,7 +879,10 @@ mod tests {
         std::os::unix::fs::symlink(&a, &b).unwrap();
         let err = update::<FileError>(&a, opts(), |_| Ok(vec![])).unwrap_err();
         assert!(matches!(err, FileError::SymlinkLoop { .. }), "{err:?}");
-        assert!(matches!(open_optional(&a), Err(FileError::SymlinkLoop { .. })));
+        assert!(matches!(
+            open_optional(&a),
+            Err(FileError::SymlinkLoop { .. })
+        ));
         let missing = dir.path().join("no/such/hosts");
         let err = update::<FileError>(&missing, opts(), |_| Ok(vec![])).unwrap_err();
         assert!(matches!(err, FileError::MissingFolder { .. }), "{err:?}");

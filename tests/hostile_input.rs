@@ -170,187 +170,588 @@ fn cases() -> Vec<Case> {
     }
     vec![
         // Injection into device IDs.
-        case("device ID", "newline smuggling a second hosts line", &hosts(&["add", "evil\n10.6.6.6 bank.example", "10.0.0.2"]))
-            .says(2, "it contains the character '\\n'", ID),
-        case("device ID", "space smuggling a second name", &hosts(&["add", "evil bank.example", "10.0.0.2"]))
-            .says(2, "whitespace and control characters are not allowed", ID),
-        case("device ID", "tab", &hosts(&["add", "evil\tbank.example", "10.0.0.2"]))
-            .says(2, "it contains the character '\\t'", ID),
-        case("device ID", "`#` turning the rest into a comment", &hosts(&["add", "evil#x", "10.0.0.2"]))
-            .says(2, "it contains '#'", ID),
-        case("device ID", "terminal escape sequence", &hosts(&["add", "evil\x1b[2Jx", "10.0.0.2"]))
-            .says(2, "it contains the character '\\u{1b}'", ID),
-        case("device ID", "carriage return", &hosts(&["remove", "evil\rx"]))
-            .says(2, "it contains the character '\\r'", ID),
-        case("device ID", "option-like name", &["hosts", "add", "--hosts-file", "$HOSTS", "--", "-rf", "10.0.0.2"])
-            .says(2, "starts or ends with '-'", ID),
-        case("device ID", "newline smuggling an ACL `user` line", &acl(&["allow", "d1\nuser admin", "wott/#"]))
-            .says(2, "it contains the character '\\n'", ID),
-        case("device ID", "space in an ACL username", &acl(&["allow", "d1 topic", "wott/#"]))
-            .says(2, "whitespace and control characters are not allowed", ID),
-        case("device ID", "MQTT wildcard `+` as a username", &acl(&["allow", "+", "wott/#"]))
-            .says(2, "it contains '+'", ID),
-        case("device ID", "newline in `acl revoke`", &acl(&["revoke", "d1\ntopic #"]))
-            .says(2, "it contains the character '\\n'", ID),
-        case("device ID", "control character in `acl check`", &acl(&["check", "d\x01", "wott/x"]))
-            .says(2, "it contains the character '\\u{1}'", ID),
-        case("device ID", "newline in `setup client --server`", &["setup", "client", "--server", "evil\nx", "--ip", "10.0.0.2", "--yes", "--hosts-file", "$HOSTS", "--cert-dir", "$CERTS"])
-            .says(2, "it contains the character '\\n'", ID),
+        case(
+            "device ID",
+            "newline smuggling a second hosts line",
+            &hosts(&["add", "evil\n10.6.6.6 bank.example", "10.0.0.2"]),
+        )
+        .says(2, "it contains the character '\\n'", ID),
+        case(
+            "device ID",
+            "space smuggling a second name",
+            &hosts(&["add", "evil bank.example", "10.0.0.2"]),
+        )
+        .says(2, "whitespace and control characters are not allowed", ID),
+        case(
+            "device ID",
+            "tab",
+            &hosts(&["add", "evil\tbank.example", "10.0.0.2"]),
+        )
+        .says(2, "it contains the character '\\t'", ID),
+        case(
+            "device ID",
+            "`#` turning the rest into a comment",
+            &hosts(&["add", "evil#x", "10.0.0.2"]),
+        )
+        .says(2, "it contains '#'", ID),
+        case(
+            "device ID",
+            "terminal escape sequence",
+            &hosts(&["add", "evil\x1b[2Jx", "10.0.0.2"]),
+        )
+        .says(2, "it contains the character '\\u{1b}'", ID),
+        case(
+            "device ID",
+            "carriage return",
+            &hosts(&["remove", "evil\rx"]),
+        )
+        .says(2, "it contains the character '\\r'", ID),
+        case(
+            "device ID",
+            "option-like name",
+            &[
+                "hosts",
+                "add",
+                "--hosts-file",
+                "$HOSTS",
+                "--",
+                "-rf",
+                "10.0.0.2",
+            ],
+        )
+        .says(2, "starts or ends with '-'", ID),
+        case(
+            "device ID",
+            "newline smuggling an ACL `user` line",
+            &acl(&["allow", "d1\nuser admin", "wott/#"]),
+        )
+        .says(2, "it contains the character '\\n'", ID),
+        case(
+            "device ID",
+            "space in an ACL username",
+            &acl(&["allow", "d1 topic", "wott/#"]),
+        )
+        .says(2, "whitespace and control characters are not allowed", ID),
+        case(
+            "device ID",
+            "MQTT wildcard `+` as a username",
+            &acl(&["allow", "+", "wott/#"]),
+        )
+        .says(2, "it contains '+'", ID),
+        case(
+            "device ID",
+            "newline in `acl revoke`",
+            &acl(&["revoke", "d1\ntopic #"]),
+        )
+        .says(2, "it contains the character '\\n'", ID),
+        case(
+            "device ID",
+            "control character in `acl check`",
+            &acl(&["check", "d\x01", "wott/x"]),
+        )
+        .says(2, "it contains the character '\\u{1}'", ID),
+        case(
+            "device ID",
+            "newline in `setup client --server`",
+            &[
+                "setup",
+                "client",
+                "--server",
+                "evil\nx",
+                "--ip",
+                "10.0.0.2",
+                "--yes",
+                "--hosts-file",
+                "$HOSTS",
+                "--cert-dir",
+                "$CERTS",
+            ],
+        )
+        .says(2, "it contains the character '\\n'", ID),
         // Injection into topics.
-        case("topic", "newline smuggling a `topic readwrite #` line", &acl(&["allow", DEVICE, "a\nuser evil\ntopic readwrite #"]))
-            .says(2, "it contains the control character '\\n'", TOPIC),
-        case("topic", "carriage return", &acl(&["allow", DEVICE, "wott/x\r"]))
-            .says(2, "it contains the control character '\\r'", TOPIC),
-        case("topic", "leading space (permissions.acl cannot keep it)", &acl(&["allow", DEVICE, " wott/#"]))
-            .says(2, "starts or ends with whitespace", TOPIC),
-        case("topic", "trailing tab", &acl(&["allow", DEVICE, "wott/#\t"]))
-            .says(2, "it contains the control character '\\t'", TOPIC),
-        case("topic", "`#` not last", &acl(&["allow", DEVICE, "wott/#/x"]))
-            .says(2, "'#' must be the last level", TOPIC),
-        case("topic", "wildcard inside a level", &acl(&["allow", DEVICE, "wott/a#"]))
-            .says(2, "mixes a wildcard with other characters", TOPIC),
-        case("topic", "empty", &acl(&["allow", DEVICE, ""]))
-            .says(2, "it is empty", TOPIC),
-        case("topic", "newline in `acl revoke`", &acl(&["revoke", DEVICE, "wott/#\nuser x"]))
-            .says(2, "it contains the control character '\\n'", TOPIC),
-        case("topic", "a filter where `acl check` needs a topic name", &acl(&["check", DEVICE, "wott/#"]))
-            .says(2, "needs a topic name, not the filter", "check a topic a publisher really uses"),
-        case("topic", "newline in `acl check --client-id`", &acl(&["check", DEVICE, "wott/x", "--client-id", "c\nd"]))
-            .says(2, "contains the control character '\\n'", "pass the client ID the device connects with"),
-        case("topic", "newline in `check --topic`", &["check", "--server", SERVER, "--topic", "wott/x\ny", "--hosts-file", "$HOSTS", "--cert-dir", "$CERTS"])
-            .says(2, "it contains the control character '\\n'", TOPIC),
+        case(
+            "topic",
+            "newline smuggling a `topic readwrite #` line",
+            &acl(&["allow", DEVICE, "a\nuser evil\ntopic readwrite #"]),
+        )
+        .says(2, "it contains the control character '\\n'", TOPIC),
+        case(
+            "topic",
+            "carriage return",
+            &acl(&["allow", DEVICE, "wott/x\r"]),
+        )
+        .says(2, "it contains the control character '\\r'", TOPIC),
+        case(
+            "topic",
+            "leading space (permissions.acl cannot keep it)",
+            &acl(&["allow", DEVICE, " wott/#"]),
+        )
+        .says(2, "starts or ends with whitespace", TOPIC),
+        case(
+            "topic",
+            "trailing tab",
+            &acl(&["allow", DEVICE, "wott/#\t"]),
+        )
+        .says(2, "it contains the control character '\\t'", TOPIC),
+        case(
+            "topic",
+            "`#` not last",
+            &acl(&["allow", DEVICE, "wott/#/x"]),
+        )
+        .says(2, "'#' must be the last level", TOPIC),
+        case(
+            "topic",
+            "wildcard inside a level",
+            &acl(&["allow", DEVICE, "wott/a#"]),
+        )
+        .says(2, "mixes a wildcard with other characters", TOPIC),
+        case("topic", "empty", &acl(&["allow", DEVICE, ""])).says(2, "it is empty", TOPIC),
+        case(
+            "topic",
+            "newline in `acl revoke`",
+            &acl(&["revoke", DEVICE, "wott/#\nuser x"]),
+        )
+        .says(2, "it contains the control character '\\n'", TOPIC),
+        case(
+            "topic",
+            "a filter where `acl check` needs a topic name",
+            &acl(&["check", DEVICE, "wott/#"]),
+        )
+        .says(
+            2,
+            "needs a topic name, not the filter",
+            "check a topic a publisher really uses",
+        ),
+        case(
+            "topic",
+            "newline in `acl check --client-id`",
+            &acl(&["check", DEVICE, "wott/x", "--client-id", "c\nd"]),
+        )
+        .says(
+            2,
+            "contains the control character '\\n'",
+            "pass the client ID the device connects with",
+        ),
+        case(
+            "topic",
+            "newline in `check --topic`",
+            &[
+                "check",
+                "--server",
+                SERVER,
+                "--topic",
+                "wott/x\ny",
+                "--hosts-file",
+                "$HOSTS",
+                "--cert-dir",
+                "$CERTS",
+            ],
+        )
+        .says(2, "it contains the control character '\\n'", TOPIC),
         // Injection into IP addresses.
-        case("IP", "newline smuggling a second hosts line", &hosts(&["add", SERVER, "10.0.0.2\n10.6.6.6 bank.example"]))
-            .says(2, "invalid IP address", IP),
-        case("IP", "space smuggling a second name", &hosts(&["add", SERVER, "10.0.0.2 bank.example"]))
-            .says(2, "invalid IP address", IP),
-        case("IP", "`#` after the address", &hosts(&["add", SERVER, "10.0.0.2#x"]))
-            .says(2, "invalid IP address", IP),
-        case("IP", "octet out of range", &hosts(&["add", SERVER, "10.0.0.256"]))
-            .says(2, "it is not an IPv4 address", IP),
-        case("IP", "IPv6 zone ID", &hosts(&["add", SERVER, "fe80::1%eth0"]))
-            .says(2, "zone IDs (%eth0) cannot be used in a hosts file", IP),
-        case("IP", "the unspecified address", &hosts(&["add", SERVER, "0.0.0.0"]))
-            .says(2, "it is the unspecified address", IP),
-        case("IP", "a multicast address", &hosts(&["add", SERVER, "ff02::1"]))
-            .says(2, "it is a multicast address", IP),
-        case("IP", "newline in `setup client --ip`", &["setup", "client", "--server", SERVER, "--ip", "10.0.0.2\n10.6.6.6 x", "--yes", "--hosts-file", "$HOSTS", "--cert-dir", "$CERTS"])
-            .says(2, "invalid IP address", IP),
-        case("IP", "newline in `check --connect-to`", &["check", "--server", SERVER, "--connect-to", "10.0.0.2\nx", "--hosts-file", "$HOSTS", "--cert-dir", "$CERTS"])
-            .says(2, "invalid IP address", IP),
+        case(
+            "IP",
+            "newline smuggling a second hosts line",
+            &hosts(&["add", SERVER, "10.0.0.2\n10.6.6.6 bank.example"]),
+        )
+        .says(2, "invalid IP address", IP),
+        case(
+            "IP",
+            "space smuggling a second name",
+            &hosts(&["add", SERVER, "10.0.0.2 bank.example"]),
+        )
+        .says(2, "invalid IP address", IP),
+        case(
+            "IP",
+            "`#` after the address",
+            &hosts(&["add", SERVER, "10.0.0.2#x"]),
+        )
+        .says(2, "invalid IP address", IP),
+        case(
+            "IP",
+            "octet out of range",
+            &hosts(&["add", SERVER, "10.0.0.256"]),
+        )
+        .says(2, "it is not an IPv4 address", IP),
+        case(
+            "IP",
+            "IPv6 zone ID",
+            &hosts(&["add", SERVER, "fe80::1%eth0"]),
+        )
+        .says(2, "zone IDs (%eth0) cannot be used in a hosts file", IP),
+        case(
+            "IP",
+            "the unspecified address",
+            &hosts(&["add", SERVER, "0.0.0.0"]),
+        )
+        .says(2, "it is the unspecified address", IP),
+        case(
+            "IP",
+            "a multicast address",
+            &hosts(&["add", SERVER, "ff02::1"]),
+        )
+        .says(2, "it is a multicast address", IP),
+        case(
+            "IP",
+            "newline in `setup client --ip`",
+            &[
+                "setup",
+                "client",
+                "--server",
+                SERVER,
+                "--ip",
+                "10.0.0.2\n10.6.6.6 x",
+                "--yes",
+                "--hosts-file",
+                "$HOSTS",
+                "--cert-dir",
+                "$CERTS",
+            ],
+        )
+        .says(2, "invalid IP address", IP),
+        case(
+            "IP",
+            "newline in `check --connect-to`",
+            &[
+                "check",
+                "--server",
+                SERVER,
+                "--connect-to",
+                "10.0.0.2\nx",
+                "--hosts-file",
+                "$HOSTS",
+                "--cert-dir",
+                "$CERTS",
+            ],
+        )
+        .says(2, "invalid IP address", IP),
         // Huge values.
-        case("huge", "100,000-character device ID", &hosts(&["add", "X", "10.0.0.2"]))
-            .raw(4, long("", 'a', 100_000, ".d.wott.local"))
-            .says(2, "a DNS name has at most 253", ID),
-        case("huge", "100,000-character IP address", &hosts(&["add", SERVER, "X"]))
-            .raw(5, long("10.", '0', 100_000, ".1"))
-            .says(2, "invalid IP address", IP),
-        case("huge", "100,000-byte topic (MQTT allows 65,535)", &acl(&["allow", DEVICE, "X"]))
-            .raw(5, long("wott/", 'x', 100_000, ""))
-            .says(2, "MQTT allows at most 65535", TOPIC),
-        case("huge", "topic with 202 levels (Mosquitto allows 201)", &acl(&["allow", DEVICE, "X"]))
-            .raw(5, long("wott", '/', 201, "x"))
-            .says(2, "it has 202 levels; Mosquitto refuses topics with more than 201", TOPIC),
-        case("huge", "64-character DNS label", &acl(&["allow", "X", "wott/#"]))
-            .raw(4, long("", 'b', 64, ".d.wott.local"))
-            .says(2, "a DNS label has at most 63", ID),
+        case(
+            "huge",
+            "100,000-character device ID",
+            &hosts(&["add", "X", "10.0.0.2"]),
+        )
+        .raw(4, long("", 'a', 100_000, ".d.wott.local"))
+        .says(2, "a DNS name has at most 253", ID),
+        case(
+            "huge",
+            "100,000-character IP address",
+            &hosts(&["add", SERVER, "X"]),
+        )
+        .raw(5, long("10.", '0', 100_000, ".1"))
+        .says(2, "invalid IP address", IP),
+        case(
+            "huge",
+            "100,000-byte topic (MQTT allows 65,535)",
+            &acl(&["allow", DEVICE, "X"]),
+        )
+        .raw(5, long("wott/", 'x', 100_000, ""))
+        .says(2, "MQTT allows at most 65535", TOPIC),
+        case(
+            "huge",
+            "topic with 202 levels (Mosquitto allows 201)",
+            &acl(&["allow", DEVICE, "X"]),
+        )
+        .raw(5, long("wott", '/', 201, "x"))
+        .says(
+            2,
+            "it has 202 levels; Mosquitto refuses topics with more than 201",
+            TOPIC,
+        ),
+        case(
+            "huge",
+            "64-character DNS label",
+            &acl(&["allow", "X", "wott/#"]),
+        )
+        .raw(4, long("", 'b', 64, ".d.wott.local"))
+        .says(2, "a DNS label has at most 63", ID),
         // Not UTF-8.
-        case("non-UTF-8", "Latin-1 device ID in `hosts add`", &hosts(&["add", "X", "10.0.0.2"]))
-            .raw(4, b"caf\xe9.d.wott.local".to_vec())
-            .says(2, "it is not UTF-8 text", ID),
-        case("non-UTF-8", "invalid byte in an IP address", &hosts(&["add", SERVER, "X"]))
-            .raw(5, b"10.0.0.\xff".to_vec())
-            .says(2, "it is not UTF-8 text", IP),
-        case("non-UTF-8", "Latin-1 device ID in `acl allow`", &acl(&["allow", "X", "wott/#"]))
-            .raw(4, b"caf\xe9".to_vec())
-            .says(2, "the argument \"caf\\xe9\" is not UTF-8 text", UTF8),
-        case("non-UTF-8", "invalid byte in a topic", &acl(&["allow", DEVICE, "X"]))
-            .raw(5, b"wott/\xff".to_vec())
-            .says(2, "the argument \"wott/\\xff\" is not UTF-8 text", UTF8),
-        case("non-UTF-8", "invalid byte in `check --server`", &["check", "--server", "X", "--hosts-file", "$HOSTS", "--cert-dir", "$CERTS"])
-            .raw(2, b"\xc3\x28.d.wott.local".to_vec())
-            .says(2, "is not UTF-8 text", UTF8),
+        case(
+            "non-UTF-8",
+            "Latin-1 device ID in `hosts add`",
+            &hosts(&["add", "X", "10.0.0.2"]),
+        )
+        .raw(4, b"caf\xe9.d.wott.local".to_vec())
+        .says(2, "it is not UTF-8 text", ID),
+        case(
+            "non-UTF-8",
+            "invalid byte in an IP address",
+            &hosts(&["add", SERVER, "X"]),
+        )
+        .raw(5, b"10.0.0.\xff".to_vec())
+        .says(2, "it is not UTF-8 text", IP),
+        case(
+            "non-UTF-8",
+            "Latin-1 device ID in `acl allow`",
+            &acl(&["allow", "X", "wott/#"]),
+        )
+        .raw(4, b"caf\xe9".to_vec())
+        .says(2, "the argument \"caf\\xe9\" is not UTF-8 text", UTF8),
+        case(
+            "non-UTF-8",
+            "invalid byte in a topic",
+            &acl(&["allow", DEVICE, "X"]),
+        )
+        .raw(5, b"wott/\xff".to_vec())
+        .says(2, "the argument \"wott/\\xff\" is not UTF-8 text", UTF8),
+        case(
+            "non-UTF-8",
+            "invalid byte in `check --server`",
+            &[
+                "check",
+                "--server",
+                "X",
+                "--hosts-file",
+                "$HOSTS",
+                "--cert-dir",
+                "$CERTS",
+            ],
+        )
+        .raw(2, b"\xc3\x28.d.wott.local".to_vec())
+        .says(2, "is not UTF-8 text", UTF8),
         // The file being edited.
-        case("file", "hosts file is a dangling symbolic link", &hosts(&["add", SERVER, "10.0.0.2"]))
-            .prepare(|f| replace_with_link(&f.hosts(), &f.root().join("gone")))
-            .says(1, "is a symbolic link to", "point the link at an existing file"),
-        case("file", "hosts file is a loop of symbolic links", &hosts(&["add", SERVER, "10.0.0.2"]))
-            .prepare(|f| replace_with_loop(&f.hosts()))
-            .says(1, "leads to a loop of symbolic links", "points back at itself"),
-        case("file", "ACL file is a dangling symbolic link", &acl(&["allow", DEVICE, "wott/#"]))
-            .prepare(|f| replace_with_link(&f.acl(), &f.root().join("gone")))
-            .says(1, "is a symbolic link to", "point the link at an existing file"),
-        case("file", "hosts file is a directory", &hosts(&["add", SERVER, "10.0.0.2"]))
-            .prepare(|f| replace_with_dir(&f.hosts()))
-            .says(1, "is a directory, not a file", "not of a directory"),
-        case("file", "hosts file is a directory (`hosts list`)", &hosts(&["list"]))
-            .prepare(|f| replace_with_dir(&f.hosts()))
-            .says(1, "is a directory, not a file", "not of a directory"),
-        case("file", "ACL file is a directory", &acl(&["allow", DEVICE, "wott/#"]))
-            .prepare(|f| replace_with_dir(&f.acl()))
-            .says(1, "is a directory, not a file", "not of a directory"),
-        case("file", "hosts file is /dev/null (rename would replace the device)", &hosts(&["add", SERVER, "10.0.0.2"]))
-            .prepare(|f| replace_with_link(&f.hosts(), Path::new("/dev/null")))
-            .says(1, "is a character device, not a regular file", "pass the path of a regular file"),
-        case("file", "ACL file is /dev/zero (reading never ends)", &acl(&["check", DEVICE, "wott/x"]))
-            .prepare(|f| replace_with_link(&f.acl(), Path::new("/dev/zero")))
-            .says(1, "is a character device, not a regular file", "pass the path of a regular file"),
-        case("file", "hosts file is a FIFO (opening blocks)", &hosts(&["list"]))
-            .prepare(|f| replace_with_fifo(&f.hosts()))
-            .says(1, "is a FIFO (named pipe), not a regular file", "pass the path of a regular file"),
-        case("file", "ACL file is a FIFO", &acl(&["allow", DEVICE, "wott/#"]))
-            .prepare(|f| replace_with_fifo(&f.acl()))
-            .says(1, "is a FIFO (named pipe), not a regular file", "pass the path of a regular file"),
-        case("file", "hosts file in a folder that does not exist", &["hosts", "add", "--hosts-file", "$ROOT/no/such/hosts", SERVER, "10.0.0.2"])
-            .says(1, "does not exist", "sudo mkdir -p"),
-        case("file", "a file where the path needs a folder", &["hosts", "add", "--hosts-file", "$HOSTS/hosts", SERVER, "10.0.0.2"])
-            .says(1, "Not a directory", "is a file, not a folder"),
-        case("file", "hosts file on a read-only filesystem", &hosts(&["add", SERVER, "10.0.0.2"]))
-            .on(ReadOnly)
-            .says(1, "Read-only file system", "remount it read-write"),
-        case("file", "ACL file on a read-only filesystem", &acl(&["allow", DEVICE, "wott/#"]))
-            .on(ReadOnly)
-            .says(1, "Read-only file system", "remount it read-write"),
-        case("file", "hosts file on a full disk", &hosts(&["add", SERVER, "10.0.0.2"]))
-            .on(FullDisk)
-            .says(1, "No space left on device", "is full; free some space"),
+        case(
+            "file",
+            "hosts file is a dangling symbolic link",
+            &hosts(&["add", SERVER, "10.0.0.2"]),
+        )
+        .prepare(|f| replace_with_link(&f.hosts(), &f.root().join("gone")))
+        .says(
+            1,
+            "is a symbolic link to",
+            "point the link at an existing file",
+        ),
+        case(
+            "file",
+            "hosts file is a loop of symbolic links",
+            &hosts(&["add", SERVER, "10.0.0.2"]),
+        )
+        .prepare(|f| replace_with_loop(&f.hosts()))
+        .says(
+            1,
+            "leads to a loop of symbolic links",
+            "points back at itself",
+        ),
+        case(
+            "file",
+            "ACL file is a dangling symbolic link",
+            &acl(&["allow", DEVICE, "wott/#"]),
+        )
+        .prepare(|f| replace_with_link(&f.acl(), &f.root().join("gone")))
+        .says(
+            1,
+            "is a symbolic link to",
+            "point the link at an existing file",
+        ),
+        case(
+            "file",
+            "hosts file is a directory",
+            &hosts(&["add", SERVER, "10.0.0.2"]),
+        )
+        .prepare(|f| replace_with_dir(&f.hosts()))
+        .says(1, "is a directory, not a file", "not of a directory"),
+        case(
+            "file",
+            "hosts file is a directory (`hosts list`)",
+            &hosts(&["list"]),
+        )
+        .prepare(|f| replace_with_dir(&f.hosts()))
+        .says(1, "is a directory, not a file", "not of a directory"),
+        case(
+            "file",
+            "ACL file is a directory",
+            &acl(&["allow", DEVICE, "wott/#"]),
+        )
+        .prepare(|f| replace_with_dir(&f.acl()))
+        .says(1, "is a directory, not a file", "not of a directory"),
+        case(
+            "file",
+            "hosts file is /dev/null (rename would replace the device)",
+            &hosts(&["add", SERVER, "10.0.0.2"]),
+        )
+        .prepare(|f| replace_with_link(&f.hosts(), Path::new("/dev/null")))
+        .says(
+            1,
+            "is a character device, not a regular file",
+            "pass the path of a regular file",
+        ),
+        case(
+            "file",
+            "ACL file is /dev/zero (reading never ends)",
+            &acl(&["check", DEVICE, "wott/x"]),
+        )
+        .prepare(|f| replace_with_link(&f.acl(), Path::new("/dev/zero")))
+        .says(
+            1,
+            "is a character device, not a regular file",
+            "pass the path of a regular file",
+        ),
+        case(
+            "file",
+            "hosts file is a FIFO (opening blocks)",
+            &hosts(&["list"]),
+        )
+        .prepare(|f| replace_with_fifo(&f.hosts()))
+        .says(
+            1,
+            "is a FIFO (named pipe), not a regular file",
+            "pass the path of a regular file",
+        ),
+        case(
+            "file",
+            "ACL file is a FIFO",
+            &acl(&["allow", DEVICE, "wott/#"]),
+        )
+        .prepare(|f| replace_with_fifo(&f.acl()))
+        .says(
+            1,
+            "is a FIFO (named pipe), not a regular file",
+            "pass the path of a regular file",
+        ),
+        case(
+            "file",
+            "hosts file in a folder that does not exist",
+            &[
+                "hosts",
+                "add",
+                "--hosts-file",
+                "$ROOT/no/such/hosts",
+                SERVER,
+                "10.0.0.2",
+            ],
+        )
+        .says(1, "does not exist", "sudo mkdir -p"),
+        case(
+            "file",
+            "a file where the path needs a folder",
+            &[
+                "hosts",
+                "add",
+                "--hosts-file",
+                "$HOSTS/hosts",
+                SERVER,
+                "10.0.0.2",
+            ],
+        )
+        .says(1, "Not a directory", "is a file, not a folder"),
+        case(
+            "file",
+            "hosts file on a read-only filesystem",
+            &hosts(&["add", SERVER, "10.0.0.2"]),
+        )
+        .on(ReadOnly)
+        .says(1, "Read-only file system", "remount it read-write"),
+        case(
+            "file",
+            "ACL file on a read-only filesystem",
+            &acl(&["allow", DEVICE, "wott/#"]),
+        )
+        .on(ReadOnly)
+        .says(1, "Read-only file system", "remount it read-write"),
+        case(
+            "file",
+            "hosts file on a full disk",
+            &hosts(&["add", SERVER, "10.0.0.2"]),
+        )
+        .on(FullDisk)
+        .says(1, "No space left on device", "is full; free some space"),
         case("file", "ACL file on a full disk", &acl(&["revoke", DEVICE]))
             .on(FullDisk)
             .says(1, "No space left on device", "is full; free some space"),
-        case("file", "10,000-character ACL line Mosquitto refuses (`acl check`)", &acl(&["check", DEVICE, "wott/temperature"]))
-            .prepare(|f| append(&f.acl(), &long("topic read wott/", 'x', 10_000, "#/x\n")))
-            .says(1, "Mosquitto would refuse", "acl validate"),
-        case("file", "10,000-character ACL line Mosquitto refuses (`acl validate`)", &acl(&["validate"]))
-            .prepare(|f| append(&f.acl(), &long("topic read wott/", 'x', 10_000, "#/x\n")))
-            .says(1, "has 1 line(s) Mosquitto refuses", "acl validate"),
-        case("file", "NUL byte in the ACL file (Mosquitto ignores the rest)", &acl(&["check", DEVICE, "wott/temperature"]))
-            .prepare(|f| append(&f.acl(), b"topic read x\0y\n"))
-            .says(1, "the line contains a NUL byte", "acl validate"),
+        case(
+            "file",
+            "10,000-character ACL line Mosquitto refuses (`acl check`)",
+            &acl(&["check", DEVICE, "wott/temperature"]),
+        )
+        .prepare(|f| append(&f.acl(), &long("topic read wott/", 'x', 10_000, "#/x\n")))
+        .says(1, "Mosquitto would refuse", "acl validate"),
+        case(
+            "file",
+            "10,000-character ACL line Mosquitto refuses (`acl validate`)",
+            &acl(&["validate"]),
+        )
+        .prepare(|f| append(&f.acl(), &long("topic read wott/", 'x', 10_000, "#/x\n")))
+        .says(1, "has 1 line(s) Mosquitto refuses", "acl validate"),
+        case(
+            "file",
+            "NUL byte in the ACL file (Mosquitto ignores the rest)",
+            &acl(&["check", DEVICE, "wott/temperature"]),
+        )
+        .prepare(|f| append(&f.acl(), b"topic read x\0y\n"))
+        .says(1, "the line contains a NUL byte", "acl validate"),
         // Certificates.
-        case("certificate", "truncated client.crt", &["whoami", "--cert-dir", "$CERTS"])
-            .prepare(|f| truncate_file(&f.certs().join("client.crt")))
-            .says(3, "holds a damaged certificate", CERT),
-        case("certificate", "truncated client.key", &["whoami", "--long", "--cert-dir", "$CERTS"])
-            .prepare(|f| truncate_file(&f.certs().join("client.key")))
-            .says(3, "client.key holds a damaged private key", CERT),
-        case("certificate", "truncated ca.crt", &["whoami", "--long", "--cert-dir", "$CERTS"])
-            .prepare(|f| truncate_file(&f.certs().join("ca.crt")))
-            .says(3, "ca.crt holds a damaged CA certificate", CERT),
-        case("certificate", "4 MB PEM block as client.crt", &["whoami", "--cert-dir", "$CERTS"])
-            .prepare(|f| fs::write(f.certs().join("client.crt"), pem_4mb("CERTIFICATE")).unwrap())
-            .says(3, "holds a damaged certificate", CERT),
-        case("certificate", "4 MB PEM block as ca.crt", &["whoami", "--long", "--cert-dir", "$CERTS"])
-            .prepare(|f| fs::write(f.certs().join("ca.crt"), pem_4mb("CERTIFICATE")).unwrap())
-            .says(3, "ca.crt holds a damaged CA certificate", CERT),
-        case("certificate", "4 MB PEM block as client.key (`check`)", &["check", "--server", SERVER, "--hosts-file", "$HOSTS", "--cert-dir", "$CERTS"])
-            .prepare(|f| fs::write(f.certs().join("client.key"), pem_4mb("PRIVATE KEY")).unwrap())
-            .says(3, "client.key holds a damaged private key", CERT),
-        case("certificate", "truncated client.crt (`check`)", &["check", "--server", SERVER, "--hosts-file", "$HOSTS", "--cert-dir", "$CERTS"])
-            .prepare(|f| truncate_file(&f.certs().join("client.crt")))
-            .says(3, "holds a damaged certificate", CERT),
-        case("certificate", "truncated client.crt (`acl allow self`)", &acl(&["allow", "self", "wott/#", "--cert-dir", "$CERTS"]))
-            .prepare(|f| truncate_file(&f.certs().join("client.crt")))
-            .says(3, "holds a damaged certificate", CERT),
+        case(
+            "certificate",
+            "truncated client.crt",
+            &["whoami", "--cert-dir", "$CERTS"],
+        )
+        .prepare(|f| truncate_file(&f.certs().join("client.crt")))
+        .says(3, "holds a damaged certificate", CERT),
+        case(
+            "certificate",
+            "truncated client.key",
+            &["whoami", "--long", "--cert-dir", "$CERTS"],
+        )
+        .prepare(|f| truncate_file(&f.certs().join("client.key")))
+        .says(3, "client.key holds a damaged private key", CERT),
+        case(
+            "certificate",
+            "truncated ca.crt",
+            &["whoami", "--long", "--cert-dir", "$CERTS"],
+        )
+        .prepare(|f| truncate_file(&f.certs().join("ca.crt")))
+        .says(3, "ca.crt holds a damaged CA certificate", CERT),
+        case(
+            "certificate",
+            "4 MB PEM block as client.crt",
+            &["whoami", "--cert-dir", "$CERTS"],
+        )
+        .prepare(|f| fs::write(f.certs().join("client.crt"), pem_4mb("CERTIFICATE")).unwrap())
+        .says(3, "holds a damaged certificate", CERT),
+        case(
+            "certificate",
+            "4 MB PEM block as ca.crt",
+            &["whoami", "--long", "--cert-dir", "$CERTS"],
+        )
+        .prepare(|f| fs::write(f.certs().join("ca.crt"), pem_4mb("CERTIFICATE")).unwrap())
+        .says(3, "ca.crt holds a damaged CA certificate", CERT),
+        case(
+            "certificate",
+            "4 MB PEM block as client.key (`check`)",
+            &[
+                "check",
+                "--server",
+                SERVER,
+                "--hosts-file",
+                "$HOSTS",
+                "--cert-dir",
+                "$CERTS",
+            ],
+        )
+        .prepare(|f| fs::write(f.certs().join("client.key"), pem_4mb("PRIVATE KEY")).unwrap())
+        .says(3, "client.key holds a damaged private key", CERT),
+        case(
+            "certificate",
+            "truncated client.crt (`check`)",
+            &[
+                "check",
+                "--server",
+                SERVER,
+                "--hosts-file",
+                "$HOSTS",
+                "--cert-dir",
+                "$CERTS",
+            ],
+        )
+        .prepare(|f| truncate_file(&f.certs().join("client.crt")))
+        .says(3, "holds a damaged certificate", CERT),
+        case(
+            "certificate",
+            "truncated client.crt (`acl allow self`)",
+            &acl(&["allow", "self", "wott/#", "--cert-dir", "$CERTS"]),
+        )
+        .prepare(|f| truncate_file(&f.certs().join("client.crt")))
+        .says(3, "holds a damaged certificate", CERT),
     ]
 }
 
@@ -439,7 +840,11 @@ fn state(dir: &Path) -> Vec<(PathBuf, String, Vec<u8>)> {
             let t = meta.file_type();
             if t.is_symlink() {
                 let target = fs::read_link(&path).unwrap();
-                out.push((relative, format!("link {mode}"), target.into_os_string().into_vec()));
+                out.push((
+                    relative,
+                    format!("link {mode}"),
+                    target.into_os_string().into_vec(),
+                ));
             } else if t.is_dir() {
                 out.push((relative, format!("dir {mode}"), Vec::new()));
                 stack.push(path);
@@ -467,16 +872,19 @@ root=$1; shift
 mount --bind "$root" "$root"
 mount -o remount,bind,ro "$root"
 exec "$@""#;
-            let run = wott_inside("unshare", [
-                OsStr::new("--mount"),
-                OsStr::new("--propagation"),
-                OsStr::new("private"),
-                OsStr::new("sh"),
-                OsStr::new("-c"),
-                OsStr::new(script),
-                OsStr::new("sh"),
-                &root,
-            ])
+            let run = wott_inside(
+                "unshare",
+                [
+                    OsStr::new("--mount"),
+                    OsStr::new("--propagation"),
+                    OsStr::new("private"),
+                    OsStr::new("sh"),
+                    OsStr::new("-c"),
+                    OsStr::new(script),
+                    OsStr::new("sh"),
+                    &root,
+                ],
+            )
             .args(args)
             .run();
             (run, state(f.root()))
@@ -496,17 +904,20 @@ code=$?
 rm -f "$root/.filler"
 cp -a "$root/." "$out/after/"
 exit $code"#;
-            let run = wott_inside("unshare", [
-                OsStr::new("--mount"),
-                OsStr::new("--propagation"),
-                OsStr::new("private"),
-                OsStr::new("sh"),
-                OsStr::new("-c"),
-                OsStr::new(script),
-                OsStr::new("sh"),
-                &root,
-                out.path().as_os_str(),
-            ])
+            let run = wott_inside(
+                "unshare",
+                [
+                    OsStr::new("--mount"),
+                    OsStr::new("--propagation"),
+                    OsStr::new("private"),
+                    OsStr::new("sh"),
+                    OsStr::new("-c"),
+                    OsStr::new(script),
+                    OsStr::new("sh"),
+                    &root,
+                    out.path().as_os_str(),
+                ],
+            )
             .args(args)
             .run();
             (run, state(&out.path().join("after")))
@@ -569,7 +980,10 @@ fn check(case: &Case) -> Vec<String> {
         match serde_json::from_str::<serde_json::Value>(&run.stdout) {
             Ok(doc) => {
                 if doc["exit_code"] != case.code || run.code != case.code {
-                    problems.push(format!("--json: exit code {} / {}", doc["exit_code"], run.code));
+                    problems.push(format!(
+                        "--json: exit code {} / {}",
+                        doc["exit_code"], run.code
+                    ));
                 }
                 let message = doc["error"]["message"].as_str().unwrap_or_default();
                 if !message.contains(case.error) {
@@ -604,13 +1018,27 @@ fn every_hostile_input_is_refused_clearly_and_changes_nothing() {
         }
         let problems = check(case);
         if !problems.is_empty() {
-            failures.push(format!("case {} ({}: {}):\n  {}", i + 1, case.kind, case.what, problems.join("\n  ")));
+            failures.push(format!(
+                "case {} ({}: {}):\n  {}",
+                i + 1,
+                case.kind,
+                case.what,
+                problems.join("\n  ")
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
     if skipped > 0 {
         skip_without(
-            &format!("root and mount namespaces (unshare --mount) for {skipped} read-only and full-disk cases"),
+            &format!(
+                "root and mount namespaces (unshare --mount) for {skipped} read-only and full-disk cases"
+            ),
             false,
         );
     }
@@ -623,17 +1051,33 @@ fn a_symlinked_file_is_edited_through_the_link_and_stays_a_link() {
     fs::rename(f.hosts(), &real).unwrap();
     std::os::unix::fs::symlink(&real, f.hosts()).unwrap();
     wott()
-        .args(f.args(&["hosts".into(), "add".into(), "--hosts-file".into(), "$HOSTS".into(), SERVER.into(), "10.0.0.9".into()]))
+        .args(f.args(&[
+            "hosts".into(),
+            "add".into(),
+            "--hosts-file".into(),
+            "$HOSTS".into(),
+            SERVER.into(),
+            "10.0.0.9".into(),
+        ]))
         .run()
         .success();
-    assert!(fs::symlink_metadata(f.hosts()).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(f.hosts())
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     let text = fs::read_to_string(&real).unwrap();
-    assert!(text.contains(&format!("10.0.0.9 {SERVER} # wott-mqtt")), "{text}");
+    assert!(
+        text.contains(&format!("10.0.0.9 {SERVER} # wott-mqtt")),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------- the table
 
-const BEGIN: &str = "<!-- hostile-input:begin (generated by tests/hostile_input.rs; UPDATE_DOCS=1 to rewrite) -->";
+const BEGIN: &str =
+    "<!-- hostile-input:begin (generated by tests/hostile_input.rs; UPDATE_DOCS=1 to rewrite) -->";
 const END: &str = "<!-- hostile-input:end -->";
 
 /// An argument as the table shows it: escapes for control characters and
@@ -667,7 +1111,9 @@ fn shown(arg: &OsStr) -> String {
         text = format!("{head}…({} bytes)", bytes.len());
     }
     let plain = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./$:#+%@".contains(&b));
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./$:#+%@".contains(&b));
     if plain { text } else { format!("'{text}'") }
 }
 

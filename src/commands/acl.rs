@@ -623,7 +623,12 @@ impl Human for CheckReport {
                 sanitize(&c.explanation)
             );
             if let Some(line) = &c.decided_by {
-                let _ = write!(s, "\n    {}  {}", line.location, sanitize(&excerpt(&line.text, 200)));
+                let _ = write!(
+                    s,
+                    "\n    {}  {}",
+                    line.location,
+                    sanitize(&excerpt(&line.text, 200))
+                );
             }
             s.push('\n');
         }
