@@ -577,8 +577,8 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "file",
-            "ACL file is /dev/zero (reading never ends)",
-            &acl(&["check", DEVICE, "wott/x"]),
+            "ACL file is /dev/zero (an edit would never finish reading it)",
+            &acl(&["revoke", DEVICE]),
         )
         .prepare(|f| replace_with_link(&f.acl(), Path::new("/dev/zero")))
         .says(
@@ -588,8 +588,8 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "file",
-            "hosts file is a FIFO (opening blocks)",
-            &hosts(&["list"]),
+            "hosts file is a FIFO (opening it for an edit blocks)",
+            &hosts(&["remove", SERVER]),
         )
         .prepare(|f| replace_with_fifo(&f.hosts()))
         .says(
@@ -679,6 +679,13 @@ fn cases() -> Vec<Case> {
         )
         .prepare(|f| append(&f.acl(), b"topic read x\0y\n"))
         .says(1, "the line contains a NUL byte", "acl validate"),
+        case(
+            "file",
+            "NUL byte in the ACL file (`acl validate`)",
+            &acl(&["validate"]),
+        )
+        .prepare(|f| append(&f.acl(), b"topic read x\0y\n"))
+        .says(1, "has 1 line(s) Mosquitto refuses", "acl validate"),
         // Certificates.
         case(
             "certificate",
@@ -1042,6 +1049,26 @@ fn every_hostile_input_is_refused_clearly_and_changes_nothing() {
             false,
         );
     }
+}
+
+/// Read-only commands read a pipe: `--hosts-file <(ssh server cat /etc/hosts)`.
+#[test]
+fn read_only_commands_read_a_pipe() {
+    let f = Fixture::new();
+    let fifo = f.root().join("pipe");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::write(fifo, HOSTS).unwrap())
+    };
+    wott()
+        .args(["hosts", "list", "--hosts-file"])
+        .arg(&fifo)
+        .run()
+        .success()
+        .stdout_has(SERVER);
+    writer.join().unwrap();
 }
 
 #[test]
