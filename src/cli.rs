@@ -4,6 +4,7 @@
 //! `TopicFilter`, …) once, in `commands`; nothing past that sees clap.
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::builder::NonEmptyStringValueParser;
