@@ -181,7 +181,7 @@ fn torture(
         let mut child = command(args).spawn().unwrap();
         // Half the kills anywhere in the run, half in its last part, where
         // the temp file is written, fsynced and renamed.
-        let delay = if rng.next() % 2 == 0 {
+        let delay = if rng.next().is_multiple_of(2) {
             rng.below(window)
         } else {
             typical.mul_f64(0.6) + rng.below(typical.mul_f64(0.5))
