@@ -50,6 +50,16 @@ pub enum FileError {
 }
 
 impl FileError {
+    /// A failed read, with the cases that have their own message picked out.
+    fn read(path: &Path, source: io::Error) -> FileError {
+        let path = path.to_path_buf();
+        match source.kind() {
+            io::ErrorKind::IsADirectory => FileError::IsDirectory { path },
+            _ if source.raw_os_error() == Some(ELOOP) => FileError::SymlinkLoop { path },
+            _ => FileError::Read { path, source },
+        }
+    }
+
     fn source_io(&self) -> Option<&io::Error> {
         match self {
             FileError::Read { source, .. }
@@ -174,18 +184,6 @@ pub fn open_optional(path: &Path) -> Result<Option<File>, FileError> {
             _ => Ok(None),
         },
         Err(source) => Err(FileError::read(path, source)),
-    }
-}
-
-impl FileError {
-    /// A failed read, with the cases that have their own message picked out.
-    fn read(path: &Path, source: io::Error) -> FileError {
-        let path = path.to_path_buf();
-        match source.kind() {
-            io::ErrorKind::IsADirectory => FileError::IsDirectory { path },
-            _ if source.raw_os_error() == Some(ELOOP) => FileError::SymlinkLoop { path },
-            _ => FileError::Read { path, source },
-        }
     }
 }
 
