@@ -462,7 +462,7 @@ pub struct CheckArgs {
 
     /// Dial this address but verify the certificate against --server, like curl --resolve
     #[arg(long, value_name = "IP")]
-    pub connect_to: Option<IpAddr>,
+    pub connect_to: Option<OsString>,
 
     /// Publish a unique probe message to --topic and wait for it to come back
     #[arg(long)]

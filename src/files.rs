@@ -35,6 +35,14 @@ pub enum FileError {
     IsDirectory { path: PathBuf },
     #[error("{} is a symbolic link to {}, which does not exist", path.display(), target.display())]
     DanglingSymlink { path: PathBuf, target: PathBuf },
+    #[error("{} leads to a loop of symbolic links", path.display())]
+    SymlinkLoop { path: PathBuf },
+    /// A device, FIFO or socket: reading it may never end, and replacing it
+    /// by rename would destroy it (think `--hosts-file /dev/null` as root).
+    #[error("{} is {kind}, not a regular file", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("the folder {} does not exist", dir.display())]
+    MissingFolder { path: PathBuf, dir: PathBuf },
     #[error("cannot lock {} for editing: {source}", path.display())]
     Lock { path: PathBuf, source: io::Error },
     #[error("cannot write {}: {source}", path.display())]
@@ -42,12 +50,26 @@ pub enum FileError {
 }
 
 impl FileError {
+    /// A failed read, with the cases that have their own message picked out.
+    fn read(path: &Path, source: io::Error) -> FileError {
+        let path = path.to_path_buf();
+        match source.kind() {
+            io::ErrorKind::IsADirectory => FileError::IsDirectory { path },
+            _ if source.raw_os_error() == Some(ELOOP) => FileError::SymlinkLoop { path },
+            _ => FileError::Read { path, source },
+        }
+    }
+
     fn source_io(&self) -> Option<&io::Error> {
         match self {
             FileError::Read { source, .. }
             | FileError::Lock { source, .. }
             | FileError::Write { source, .. } => Some(source),
-            FileError::IsDirectory { .. } | FileError::DanglingSymlink { .. } => None,
+            FileError::IsDirectory { .. }
+            | FileError::DanglingSymlink { .. }
+            | FileError::SymlinkLoop { .. }
+            | FileError::NotRegular { .. }
+            | FileError::MissingFolder { .. } => None,
         }
     }
 
@@ -56,6 +78,9 @@ impl FileError {
             FileError::Read { path, .. }
             | FileError::IsDirectory { path }
             | FileError::DanglingSymlink { path, .. }
+            | FileError::SymlinkLoop { path }
+            | FileError::NotRegular { path, .. }
+            | FileError::MissingFolder { path, .. }
             | FileError::Lock { path, .. }
             | FileError::Write { path, .. } => path,
         }
@@ -70,8 +95,32 @@ impl Diagnose for FileError {
                 "pass the path of the file itself, not of a directory: {path} is a directory"
             ));
         }
-        if let FileError::DanglingSymlink { .. } = self {
-            return Some("point the link at an existing file, or pass the real file's path".into());
+        match self {
+            FileError::DanglingSymlink { .. } => {
+                return Some(
+                    "point the link at an existing file, or pass the real file's path".into(),
+                );
+            }
+            FileError::SymlinkLoop { .. } => {
+                return Some(format!(
+                    "a symbolic link on the way to {path} points back at itself; \
+                     fix the link (`ls -l` shows where each one points) or pass the real file's path"
+                ));
+            }
+            FileError::NotRegular { .. } => {
+                return Some(
+                    "pass the path of a regular file: wott-mqtt replaces the file it edits, \
+                     which would destroy a device or a FIFO"
+                        .into(),
+                );
+            }
+            FileError::MissingFolder { dir, .. } => {
+                return Some(format!(
+                    "create it first (sudo mkdir -p {}) or pass a path in an existing folder",
+                    dir.display()
+                ));
+            }
+            _ => {}
         }
         let source = self.source_io()?;
         Some(match source.kind() {
@@ -89,6 +138,15 @@ impl Diagnose for FileError {
                 )
             }
             io::ErrorKind::NotFound => format!("check the path {path}"),
+            io::ErrorKind::NotADirectory => {
+                format!(
+                    "a part of {path} before the file name is a file, not a folder; check the path"
+                )
+            }
+            io::ErrorKind::InvalidFilename => {
+                "the path or one of its names is longer than the system allows; check the path"
+                    .into()
+            }
             _ => return None,
         })
     }
@@ -100,32 +158,60 @@ impl Diagnose for FileError {
 
 /// Reads a whole file, or `None` when it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::IsADirectory => Err(FileError::IsDirectory {
-            path: path.to_path_buf(),
-        }),
-        Err(source) => Err(FileError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    let Some(mut file) = open_optional(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|source| FileError::read(path, source))?;
+    Ok(Some(bytes))
 }
 
-/// Opens a file for reading, or `None` when it does not exist.
+/// Opens a file for reading, or `None` when it does not exist. A pipe is
+/// fine (`--hosts-file <(ssh server cat /etc/hosts)` for a read-only
+/// command); edits accept regular files only (see [`lock`]).
 pub fn open_optional(path: &Path) -> Result<Option<File>, FileError> {
     match File::open(path) {
         Ok(file) if file.metadata().is_ok_and(|m| m.is_dir()) => Err(FileError::IsDirectory {
             path: path.to_path_buf(),
         }),
         Ok(file) => Ok(Some(file)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(FileError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::symlink_metadata(path) {
+            Ok(link) if link.file_type().is_symlink() => Err(FileError::DanglingSymlink {
+                path: path.to_path_buf(),
+                target: fs::read_link(path).unwrap_or_default(),
+            }),
+            _ => Ok(None),
+        },
+        Err(source) => Err(FileError::read(path, source)),
     }
+}
+
+/// Directories, devices, FIFOs and sockets are not files wott-mqtt edits.
+fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<(), FileError> {
+    use std::os::unix::fs::FileTypeExt;
+    let file_type = meta.file_type();
+    let kind = if file_type.is_file() {
+        return Ok(());
+    } else if file_type.is_dir() {
+        return Err(FileError::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(FileError::NotRegular {
+        path: path.to_path_buf(),
+        kind,
+    })
 }
 
 /// How the new content reached the disk.
@@ -149,6 +235,8 @@ pub struct Locked {
 }
 
 /// Takes the edit lock for `path`, waiting for other wott-mqtt processes.
+/// Only a regular file (or a path where one can be created) can be edited:
+/// a device, FIFO or socket is refused before anything opens it.
 pub fn lock(path: &Path) -> Result<Locked, FileError> {
     let target = resolve(path)?;
     let dir = parent_dir(&target);
@@ -324,6 +412,10 @@ impl Locked {
             FileError::IsDirectory { .. } => FileError::IsDirectory {
                 path: self.shown.clone(),
             },
+            FileError::NotRegular { kind, .. } => FileError::NotRegular {
+                path: self.shown.clone(),
+                kind,
+            },
             other => other,
         }
     }
@@ -331,6 +423,7 @@ impl Locked {
 
 const EBUSY: i32 = 16;
 const EPERM: i32 = 1;
+const ELOOP: i32 = 40;
 
 enum Fallback {
     InPlace,
@@ -603,11 +696,8 @@ pub fn replace_owned(
 fn resolve(path: &Path) -> Result<PathBuf, FileError> {
     match fs::canonicalize(path) {
         Ok(real) => {
-            if real.is_dir() {
-                return Err(FileError::IsDirectory {
-                    path: path.to_path_buf(),
-                });
-            }
+            let meta = fs::metadata(&real).map_err(|source| FileError::read(path, source))?;
+            check_regular(path, &meta)?;
             Ok(real)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -618,19 +708,25 @@ fn resolve(path: &Path) -> Result<PathBuf, FileError> {
                 });
             }
             let dir = parent_dir(path);
-            let dir = fs::canonicalize(dir).map_err(|source| FileError::Write {
-                path: path.to_path_buf(),
-                source,
+            let dir = fs::canonicalize(dir).map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound => FileError::MissingFolder {
+                    path: path.to_path_buf(),
+                    dir: dir.to_path_buf(),
+                },
+                _ if source.raw_os_error() == Some(ELOOP) => FileError::SymlinkLoop {
+                    path: path.to_path_buf(),
+                },
+                _ => FileError::Write {
+                    path: path.to_path_buf(),
+                    source,
+                },
             })?;
             Ok(match path.file_name() {
                 Some(name) => dir.join(name),
                 None => dir,
             })
         }
-        Err(source) => Err(FileError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(FileError::read(path, source)),
     }
 }
 
@@ -733,6 +829,66 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = update::<FileError>(dir.path(), opts(), |_| Ok(vec![])).unwrap_err();
         assert!(matches!(err, FileError::IsDirectory { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_device_is_refused_and_never_replaced() {
+        // A link to /dev/null stands for `--hosts-file /dev/null` run as root:
+        // renaming a temp file over it would replace the device.
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("hosts");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let err = update::<FileError>(&link, opts(), |_| Ok(b"x\n".to_vec())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FileError::NotRegular {
+                    kind: "a character device",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.hint().unwrap().contains("regular file"));
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+    }
+
+    #[test]
+    fn a_symlink_loop_and_a_missing_folder_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let err = update::<FileError>(&a, opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::SymlinkLoop { .. }), "{err:?}");
+        assert!(matches!(
+            open_optional(&a),
+            Err(FileError::SymlinkLoop { .. })
+        ));
+        let missing = dir.path().join("no/such/hosts");
+        let err = update::<FileError>(&missing, opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::MissingFolder { .. }), "{err:?}");
+        assert!(err.hint().unwrap().contains("mkdir -p"));
+    }
+
+    #[test]
+    fn a_dangling_symlink_is_not_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("hosts");
+        std::os::unix::fs::symlink(dir.path().join("gone"), &link).unwrap();
+        assert!(matches!(
+            open_optional(&link),
+            Err(FileError::DanglingSymlink { .. })
+        ));
+        let err = update::<FileError>(&link, opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::DanglingSymlink { .. }), "{err:?}");
+        assert!(!dir.path().join("gone").exists());
     }
 
     #[test]

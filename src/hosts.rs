@@ -287,6 +287,42 @@ impl<'a> Document<'a> {
     pub fn wott_entries(&self) -> Vec<Entry> {
         Scan::of(self.bytes, WOTT_WORD).wott_entries()
     }
+
+    /// The edit `hosts add` makes to these bytes ([`Plan::apply`] gives the
+    /// result). The command streams the file instead; the plan is the same.
+    pub fn plan_add(&self, name: &DeviceId, ip: IpAddr) -> Plan {
+        plan_add(&Scan::of(self.bytes, name.as_str()), name, ip)
+    }
+
+    /// The edit `hosts remove` makes to these bytes.
+    pub fn plan_remove(&self, name: &DeviceId) -> Plan {
+        plan_remove(&Scan::of(self.bytes, name.as_str()), name.as_str())
+    }
+}
+
+/// For `fuzz/`: the plans as the commands make them, from a stream read
+/// `chunk` bytes at a time, so the fuzzer reaches the scanner's chunk
+/// boundaries with small inputs. Always compiled, so it cannot rot unseen.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    pub fn plan_add_chunked(bytes: &[u8], name: &DeviceId, ip: IpAddr, chunk: usize) -> Plan {
+        let scan = Scan::read_chunked(bytes, name.as_str(), chunk.max(1)).unwrap_or_default();
+        plan_add(&scan, name, ip)
+    }
+
+    pub fn plan_remove_chunked(bytes: &[u8], name: &DeviceId, chunk: usize) -> Plan {
+        let scan = Scan::read_chunked(bytes, name.as_str(), chunk.max(1)).unwrap_or_default();
+        plan_remove(&scan, name.as_str())
+    }
+
+    /// What `hosts list` shows, scanned in chunks.
+    pub fn wott_entries_chunked(bytes: &[u8], chunk: usize) -> Vec<Entry> {
+        Scan::read_chunked(bytes, WOTT_WORD, chunk.max(1))
+            .unwrap_or_default()
+            .wott_entries()
+    }
 }
 
 /// Every line `list` shows contains this (in `# wott-mqtt` or `.d.wott.local`).

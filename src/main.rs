@@ -1,5 +1,3 @@
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    wott_mqtt::run(wott_mqtt::cli::Cli::parse()).into()
+    wott_mqtt::main().into()
 }

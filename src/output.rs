@@ -367,6 +367,15 @@ fn write_stdout(text: &str) -> io::Result<()> {
     stdout.flush()
 }
 
+/// At most `max` characters of `text`, then `… (N bytes)`: one 10,000-character
+/// line from a file must not bury the message that quotes it.
+pub fn excerpt(text: &str, max: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes)", &text[..cut], text.len())),
+    }
+}
+
 /// Escapes control characters so that text read from files or certificates
 /// cannot move the cursor, clear the screen or forge output lines.
 pub fn sanitize(text: &str) -> Cow<'_, str> {
@@ -402,6 +411,13 @@ pub fn human_duration(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpt_cuts_long_text_and_says_how_long_it_was() {
+        assert_eq!(excerpt("short", 10), "short");
+        assert_eq!(excerpt("ééééé", 5), "ééééé");
+        assert_eq!(excerpt("ééééé", 2), "éé… (10 bytes)");
+    }
 
     #[test]
     fn sanitize_escapes_terminal_controls_only() {

@@ -130,12 +130,21 @@ fn changing_the_access_updates_the_line_in_place() {
 
 #[test]
 fn a_new_device_is_appended_after_a_blank_line() {
-    let acl = Acl::new(format!("user {D1}\ntopic read a"));
+    let acl = Acl::new(format!("user {D1}\ntopic read a\n"));
     acl.run(&["allow", D2, "b"]).success();
     assert_eq!(
         acl.text(),
         format!("user {D1}\ntopic read a\n\nuser {D2}\ntopic readwrite b\n")
     );
+    // A file without a final newline keeps having none.
+    let acl = Acl::new(format!("user {D1}\ntopic read a"));
+    acl.run(&["allow", D2, "b"]).success();
+    assert_eq!(
+        acl.text(),
+        format!("user {D1}\ntopic read a\n\nuser {D2}\ntopic readwrite b")
+    );
+    acl.run(&["revoke", D2]).success();
+    assert_eq!(acl.text(), format!("user {D1}\ntopic read a"));
 }
 
 #[test]

@@ -532,6 +532,9 @@ pub fn scan(mut reader: impl BufRead, mut f: impl FnMut(&LineView) -> bool) -> i
 #[derive(Debug, Default)]
 pub struct Edits {
     changes: Vec<(Range<u64>, Vec<u8>)>,
+    /// Lines deleted whole: where each starts, and the length of the ending
+    /// of the line before it.
+    deleted_lines: Vec<(u64, u64)>,
 }
 
 impl Edits {
@@ -550,6 +553,55 @@ impl Edits {
 
     pub fn insert(&mut self, at: u64, bytes: Vec<u8>) {
         self.replace(at..at, bytes);
+    }
+
+    /// Deletes a whole line, `range` with its ending; `before` is the length
+    /// of the ending of the line before it (0 for the first line).
+    pub fn delete_line(&mut self, range: Range<u64>, before: u64) {
+        self.deleted_lines.push((range.start, before));
+        self.delete(range);
+    }
+
+    /// For a file that does not end with a newline: when the edits delete
+    /// its last lines, the line left last loses its ending too, so the file
+    /// still ends without one. Lines added at the end of such a file get no
+    /// final newline either, so adding lines and deleting them again gives
+    /// back the original bytes.
+    pub fn keep_no_final_newline(&mut self, old_len: u64) {
+        if self
+            .changes
+            .iter()
+            .any(|(r, b)| !b.is_empty() && r.end >= old_len)
+        {
+            return; // the file ends with new bytes
+        }
+        // The start of the run of deletions that reaches the end of the file.
+        let mut start = old_len;
+        while let Some(from) = self
+            .changes
+            .iter()
+            .filter(|(r, b)| b.is_empty() && r.end == start && r.start < start)
+            .map(|(r, _)| r.start)
+            .min()
+        {
+            start = from;
+        }
+        if start == old_len || start == 0 {
+            return;
+        }
+        let Some(&(_, before)) = self.deleted_lines.iter().find(|(at, _)| *at == start) else {
+            return;
+        };
+        let ending = start - before..start;
+        if before == 0
+            || self
+                .changes
+                .iter()
+                .any(|(r, _)| r.start < ending.end && r.end > ending.start)
+        {
+            return;
+        }
+        self.delete(ending);
     }
 
     /// The new file, given the old one's length. Overlapping deletions of
@@ -703,5 +755,25 @@ mod tests {
         assert_eq!(concat(&pieces, old), b"B\nc\nd\n");
         assert_eq!(pieces[1], Piece::Old(4..6));
         assert_eq!(Edits::default().into_pieces(6), vec![Piece::Old(0..6)]);
+    }
+
+    #[test]
+    fn deleting_the_last_lines_keeps_a_missing_final_newline() {
+        let old = b"a\r\nb\nc";
+        let mut edits = Edits::default();
+        edits.delete_line(3..5, 2);
+        edits.delete_line(5..6, 1);
+        edits.keep_no_final_newline(6);
+        assert_eq!(concat(&edits.into_pieces(6), old), b"a");
+        // Not at the end, or with new bytes at the end: nothing more to do.
+        let mut edits = Edits::default();
+        edits.delete_line(3..5, 2);
+        edits.keep_no_final_newline(6);
+        assert_eq!(concat(&edits.into_pieces(6), old), b"a\r\nc");
+        let mut edits = Edits::default();
+        edits.delete_line(5..6, 1);
+        edits.insert(6, b"\nd".to_vec());
+        edits.keep_no_final_newline(6);
+        assert_eq!(concat(&edits.into_pieces(6), old), b"a\r\nb\n\nd");
     }
 }

@@ -13,6 +13,9 @@
 //! - `revoke` removes grant lines (never `deny` lines: revoking must not give
 //!   access back). A block left with nothing but blank lines goes with its
 //!   `user` line, so `allow` then `revoke` of a new device restores the file.
+//! - Both keep the ends of the file as they were: a new block always follows
+//!   one blank line (which `revoke` takes away with the last block), and a
+//!   file without a final newline keeps having none.
 
 use std::io::{self, BufRead};
 use std::ops::Range;
@@ -108,6 +111,8 @@ struct FileFacts {
     len: u64,
     /// Whether the last line is blank, and whether it ends with a newline.
     last: Option<(bool, bool)>,
+    /// Whether the last line's content ends with a CR (a CR not followed by LF).
+    last_cr: bool,
     refused: Option<Refused>,
 }
 
@@ -119,6 +124,7 @@ impl FileFacts {
         self.lines = line.index + 1;
         self.len = line.range().end;
         self.last = Some((matches!(line.kind, Kind::Blank), line.has_newline()));
+        self.last_cr = line.content().ends_with(b"\r");
         if self.refused.is_none()
             && let Kind::Invalid(invalid) = &line.kind
         {
@@ -134,6 +140,18 @@ impl FileFacts {
     fn newline(&self) -> &'static [u8] {
         self.newline.unwrap_or(b"\n")
     }
+
+    /// The ending to give a last line that has none, before adding lines
+    /// after it. After a bare CR it is CRLF: an LF alone would pair with the
+    /// CR into one CRLF ending, which deleting the new lines would take
+    /// away whole, CR included.
+    fn terminator(&self, cr: bool) -> &'static [u8] {
+        if cr { b"\r\n" } else { self.newline() }
+    }
+}
+
+fn ending_len(line: &LineView) -> u64 {
+    line.ending().map_or(0, |e| e.len() as u64)
 }
 
 fn is_grant<'t>(line: &LineView<'t>) -> Option<(&'t [u8], Access)> {
@@ -172,6 +190,8 @@ struct Anchor {
     /// The end of that line, ending included.
     end: u64,
     ending: Option<&'static [u8]>,
+    /// Whether its content ends with a CR.
+    cr: bool,
 }
 
 /// The grant line found first: it is the one that stays.
@@ -196,8 +216,11 @@ struct AllowScan<'q> {
     /// Indentation of the last rule line of the device's current block.
     indent: Vec<u8>,
     found: Option<Found>,
-    duplicates: Vec<(Range<u64>, Noted)>,
+    /// Each with the length of the ending of the line before it.
+    duplicates: Vec<(Range<u64>, u64, Noted)>,
     denies: Vec<Noted>,
+    /// The length of the previous line's ending.
+    previous_ending: u64,
 }
 
 impl<'q> AllowScan<'q> {
@@ -213,10 +236,16 @@ impl<'q> AllowScan<'q> {
             found: None,
             duplicates: Vec::new(),
             denies: Vec::new(),
+            previous_ending: 0,
         }
     }
 
     fn see(&mut self, line: &LineView) {
+        self.see_line(line);
+        self.previous_ending = ending_len(line);
+    }
+
+    fn see_line(&mut self, line: &LineView) {
         self.facts.see(line);
         if let Kind::User { name } = &line.kind {
             self.in_block = line.bytes(name) == self.user;
@@ -226,6 +255,7 @@ impl<'q> AllowScan<'q> {
                     line: line.index + 1,
                     end: line.range().end,
                     ending: line.ending(),
+                    cr: line.content().ends_with(b"\r"),
                 });
             }
             return;
@@ -238,6 +268,7 @@ impl<'q> AllowScan<'q> {
                 line: line.index + 1,
                 end: line.range().end,
                 ending: line.ending(),
+                cr: line.content().ends_with(b"\r"),
             });
         }
         if let Kind::Rule(_) = line.kind {
@@ -261,7 +292,8 @@ impl<'q> AllowScan<'q> {
                     has_newline: line.has_newline(),
                 });
             } else {
-                self.duplicates.push((line.range(), Noted::of(line)));
+                self.duplicates
+                    .push((line.range(), self.previous_ending, Noted::of(line)));
             }
         }
     }
@@ -271,8 +303,8 @@ impl<'q> AllowScan<'q> {
         let newline = facts.newline();
         let mut edits = Edits::default();
         let (action, line) = if let Some(found) = &self.found {
-            for (range, _) in &self.duplicates {
-                edits.delete(range.clone());
+            for (range, before, _) in &self.duplicates {
+                edits.delete_line(range.clone(), *before);
             }
             if found.access != self.access {
                 let mut bytes = topic_line(&found.indent, self.access, self.filter);
@@ -292,39 +324,47 @@ impl<'q> AllowScan<'q> {
             // Duplicates all come after the first grant, which keeps its number.
             (action, found.line)
         } else if let Some(anchor) = &self.anchor {
+            // After the anchor, ending as it ends: a last line without a
+            // newline passes that on to the new last line.
             let mut bytes = Vec::new();
             if anchor.ending.is_none() {
-                bytes.extend_from_slice(newline);
+                bytes.extend_from_slice(facts.terminator(anchor.cr));
             }
             bytes.extend(topic_line(&self.indent, self.access, self.filter));
-            bytes.extend_from_slice(anchor.ending.unwrap_or(newline));
+            bytes.extend_from_slice(anchor.ending.unwrap_or_default());
             edits.insert(anchor.end, bytes);
             (AllowAction::Added, anchor.line + 1)
         } else {
+            // A new block after one blank line, always: `revoke` takes exactly
+            // one blank line away with the last block, which gives back the
+            // original bytes even when the file ended with a blank line.
             let mut bytes = Vec::new();
             let mut line = facts.lines + 1;
-            if let Some((blank, has_newline)) = facts.last {
+            if let Some((_, has_newline)) = facts.last {
                 if !has_newline {
-                    bytes.extend_from_slice(newline);
+                    bytes.extend_from_slice(facts.terminator(facts.last_cr));
                 }
-                if !blank {
-                    bytes.extend_from_slice(newline);
-                    line += 1;
-                }
+                bytes.extend_from_slice(newline);
+                line += 1;
             }
             bytes.extend_from_slice(b"user ");
             bytes.extend_from_slice(self.user);
             bytes.extend_from_slice(newline);
             bytes.extend(topic_line(b"", self.access, self.filter));
-            bytes.extend_from_slice(newline);
+            if !matches!(facts.last, Some((_, false))) {
+                bytes.extend_from_slice(newline);
+            }
             edits.insert(facts.len, bytes);
             (AllowAction::AddedUser, line + 1)
         };
+        if matches!(facts.last, Some((_, false))) {
+            edits.keep_no_final_newline(facts.len);
+        }
         Allowed {
             pieces: (!edits.is_empty()).then(|| edits.into_pieces(facts.len)),
             action,
             line,
-            removed_duplicates: self.duplicates.into_iter().map(|(_, n)| n).collect(),
+            removed_duplicates: self.duplicates.into_iter().map(|(_, _, n)| n).collect(),
             overlapping_denies: self.denies,
             refused: facts.refused,
         }
@@ -332,14 +372,18 @@ impl<'q> AllowScan<'q> {
 }
 
 /// One of the device's blocks while it is being read.
+/// A line's bytes in the file, ending included, and the length of the
+/// ending of the line before it.
+type LineSpan = (Range<u64>, u64);
+
 #[derive(Debug)]
 struct Block {
     user_line: Noted,
-    user_range: Range<u64>,
+    user_range: LineSpan,
     /// The line just before the `user` line, when it is blank.
-    blank_before: Option<Range<u64>>,
-    grants: Vec<(Range<u64>, Noted)>,
-    blanks: Vec<Range<u64>>,
+    blank_before: Option<LineSpan>,
+    grants: Vec<(LineSpan, Noted)>,
+    blanks: Vec<LineSpan>,
     /// Whether anything but grants and blank lines is in it.
     keeps_something: bool,
 }
@@ -350,7 +394,9 @@ struct RevokeScan<'q> {
     filter: Option<&'q [u8]>,
     facts: FileFacts,
     block: Option<Block>,
-    previous_blank: Option<Range<u64>>,
+    previous_blank: Option<LineSpan>,
+    /// The length of the previous line's ending.
+    previous_ending: u64,
     edits: Edits,
     removed: Vec<Noted>,
     removed_users: Vec<Noted>,
@@ -365,6 +411,7 @@ impl<'q> RevokeScan<'q> {
             facts: FileFacts::default(),
             block: None,
             previous_blank: None,
+            previous_ending: 0,
             edits: Edits::default(),
             removed: Vec::new(),
             removed_users: Vec::new(),
@@ -374,12 +421,13 @@ impl<'q> RevokeScan<'q> {
 
     fn see(&mut self, line: &LineView) {
         self.facts.see(line);
+        let span = (line.range(), self.previous_ending);
         if let Kind::User { name } = &line.kind {
             self.close(false);
             if line.bytes(name) == self.user {
                 self.block = Some(Block {
                     user_line: Noted::of(line),
-                    user_range: line.range(),
+                    user_range: span.clone(),
                     blank_before: self.previous_blank.take(),
                     grants: Vec::new(),
                     blanks: Vec::new(),
@@ -390,9 +438,9 @@ impl<'q> RevokeScan<'q> {
             if let Some((filter, _)) = is_grant(line)
                 && self.filter.is_none_or(|wanted| wanted == filter)
             {
-                block.grants.push((line.range(), Noted::of(line)));
+                block.grants.push((span.clone(), Noted::of(line)));
             } else if matches!(line.kind, Kind::Blank) {
-                block.blanks.push(line.range());
+                block.blanks.push(span.clone());
             } else {
                 block.keeps_something = true;
                 if is_deny(line).is_some() {
@@ -400,7 +448,8 @@ impl<'q> RevokeScan<'q> {
                 }
             }
         }
-        self.previous_blank = matches!(line.kind, Kind::Blank).then(|| line.range());
+        self.previous_blank = matches!(line.kind, Kind::Blank).then_some(span);
+        self.previous_ending = ending_len(line);
     }
 
     /// The device's block ends (at the next `user` line, or at the end of the file).
@@ -411,19 +460,20 @@ impl<'q> RevokeScan<'q> {
         if block.grants.is_empty() {
             return;
         }
-        for (range, noted) in block.grants {
-            self.edits.delete(range);
+        for ((range, before), noted) in block.grants {
+            self.edits.delete_line(range, before);
             self.removed.push(noted);
         }
         if !block.keeps_something {
-            self.edits.delete(block.user_range);
+            let (range, before) = block.user_range;
+            self.edits.delete_line(range, before);
             self.removed_users.push(block.user_line);
-            for blank in block.blanks {
-                self.edits.delete(blank);
+            for (range, before) in block.blanks {
+                self.edits.delete_line(range, before);
             }
-            if at_end && let Some(blank) = block.blank_before {
+            if at_end && let Some((range, before)) = block.blank_before {
                 // The last block: also the blank line `allow` put before it.
-                self.edits.delete(blank);
+                self.edits.delete_line(range, before);
             }
         }
     }
@@ -431,7 +481,10 @@ impl<'q> RevokeScan<'q> {
     fn finish(mut self) -> Revoked {
         self.close(true);
         let len = self.facts.len;
-        let edits = self.edits;
+        let mut edits = self.edits;
+        if matches!(self.facts.last, Some((_, false))) {
+            edits.keep_no_final_newline(len);
+        }
         Revoked {
             pieces: (!edits.is_empty()).then(|| edits.into_pieces(len)),
             removed: self.removed,
@@ -520,8 +573,13 @@ mod tests {
         let (t, a) = allow_s("", "d1", "wott/#", Access::ReadWrite);
         assert_eq!(t, "user d1\ntopic readwrite wott/#\n");
         assert_eq!((a.action, a.line), (AllowAction::AddedUser, 2));
+        // No final newline before, none after.
         let (t, a) = allow_s("# acl\nuser d0\ntopic x", "d1", "y", Access::Read);
-        assert_eq!(t, "# acl\nuser d0\ntopic x\n\nuser d1\ntopic read y\n");
+        assert_eq!(t, "# acl\nuser d0\ntopic x\n\nuser d1\ntopic read y");
+        assert_eq!(a.line, 6);
+        // One blank line before the block, even after a blank line.
+        let (t, a) = allow_s("user d0\ntopic x\n\n", "d1", "y", Access::Read);
+        assert_eq!(t, "user d0\ntopic x\n\n\nuser d1\ntopic read y\n");
         assert_eq!(a.line, 6);
         let (t, _) = allow_s("user d0\r\ntopic x\r\n", "d1", "y", Access::Write);
         assert_eq!(t, "user d0\r\ntopic x\r\n\r\nuser d1\r\ntopic write y\r\n");
@@ -579,13 +637,44 @@ mod tests {
         let original = "# acl\nuser d0\ntopic x";
         let (added, _) = allow_s(original, "d1", "y", Access::Read);
         let (back, r) = revoke_s(&added, "d1", Some("y"));
-        assert_eq!(back, "# acl\nuser d0\ntopic x\n");
+        assert_eq!(back, original);
         assert_eq!(
             (lines(&r.removed), lines(&r.removed_users)),
             (vec![6], vec![5])
         );
         let (back, _) = revoke_s(&added, "d1", None);
-        assert_eq!(back, "# acl\nuser d0\ntopic x\n");
+        assert_eq!(back, original);
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/acl_document.rs): `allow` then
+    /// `revoke` of a new device gave back the file with a final newline it
+    /// did not have, or without a trailing blank line it had.
+    #[test]
+    fn allow_then_revoke_restores_the_ends_of_a_file_exactly() {
+        for original in [
+            "b\n# end",
+            "b\n# end\n",
+            "b\n\n",
+            "b\n   ",
+            "\n",
+            "\r\n",
+            "user d0\r\ntopic x",
+            "user d0\ntopic x\n\n\n",
+            "x\n\r",
+            "user d0\ntopic x\r",
+            "",
+        ] {
+            let (added, _) = allow_s(original, "d9", "f", Access::Write);
+            for only in [None, Some("f")] {
+                let (back, _) = revoke_s(&added, "d9", only);
+                assert_eq!(back, original, "{added:?}");
+            }
+        }
+        // A known device's new grant at the end of a file without a final newline, too.
+        let original = "user d1\ntopic a";
+        let (added, _) = allow_s(original, "d1", "b", Access::Read);
+        assert_eq!(added, "user d1\ntopic a\ntopic read b");
+        assert_eq!(revoke_s(&added, "d1", Some("b")).0, original);
     }
 
     #[test]

@@ -33,7 +33,10 @@ pub struct Finding {
 }
 
 fn quote(bytes: &[u8]) -> String {
-    format!("`{}`", String::from_utf8_lossy(bytes))
+    format!(
+        "`{}`",
+        crate::output::excerpt(&String::from_utf8_lossy(bytes), 80)
+    )
 }
 
 /// Why Mosquitto refuses line `line_index` of `doc`, in words: a stable code and a message.

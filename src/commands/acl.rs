@@ -25,7 +25,7 @@ use crate::exit_code::ExitCode;
 use crate::files::{self, FileError};
 use crate::identity;
 use crate::names::{DeviceId, TopicFilter, TopicName};
-use crate::output::{Human, Outcome, Paint, sanitize};
+use crate::output::{Human, Outcome, Paint, excerpt, sanitize};
 
 pub fn run(config: &Config, args: AclArgs) -> Result<Outcome, Error> {
     let file = args
@@ -309,7 +309,7 @@ impl Human for RevokeReport {
                 "{} {} {}",
                 p.good("removed:"),
                 line.location,
-                sanitize(&line.text)
+                sanitize(&excerpt(&line.text, 200))
             );
         }
         for line in &self.removed_users {
@@ -318,7 +318,7 @@ impl Human for RevokeReport {
                 "{} {} {} (no rules left)",
                 p.good("removed:"),
                 line.location,
-                sanitize(&line.text)
+                sanitize(&excerpt(&line.text, 200))
             );
         }
         for line in &self.kept_denies {
@@ -327,7 +327,7 @@ impl Human for RevokeReport {
                 "{} {} {} (deny rules are kept)",
                 p.dim("kept:"),
                 line.location,
-                sanitize(&line.text)
+                sanitize(&excerpt(&line.text, 200))
             );
         }
         reloaded_lines(&mut s, p, &self.reloaded);
@@ -400,7 +400,7 @@ impl Human for ValidateReport {
                 sanitize(&f.message),
                 f.code
             );
-            let _ = writeln!(s, "    | {}", sanitize(&f.text));
+            let _ = writeln!(s, "    | {}", sanitize(&excerpt(&f.text, 200)));
         }
         let summary = if self.valid {
             format!("{} Mosquitto accepts {}", p.mark(true), self.file)
@@ -623,7 +623,12 @@ impl Human for CheckReport {
                 sanitize(&c.explanation)
             );
             if let Some(line) = &c.decided_by {
-                let _ = write!(s, "\n    {}  {}", line.location, sanitize(&line.text));
+                let _ = write!(
+                    s,
+                    "\n    {}  {}",
+                    line.location,
+                    sanitize(&excerpt(&line.text, 200))
+                );
             }
             s.push('\n');
         }

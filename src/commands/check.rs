@@ -54,7 +54,11 @@ fn target(args: &CheckArgs) -> Result<Target, Error> {
     Ok(Target {
         server: Host::parse(server)?,
         port: args.port,
-        connect_to: args.connect_to,
+        connect_to: args
+            .connect_to
+            .as_deref()
+            .map(crate::hosts::parse_server_ip)
+            .transpose()?,
         hosts_file: Some(args.file.path()),
     })
 }

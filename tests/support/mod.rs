@@ -96,6 +96,23 @@ pub fn wott_as(uid: u32, gid: u32, groups: &[u32]) -> Wott {
     w
 }
 
+/// The same, started by another program that gets `prefix`, then the
+/// binary's path and the arguments: e.g. `unshare --mount sh -c SCRIPT sh`,
+/// to run it in a mount namespace with a read-only or full filesystem.
+pub fn wott_inside<S: AsRef<OsStr>>(program: &str, prefix: impl IntoIterator<Item = S>) -> Wott {
+    let mut w = wott();
+    let mut command = Command::new(program);
+    command.args(prefix);
+    command.arg(bin());
+    for var in ENV_VARS {
+        command.env_remove(var);
+    }
+    command.env("WOTT_MQTT_TEST", "1");
+    w.command = command;
+    w.line.insert(0, program.into());
+    w
+}
+
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
