@@ -227,8 +227,10 @@ pub fn client(
         if !missing.is_empty() {
             return Err(no_terminal("client", &missing));
         }
+        healthy_identity(config, None)?;
         return client_once(config, &answers, None);
     };
+    healthy_identity(config, Some(&mut *prompter))?;
 
     let use_defaults = answers.yes;
     ask_client(
@@ -583,20 +585,12 @@ pub fn server(
         ));
     }
     let paint = config.output.paint_stderr();
-    let inspection = Inspection::load(&config.cert_dir)?;
-    let device_id = inspection.cert.device_id().to_string();
     let say_line = |prompter: &mut Option<&mut dyn Prompter>, text: &str| match prompter {
         Some(p) => p.say(text),
         None => config.output.note(text),
     };
     let mut prompter = prompter;
-    say_line(&mut prompter, &identity_line(&inspection, paint));
-    for warning in &inspection.warnings {
-        config.output.warn(&sanitize(&warning.message));
-    }
-    if let Some(problem) = inspection.problems().into_iter().next() {
-        return Err(problem.into());
-    }
+    let device_id = healthy_identity(config, prompter.as_deref_mut())?;
 
     if let Some(p) = prompter.as_deref_mut() {
         if answers.grants.is_empty() && !answers.yes {
@@ -689,6 +683,27 @@ pub fn server(
         server: up,
         next,
     })
+}
+
+/// Shows this device's identity and stops the wizard, before any question or
+/// change, when it cannot be used (key, CA, expiry): both roles connect with it.
+/// Returns the device ID.
+fn healthy_identity(
+    config: &Config,
+    prompter: Option<&mut (dyn Prompter + '_)>,
+) -> Result<String, Error> {
+    let inspection = Inspection::load(&config.cert_dir)?;
+    let line = identity_line(&inspection, config.output.paint_stderr());
+    match prompter {
+        Some(p) => p.say(&line),
+        None => config.output.note(&line),
+    }
+    for warning in &inspection.warnings {
+        config.output.warn(&sanitize(&warning.message));
+    }
+    let device_id = inspection.cert.device_id().to_string();
+    inspection.into_identity()?;
+    Ok(device_id)
 }
 
 fn identity_line(inspection: &Inspection, paint: Paint) -> String {

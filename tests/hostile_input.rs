@@ -681,6 +681,17 @@ fn cases() -> Vec<Case> {
         .says(1, "the line contains a NUL byte", "acl validate"),
         case(
             "file",
+            "`acl allow` after a NUL byte in the ACL file (the grant would never apply)",
+            &acl(&["allow", "other.d.wott.local", "wott/temperature"]),
+        )
+        .prepare(|f| append(&f.acl(), b"topic read x\0y\n"))
+        .says(
+            1,
+            "contains a NUL byte: Mosquitto ignores everything from there",
+            "remove the NUL byte",
+        ),
+        case(
+            "file",
             "NUL byte in the ACL file (`acl validate`)",
             &acl(&["validate"]),
         )

@@ -373,3 +373,42 @@ fn ctrl_c_exits_130_and_changes_nothing() {
     assert_eq!(exit_code(&mut p), 130);
     assert_eq!(before, support::snapshot(t.dir.path()));
 }
+
+#[test]
+fn an_unusable_identity_stops_the_client_role_before_anything_changes() {
+    let Some(t) = Tutorial::new() else { return };
+    let before = support::snapshot(t.dir.path());
+    let other = support::Authority::new("x")
+        .unwrap()
+        .issue(&DeviceRequest::new("other.d.wott.local"))
+        .unwrap();
+    fs::write(t.certs().join("client.key"), &other.key_pem).unwrap();
+    let before_key = support::snapshot(t.dir.path());
+    t.setup_client()
+        .args([
+            "--server",
+            &t.server.device_id,
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &t.port(),
+            "--yes",
+        ])
+        .run()
+        .code(3)
+        .error("does not belong to", "belong together");
+    assert_eq!(
+        before_key,
+        support::snapshot(t.dir.path()),
+        "the hosts file must stay as it was"
+    );
+    assert_ne!(before, before_key);
+
+    // Through the terminal too: no question is asked.
+    let mut p = spawn(&t, &["client"]);
+    p.exp_string("key does NOT match").unwrap();
+    p.exp_string("does not belong to").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 3);
+    assert_eq!(before_key, support::snapshot(t.dir.path()));
+}

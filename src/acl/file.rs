@@ -11,6 +11,9 @@ use super::{Access, AclError, NEW_FILE_MODE};
 use crate::files::{self, FileError, Piece, PieceEdit, UpdateOptions};
 use crate::names::{DeviceId, TopicFilter};
 
+/// `Refused::code` of a line with a NUL byte (see `lint`).
+const NUL_BYTE: &str = "nul-byte";
+
 /// An edit of the ACL file and what it did.
 #[derive(Debug)]
 pub struct FileEdit<T> {
@@ -41,6 +44,16 @@ pub fn allow(
                 access,
             )
             .map_err(read_error(path))?;
+            // Past a NUL byte Mosquitto reads nothing: a grant there would be a silent no-op.
+            if let Some(refused) = allowed.refused.as_ref().filter(|r| r.code == NUL_BYTE)
+                && allowed.pieces.is_some()
+                && allowed.line > refused.line + 1
+            {
+                return Err(AclError::NulByte {
+                    path: path.to_path_buf(),
+                    line: refused.line + 1,
+                });
+            }
             let pieces = allowed.pieces.take().unwrap_or_else(|| unchanged(old));
             result = Some(allowed);
             Ok(pieces)

@@ -57,6 +57,11 @@ pub enum AclError {
     FilterNotTopic { topic: String },
     #[error("invalid client ID {value:?}: {reason}")]
     ClientId { value: String, reason: String },
+    #[error(
+        "{}:{line} contains a NUL byte: Mosquitto ignores everything from there to the end of the file, so a grant written after it would never apply",
+        path.display()
+    )]
+    NulByte { path: PathBuf, line: usize },
     #[error("{} is 4 GiB or larger: too large for an ACL file", path.display())]
     TooLarge { path: PathBuf },
 }
@@ -81,6 +86,10 @@ impl Diagnose for AclError {
                 "pass the client ID the device connects with, e.g. --client-id sensor-1".into()
             }
             AclError::TooLarge { .. } => "check that --file names the ACL file".into(),
+            AclError::NulByte { path, line } => format!(
+                "remove the NUL byte from line {line} (e.g. `sed -i 's/\\x00//g' {}`), then grant again",
+                path.display()
+            ),
         })
     }
 
