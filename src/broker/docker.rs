@@ -181,6 +181,15 @@ impl Engine {
         }
     }
 
+    /// The container called (or with the ID) `key`; `name` is how the error names it.
+    pub async fn existing(&self, key: &str, name: &str) -> Result<Container, BrokerError> {
+        self.container(key)
+            .await?
+            .ok_or_else(|| BrokerError::NoContainer {
+                name: name.to_string(),
+            })
+    }
+
     /// The ID of the local image `image` refers to, or `None` when it is not here.
     pub async fn image_id(&self, image: &str) -> Result<Option<String>, BrokerError> {
         match self.docker.inspect_image(image).await {

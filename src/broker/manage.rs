@@ -180,12 +180,7 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
 }
 
 async fn running_managed(engine: &Engine, name: &str) -> Result<Container, BrokerError> {
-    let container = engine
-        .container(name)
-        .await?
-        .ok_or_else(|| BrokerError::NoContainer {
-            name: name.to_string(),
-        })?;
+    let container = engine.existing(name, name).await?;
     if !container.is_managed() {
         return Err(BrokerError::NotManaged {
             name: name.to_string(),
@@ -432,12 +427,7 @@ pub async fn logs(
     sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<(), Error> {
     let engine = Engine::connect().await?;
-    let container = engine
-        .container(name)
-        .await?
-        .ok_or_else(|| BrokerError::NoContainer {
-            name: name.to_string(),
-        })?;
+    let container = engine.existing(name, name).await?;
     let mut stream = std::pin::pin!(engine.logs(&container.id, tail, follow));
     while let Some(chunk) = stream.next().await {
         match sink(&chunk?) {

@@ -86,12 +86,7 @@ pub(super) async fn wait_ready(
             }
             Err(failure) => failure.message(),
         };
-        let container = engine
-            .container(id)
-            .await?
-            .ok_or_else(|| BrokerError::NoContainer {
-                name: name.to_string(),
-            })?;
+        let container = engine.existing(id, name).await?;
         // A restart alone may be the one that fixes it (after a reload); a
         // container seen exited or waiting to restart has failed.
         if !container.running || container.restarting {
