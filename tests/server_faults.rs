@@ -194,11 +194,15 @@ fn a_killed_container_is_explained_and_started_again() {
         .args(["-9", &pid])
         .status()
         .unwrap();
+    // At once, while Docker is restarting it: `up` waits for it, nothing to repair.
+    let run = server.up().arg("--json").run();
+    run.success();
+    assert_eq!(run.json()["changed"], false, "{}", run.stdout);
     wait_for("the restart", || {
         server
-            .inspect("{{.RestartCount}} {{.State.Running}}")
+            .inspect("{{.RestartCount}} {{.State.Status}}")
             .as_deref()
-            == Some("1 true")
+            == Some("1 running")
     });
     let run = server.up().arg("--json").run();
     run.success();

@@ -190,6 +190,19 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
         .map(|id| spec.config_hash(id, server_dir.path(), conf.as_bytes()));
 
     let mut step = decide(existing, hash.as_deref(), staged.is_changed());
+    if let Step::Restart(c) = &step
+        && c.restarting
+        && !opts.dry_run
+        && answers(&identity, spec).await
+    {
+        // Caught between two runs of one restart (after a kill, say), and it
+        // came back: nothing to repair.
+        step = if staged.is_changed() {
+            Step::Reload(c.clone())
+        } else {
+            Step::Keep(c.clone())
+        };
+    }
     if let Step::Reload(c) | Step::Keep(c) = &step
         && c.restart_count > 0
         && !opts.dry_run
@@ -381,7 +394,6 @@ fn decide(existing: Option<Container>, hash: Option<&str>, certs_changed: bool) 
     }
 }
 
-/// Whether the broker completes an mTLS CONNECT right now.
 /// Whether the running broker completes an mTLS CONNECT. A broker that has
 /// just been restarted (by Docker's restart policy, after a crash or a kill)
 /// needs a moment before it listens, so it gets a few seconds' grace before
