@@ -556,7 +556,8 @@ impl Edits {
     }
 
     /// Deletes a whole line, `range` with its ending; `before` is the length
-    /// of the ending of the line before it (0 for the first line).
+    /// of the ending of the line before it that [`Self::keep_no_final_newline`]
+    /// may take (0 for the first line, and for a line that would vanish).
     pub fn delete_line(&mut self, range: Range<u64>, before: u64) {
         self.deleted_lines.push((range.start, before));
         self.delete(range);

@@ -154,6 +154,20 @@ fn ending_len(line: &LineView) -> u64 {
     line.ending().map_or(0, |e| e.len() as u64)
 }
 
+/// The ending that deleting every line after this one may take from it, to
+/// keep a file without a final newline without one (see
+/// [`Edits::keep_no_final_newline`]): none for a line that is nothing but
+/// its ending, which would vanish.
+fn ending_to_give(line: &LineView) -> u64 {
+    let ending = ending_len(line);
+    let range = line.range();
+    if range.end - range.start == ending {
+        0
+    } else {
+        ending
+    }
+}
+
 fn is_grant<'t>(line: &LineView<'t>) -> Option<(&'t [u8], Access)> {
     match &line.kind {
         Kind::Rule(rule) if !rule.pattern && rule.access != Access::Deny => {
@@ -219,7 +233,7 @@ struct AllowScan<'q> {
     /// Each with the length of the ending of the line before it.
     duplicates: Vec<(Range<u64>, u64, Noted)>,
     denies: Vec<Noted>,
-    /// The length of the previous line's ending.
+    /// [`ending_to_give`] of the previous line.
     previous_ending: u64,
 }
 
@@ -242,7 +256,7 @@ impl<'q> AllowScan<'q> {
 
     fn see(&mut self, line: &LineView) {
         self.see_line(line);
-        self.previous_ending = ending_len(line);
+        self.previous_ending = ending_to_give(line);
     }
 
     fn see_line(&mut self, line: &LineView) {
@@ -395,7 +409,7 @@ struct RevokeScan<'q> {
     facts: FileFacts,
     block: Option<Block>,
     previous_blank: Option<LineSpan>,
-    /// The length of the previous line's ending.
+    /// [`ending_to_give`] of the previous line.
     previous_ending: u64,
     edits: Edits,
     removed: Vec<Noted>,
@@ -449,7 +463,7 @@ impl<'q> RevokeScan<'q> {
             }
         }
         self.previous_blank = matches!(line.kind, Kind::Blank).then_some(span);
-        self.previous_ending = ending_len(line);
+        self.previous_ending = ending_to_give(line);
     }
 
     /// The device's block ends (at the next `user` line, or at the end of the file).
@@ -675,6 +689,32 @@ mod tests {
         let (added, _) = allow_s(original, "d1", "b", Access::Read);
         assert_eq!(added, "user d1\ntopic a\ntopic read b");
         assert_eq!(revoke_s(&added, "d1", Some("b")).0, original);
+    }
+
+    /// Found by the property test `allow_touches_only_what_it_reports_and_is_idempotent`
+    /// (tests/acl_properties.rs): deleting the last line of a file without a
+    /// final newline took the ending of the blank line before it, so the blank
+    /// line vanished too. A blank line left last now keeps its newline.
+    #[test]
+    fn deleting_the_last_line_keeps_the_blank_line_before_it() {
+        let (t, a) = allow_s(
+            "user d1 \ntopic a/+\n\ntopic a/+",
+            "d1",
+            "a/+",
+            Access::Read,
+        );
+        assert_eq!(t, "user d1 \ntopic read a/+\n\n");
+        assert_eq!(lines(&a.removed_duplicates), vec![4]);
+        let (t, _) = revoke_s("user d1\ntopic a\n\ntopic b", "d1", Some("b"));
+        assert_eq!(t, "user d1\ntopic a\n\n");
+        // A line that is more than its ending still gives it up.
+        let (t, _) = allow_s(
+            "user d2\ntopic b\nuser d2\ntopic b",
+            "d2",
+            "b",
+            Access::Read,
+        );
+        assert_eq!(t, "user d2\ntopic read b\nuser d2");
     }
 
     #[test]
