@@ -29,6 +29,9 @@ echo "$(wc -l < "$big") lines, $(stat -c %s "$big") bytes, on $(df -T "$SCRATCH"
 # Each `acl allow` starts from the original, written durably first so that its
 # dirty pages are not flushed by our fsync. `dd conv=fsync` is `cp` made
 # durable: the floor for an atomic edit (fsync the temp file, then the folder).
+# "cp over a copy" replaces a durably written file of the same size, as the
+# edit replaces the original: freeing the old blocks is part of both (see
+# docs/performance.md, "Replacing a file frees the old one").
 restore="dd if=$big of=$work bs=1M conv=fsync status=none"
 hyperfine -N --warmup 5 --runs "$runs" --export-markdown "$SCRATCH/acl.md" \
     -n "acl allow (new device: appends a block)" --prepare "$restore" \
@@ -36,6 +39,7 @@ hyperfine -N --warmup 5 --runs "$runs" --export-markdown "$SCRATCH/acl.md" \
     -n "acl allow (known device: adds a line mid-file)" --prepare "$restore" \
     "$BIN acl allow $known wott/extra --file $work" \
     -n "cp" --prepare "rm -f $copy" "cp $big $copy" \
+    -n "cp over a copy (replaces it)" --prepare "dd if=$big of=$copy bs=1M conv=fsync status=none" "cp $big $copy" \
     -n "dd conv=fsync (durable cp)" --prepare "rm -f $copy" "dd if=$big of=$copy bs=1M conv=fsync status=none" \
     -n "acl allow (already granted: no write)" --prepare "true" \
     "$BIN acl allow $known devices/$known/# --file $big" \

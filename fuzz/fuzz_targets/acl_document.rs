@@ -9,8 +9,10 @@
 //! - no panic; parse → render gives back the input exactly, and the stream
 //!   reader sees the same lines as the parser at any buffer size;
 //! - streamed edits equal parsed edits;
-//! - `allow` is idempotent and leaves the grant it reports; in a file
-//!   without deny rules, the device then has the access;
+//! - `allow` is idempotent, leaves the grant it reports and keeps every
+//!   other line, in order (a last line may gain or lose its newline with
+//!   the lines added or deleted after it); in a file without deny rules,
+//!   the device then has the access;
 //! - `revoke` is idempotent and never gives access that was denied;
 //! - `allow` then `revoke` of a device the file does not know gives back the
 //!   original bytes (docs/acl.md promises it).
@@ -151,6 +153,43 @@ fn answers(doc: &Document, username: &[u8], topics: &[&[u8]]) -> Vec<bool> {
     out
 }
 
+/// Every old line `allow` does not report as changed is in the new file,
+/// in order.
+fn keeps_unreported_lines(old_text: &[u8], new_text: &[u8], allowed: &edit::Allowed) {
+    let lines = |t: &'_ [u8]| -> Vec<Vec<u8>> {
+        t.split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let (old, new) = (lines(old_text), lines(new_text));
+    let mut touched: Vec<usize> = allowed
+        .removed_duplicates
+        .iter()
+        .map(|n| n.line - 1)
+        .collect();
+    if allowed.action == AllowAction::Updated {
+        touched.push(allowed.line - 1);
+    }
+    let ends_new_file = |at: usize| at + 1 == new.len() && !new_text.ends_with(b"\n");
+    let mut next = 0;
+    for (i, line) in old.iter().enumerate().filter(|(i, _)| !touched.contains(i)) {
+        let ends_old_file = i + 1 == old.len() && !line.ends_with(b"\n");
+        let found = new[next..].iter().enumerate().position(|(k, n)| {
+            n == line
+                || (ends_old_file && n.starts_with(line) && n.len() <= line.len() + 2)
+                || (ends_new_file(next + k) && line.starts_with(n) && line.len() <= n.len() + 2)
+        });
+        let Some(found) = found else {
+            panic!(
+                "allow lost line {} {:?}",
+                i + 1,
+                String::from_utf8_lossy(line)
+            );
+        };
+        next += found + 1;
+    }
+}
+
 fuzz_target!(|input: Input| {
     let file = input.file;
     let Ok(doc) = Document::parse(file) else {
@@ -188,12 +227,20 @@ fuzz_target!(|input: Input| {
     let allowed = edit::allow(&doc, u, f, access);
     let streamed = edit::allow_stream(reader(), u, f, access).unwrap();
     assert_eq!(allowed.pieces, streamed.pieces);
-    assert_eq!((allowed.action, allowed.line), (streamed.action, streamed.line));
+    assert_eq!(
+        (allowed.action, allowed.line),
+        (streamed.action, streamed.line)
+    );
     let added = allowed.text(file);
     assert_eq!(allowed.pieces.is_some(), added != file);
+    keeps_unreported_lines(file, &added, &allowed);
     let after = Document::parse(&added).unwrap();
     let again = edit::allow(&after, u, f, access);
-    assert_eq!(again.action, AllowAction::Unchanged, "allow is not idempotent");
+    assert_eq!(
+        again.action,
+        AllowAction::Unchanged,
+        "allow is not idempotent"
+    );
     assert!(again.pieces.is_none());
     let grant = after.shown(&after.lines()[allowed.line - 1]);
     assert!(
@@ -201,10 +248,14 @@ fuzz_target!(|input: Input| {
         "line {} is {grant:?}",
         allowed.line
     );
-    let no_denies = !doc.lines().iter().any(|l| {
-        matches!(&l.kind, Kind::Rule(r) if r.access == Access::Deny)
-    });
-    if valid && no_denies && let Ok(topic) = TopicName::new(filter.as_str()) {
+    let no_denies = !doc
+        .lines()
+        .iter()
+        .any(|l| matches!(&l.kind, Kind::Rule(r) if r.access == Access::Deny));
+    if valid
+        && no_denies
+        && let Ok(topic) = TopicName::new(filter.as_str())
+    {
         let rules = Rules::for_user(&after, Some(u));
         for need in [Need::Read, Need::Write] {
             // Mosquitto lets no client publish to $SYS…, whatever the ACL says.
@@ -228,15 +279,24 @@ fuzz_target!(|input: Input| {
     assert_eq!(revoked.removed, streamed.removed);
     let removed = revoked.text(file);
     let after = Document::parse(&removed).unwrap();
-    assert!(edit::revoke(&after, u, only).pieces.is_none(), "revoke is not idempotent");
+    assert!(
+        edit::revoke(&after, u, only).pieces.is_none(),
+        "revoke is not idempotent"
+    );
     if valid {
-        assert!(after.first_invalid().is_none(), "revoke made the file invalid");
+        assert!(
+            after.first_invalid().is_none(),
+            "revoke made the file invalid"
+        );
         let topics: Vec<&[u8]> = vec![f, b"a", b"a/b", b"$x/y"];
         let topics: Vec<&[u8]> = topics
             .into_iter()
             .filter(|t| !t.contains(&b'+') && !t.contains(&b'#'))
             .collect();
-        for (was, now) in answers(&doc, u, &topics).into_iter().zip(answers(&after, u, &topics)) {
+        for (was, now) in answers(&doc, u, &topics)
+            .into_iter()
+            .zip(answers(&after, u, &topics))
+        {
             assert!(was || !now, "revoke gave access that was denied");
         }
     }
