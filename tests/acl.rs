@@ -128,6 +128,18 @@ fn changing_the_access_updates_the_line_in_place() {
     );
 }
 
+/// A duplicate grant on the last line of a file without a final newline goes,
+/// and the blank line before it stays (the property test found it lost).
+#[test]
+fn a_duplicate_on_the_last_line_goes_and_the_blank_line_before_it_stays() {
+    let acl = Acl::new(format!("user {D1}\ntopic wott/#\n\ntopic wott/#"));
+    acl.run(&["allow", D1, "wott/#", "--access", "read"])
+        .success()
+        .stdout_has("updated:")
+        .stdout_has(":4 (a duplicate of that grant)");
+    assert_eq!(acl.text(), format!("user {D1}\ntopic read wott/#\n\n"));
+}
+
 #[test]
 fn a_new_device_is_appended_after_a_blank_line() {
     let acl = Acl::new(format!("user {D1}\ntopic read a\n"));

@@ -200,6 +200,14 @@ impl Human for AllowReport {
             ),
         };
         let _ = writeln!(s, "{what}");
+        for line in &self.removed_duplicates {
+            let _ = writeln!(
+                s,
+                "{} {} (a duplicate of that grant)",
+                p.good("removed:"),
+                location(Path::new(&self.file), *line)
+            );
+        }
         reloaded_lines(&mut s, p, &self.reloaded);
         if self.dry_run && self.changed {
             let _ = writeln!(s, "{}", p.dim("dry run: nothing was written"));
