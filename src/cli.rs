@@ -10,7 +10,13 @@ use std::path::PathBuf;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::output::ColorChoice;
+/// `0.1.0 (abc123def456)`: the crate version and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("WOTT_MQTT_GIT_COMMIT"),
+    ")"
+);
 
 const ABOUT: &str = "Secure MQTT between devices with WoTT certificates";
 
@@ -27,7 +33,7 @@ Exit codes: 0 success, 1 error, 2 usage, 3 local identity, 4 name resolution, \
 #[derive(Debug, Parser)]
 #[command(
     name = "wott-mqtt",
-    version = crate::VERSION,
+    version = VERSION,
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
@@ -70,7 +76,17 @@ pub struct GlobalArgs {
 
     /// When to colour the output; `auto` also honours NO_COLOR
     #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
-    pub color: ColorChoice,
+    pub color: ColorArg,
+}
+
+/// `--color`: when to use ANSI colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorArg {
+    /// Colour when writing to a terminal and `NO_COLOR` is unset.
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]

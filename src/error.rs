@@ -1,24 +1,15 @@
-//! The error every command returns, and how each domain error explains itself.
+//! The error every command returns: any domain's error, or one of the few
+//! that belong to no domain (a usage error, Ctrl-C).
 //!
-//! Each domain (identity, files, names, acl, hosts, …) has its own `thiserror`
-//! enum carrying the facts: which file, which line, which value. They all
-//! implement [`Diagnose`], which adds the fix (`hint`) and the exit code. The
-//! binary prints any [`Error`] in one place (`output::Output::error`) as
-//! `error: …` plus `hint: …`.
+//! This module sits above the domains and is the only one that knows them
+//! all; the domains return their own errors and never this one. Each wrapped
+//! error explains itself through [`Diagnose`], and [`Error`] passes that on,
+//! so `output` prints any of them the same way. The tutorial's flows
+//! (`tutorial::demo`, `tutorial::setup`) sit above this module: their own
+//! errors come in through [`Error::Flow`].
 
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
-
-/// What a domain error adds to its message: the fix, and the exit code.
-pub trait Diagnose: std::error::Error {
-    /// One line that tells the user what to do about it.
-    fn hint(&self) -> Option<String> {
-        None
-    }
-
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::Failure
-    }
-}
 
 /// Any error a command can end with.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +21,7 @@ pub enum Error {
     #[error(transparent)]
     File(#[from] crate::files::FileError),
     #[error(transparent)]
-    Pki(#[from] crate::pki::PkiError),
+    Pki(#[from] crate::identity::pki::PkiError),
     #[error(transparent)]
     Hosts(#[from] crate::hosts::HostsError),
     #[error(transparent)]
@@ -40,16 +31,16 @@ pub enum Error {
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
     #[error(transparent)]
-    Demo(#[from] crate::demo::DemoError),
+    Runtime(#[from] crate::runtime::RuntimeError),
+    /// An error of a layer above this one (a tutorial flow's own).
+    #[error("{0}")]
+    Flow(Box<dyn Diagnose + Send + Sync>),
     /// The command line is inconsistent in a way clap cannot express.
     #[error("{message}")]
     Usage {
         message: String,
         hint: Option<String>,
     },
-    /// The async runtime (network commands only) could not start.
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(String),
     /// The user pressed Ctrl-C.
     #[error("interrupted")]
     Interrupted,
@@ -73,19 +64,22 @@ impl Error {
             Error::Hosts(e) => Some(e),
             Error::Check(e) => Some(e),
             Error::Broker(e) => Some(e),
-            Error::Demo(e) => Some(e),
-            Error::Usage { .. } | Error::Runtime(_) | Error::Interrupted => None,
+            Error::Runtime(e) => Some(e),
+            Error::Flow(e) => Some(e.as_ref()),
+            Error::Usage { .. } | Error::Interrupted => None,
         }
     }
+}
 
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for Error {
+    fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } => hint.clone(),
             other => other.diagnosis().and_then(Diagnose::hint),
         }
     }
 
-    pub fn exit_code(&self) -> ExitCode {
+    fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage { .. } => ExitCode::Usage,
             Error::Interrupted => ExitCode::Interrupted,

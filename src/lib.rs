@@ -1,20 +1,22 @@
 //! wott-mqtt: secure MQTT between devices with WoTT certificates.
 //!
-//! The library behind the `wott-mqtt` binary. Each concern has one home:
-//! `identity` (the agent's certificate), `files` (locked atomic edits),
-//! `acl` (Mosquitto's permissions.acl: lossless edits and its exact rules),
-//! `hosts` (lossless /etc/hosts edits), `names` (validated device IDs and topics), `pki` (throwaway identities for
-//! `demo` and the tests), `demo` (the tutorial on one machine, from those
-//! same pieces), `output` (text, JSON, colour), and `commands`, which
-//! turns the parsed command line into calls on the rest.
+//! The library behind the `wott-mqtt` binary. The modules are layered in the
+//! order a command flows through them, and imports only point down
+//! (ARCHITECTURE.md has the map):
+//!
+//! 1. `cli` (clap definitions) and `commands` (arguments in, printing out);
+//! 2. `tutorial`: the tutorial's flows, `setup` and `demo`;
+//! 3. `error`: the one error type that knows every domain's;
+//! 4. the domains: `identity`, `acl`, `hosts`, `check`, `broker`;
+//! 5. the ground: `files`, `lines`, `names`, `output`, `tls`, `runtime`,
+//!    `diagnose`, `exit_code`.
 
 pub mod acl;
 pub mod broker;
 pub mod check;
 pub mod cli;
 pub mod commands;
-pub mod config;
-pub mod demo;
+pub mod diagnose;
 pub mod error;
 pub mod exit_code;
 pub mod files;
@@ -22,21 +24,15 @@ pub mod hosts;
 pub mod identity;
 pub mod names;
 pub mod output;
-pub mod pki;
 pub mod runtime;
-pub mod setup;
 pub mod tls;
+pub mod tutorial;
 
+pub use diagnose::Diagnose;
 pub use error::{Error, Result};
 pub use exit_code::ExitCode;
 
-/// `0.1.0 (abc123def456)`: the crate version and the git commit it was built from.
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("WOTT_MQTT_GIT_COMMIT"),
-    ")"
-);
+pub use cli::VERSION;
 
 /// Parses the process's command line and runs it. Clap reports its own
 /// usage errors, except one: for an argument that is not UTF-8 it does not
@@ -79,7 +75,7 @@ fn escape_bytes(bytes: &[u8]) -> String {
 
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: cli::Cli) -> ExitCode {
-    let config = config::Config::from_args(&cli.global);
+    let config = commands::Config::from_args(&cli.global);
     let result = commands::run(&config, cli.command);
     config.output.finish(result)
 }

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Diagnose;
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 
 /// The domain every WoTT device ID lives in.

@@ -10,15 +10,14 @@
 use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
 
-use clap::ValueEnum;
 use console::Style;
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 
 /// `--color`: when to use ANSI colours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColorChoice {
     /// Colour when writing to a terminal and `NO_COLOR` is unset.
     #[default]
@@ -120,7 +119,7 @@ impl<T: Serialize + Human> Report for T {
 #[must_use]
 pub struct Outcome {
     report: Box<dyn Report>,
-    error: Option<Error>,
+    error: Option<Box<dyn Diagnose>>,
     code: ExitCode,
 }
 
@@ -128,7 +127,7 @@ impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outcome")
             .field("report", &self.report.json())
-            .field("error", &self.error)
+            .field("error", &self.error.as_ref().map(ToString::to_string))
             .field("code", &self.code)
             .finish()
     }
@@ -146,9 +145,9 @@ impl Outcome {
 
     /// A result that still ends with an error, e.g. `whoami --long` on a key
     /// that does not match: the user sees everything, then the error.
-    pub fn with_error(mut self, error: Error) -> Self {
+    pub fn with_error(mut self, error: impl Diagnose + 'static) -> Self {
         self.code = error.exit_code();
-        self.error = Some(error);
+        self.error = Some(Box::new(error));
         self
     }
 
@@ -288,16 +287,16 @@ impl Output {
     }
 
     /// Prints the outcome of a command and returns the process exit code.
-    pub fn finish(&self, result: Result<Outcome, Error>) -> ExitCode {
+    pub fn finish<E: Diagnose + 'static>(&self, result: Result<Outcome, E>) -> ExitCode {
         let (report, error, code) = match result {
             Ok(outcome) => (Some(outcome.report), outcome.error, outcome.code),
             Err(error) => {
                 let code = error.exit_code();
-                (None, Some(error), code)
+                (None, Some(Box::new(error) as Box<dyn Diagnose>), code)
             }
         };
         let printed = if self.json {
-            self.print_json(report.as_deref(), error.as_ref(), code)
+            self.print_json(report.as_deref(), error.as_deref(), code)
         } else {
             match &report {
                 Some(report) => write_stdout(&report.human(self.stdout)),
@@ -305,7 +304,7 @@ impl Output {
             }
         };
         if let Some(error) = &error {
-            self.print_error(error);
+            self.print_error(error.as_ref());
         }
         match printed {
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
@@ -319,7 +318,7 @@ impl Output {
     fn print_json(
         &self,
         report: Option<&dyn Report>,
-        error: Option<&Error>,
+        error: Option<&dyn Diagnose>,
         code: ExitCode,
     ) -> io::Result<()> {
         let mut doc = report.map_or_else(|| serde_json::json!({}), Report::json);
@@ -337,9 +336,10 @@ impl Output {
         write_stdout(&text)
     }
 
-    /// `error: …` and `hint: …` on stderr. Errors are shown even with `-q`.
-    pub fn print_error(&self, error: &Error) {
-        if matches!(error, Error::Interrupted) {
+    /// `error: …` and `hint: …` on stderr. Errors are shown even with `-q`;
+    /// an interruption (Ctrl-C) is not an error to explain.
+    pub fn print_error(&self, error: &dyn Diagnose) {
+        if error.exit_code() == ExitCode::Interrupted {
             return;
         }
         let p = self.stderr;

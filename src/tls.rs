@@ -23,21 +23,35 @@
 //! Only the ring provider is used, passed explicitly, so nothing here depends
 //! on (or installs) a process-wide default provider.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::error::Diagnose;
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
-use crate::identity::{CertInfo, Identity};
 
-/// Why a client configuration could not be built from an identity. These are
-/// identity problems that `Identity::load` could not see (rustls is stricter
-/// than x509-parser about some encodings), so they exit like one.
+/// What this device presents and trusts: its certificate chain and key, and
+/// the CA certificates it accepts the server's from, with the files they
+/// came from for messages. `identity::Identity::credentials` makes one.
+#[derive(Debug)]
+pub struct Credentials<'a> {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    pub roots: &'a [CertificateDer<'static>],
+    pub cert_path: &'a Path,
+    pub key_path: &'a Path,
+    pub ca_path: &'a Path,
+}
+
+/// Why a client configuration could not be built from a device's
+/// [`Credentials`]. These are identity problems that `Identity::load` could
+/// not see (rustls is stricter than x509-parser about some encodings), so
+/// they exit like one.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TlsConfigError {
     #[error("{path}: rustls cannot use this CA certificate as a trust anchor: {reason}")]
@@ -94,10 +108,9 @@ impl PeerRecord {
             .clone()
     }
 
-    /// The server's own certificate, parsed.
-    pub fn end_entity(&self) -> Option<CertInfo> {
-        let chain = self.chain()?;
-        CertInfo::from_der(chain.first()?.as_ref()).ok()
+    /// The server's own certificate, as it was sent.
+    pub fn end_entity(&self) -> Option<CertificateDer<'static>> {
+        self.chain()?.into_iter().next()
     }
 
     fn record(&self, chain: Vec<CertificateDer<'static>>) {
@@ -162,18 +175,18 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A client configuration that presents `identity`'s certificate, trusts
-/// only its `ca.crt`, and records the server's chain in the returned
+/// A client configuration that presents the device's certificate, trusts
+/// only its CA, and records the server's chain in the returned
 /// [`PeerRecord`]. Use one configuration per connection when you need the
 /// record: it holds the chain of the last handshake.
 pub fn client_config(
-    identity: &Identity,
+    credentials: Credentials<'_>,
     options: &TlsOptions,
 ) -> Result<(Arc<ClientConfig>, PeerRecord), TlsConfigError> {
-    let (verifier, record) = verifier(identity, options)?;
+    let (verifier, record) = verifier(&credentials, options)?;
     let client_auth_error = |reason: String| TlsConfigError::ClientAuth {
-        cert: identity.cert.path.display().to_string(),
-        key: identity.key.path.display().to_string(),
+        cert: credentials.cert_path.display().to_string(),
+        key: credentials.key_path.display().to_string(),
         reason,
     };
     let mut config = ClientConfig::builder_with_provider(provider())
@@ -181,21 +194,21 @@ pub fn client_config(
         .map_err(|e| client_auth_error(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(identity.chain(), identity.private_key())
+        .with_client_auth_cert(credentials.chain, credentials.key)
         .map_err(|e| client_auth_error(e.to_string()))?;
     config.alpn_protocols = options.alpn.clone();
     Ok((Arc::new(config), record))
 }
 
-/// The verifier [`client_config`] installs: webpki with `identity`'s CA as
+/// The verifier [`client_config`] installs: webpki with the device's CA as
 /// the only root, recording into a fresh [`PeerRecord`].
 pub fn verifier(
-    identity: &Identity,
+    credentials: &Credentials<'_>,
     options: &TlsOptions,
 ) -> Result<(Arc<RecordingVerifier>, PeerRecord), TlsConfigError> {
-    let ca_path = identity.ca.path.display().to_string();
+    let ca_path = credentials.ca_path.display().to_string();
     let mut roots = RootCertStore::empty();
-    for cert in &identity.ca.certs {
+    for cert in credentials.roots {
         roots
             .add(cert.clone())
             .map_err(|e| TlsConfigError::TrustAnchor {
@@ -230,8 +243,8 @@ pub fn protocol_name(version: rustls::ProtocolVersion) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::CertDir;
-    use crate::pki::{Authority, DeviceRequest, random_device_id};
+    use crate::identity::pki::{Authority, DeviceRequest, random_device_id};
+    use crate::identity::{CertDir, CertInfo, Identity};
 
     /// A device identity issued and trusted by `ca`.
     fn identity(ca: &Authority) -> (tempfile::TempDir, Identity) {
@@ -248,12 +261,12 @@ mod tests {
     /// asks for `dialled`.
     fn verdict(
         identity: &Identity,
-        server: &crate::pki::DeviceIdentity,
+        server: &crate::identity::pki::DeviceIdentity,
         dialled: &str,
         options: &TlsOptions,
     ) -> (Result<ServerCertVerified, rustls::Error>, PeerRecord) {
-        let (verifier, record) = verifier(identity, options).unwrap();
-        client_config(identity, options).unwrap();
+        let (verifier, record) = verifier(&identity.credentials(), options).unwrap();
+        client_config(identity.credentials(), options).unwrap();
         let der = CertificateDer::from(
             crate::identity::pem::blocks(server.cert_pem.as_bytes())[0]
                 .der
@@ -281,7 +294,7 @@ mod tests {
             ),
             "{result:?}"
         );
-        let seen = record.end_entity().unwrap();
+        let seen = CertInfo::from_der(record.end_entity().unwrap().as_ref()).unwrap();
         assert_eq!(seen.common_name.as_deref(), Some(server_id.as_str()));
         assert!(seen.issuer.contains("Another CA"), "{}", seen.issuer);
     }

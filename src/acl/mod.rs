@@ -28,7 +28,7 @@ use std::path::PathBuf;
 pub use document::{Access, Document, Kind, Need};
 pub use eval::{Client, Reason, Rules, Section, Verdict};
 
-use crate::error::Diagnose;
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 
 /// The name the tutorial (and the managed broker) gives the acl_file.

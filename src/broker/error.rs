@@ -8,8 +8,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::diagnose::CrashCause;
-use crate::error::Diagnose;
+use crate::check::CheckError;
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
+use crate::files::FileError;
+use crate::identity::IdentityError;
+use crate::runtime::RuntimeError;
 
 /// One endpoint `Engine::connect` tried, and why it did not answer.
 #[derive(Debug, Clone, Serialize)]
@@ -20,6 +24,17 @@ pub struct Tried {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    /// The server device's identity, which the broker presents, is unusable.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// A file of the server dir could not be written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The broker answered the readiness probe and refused it.
+    #[error(transparent)]
+    Probe(#[from] CheckError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
     #[error("no container engine answered; tried {}", tried_list(tried))]
     EngineUnreachable { tried: Vec<Tried>, from_env: bool },
     #[error("DOCKER_HOST={value} uses a scheme wott-mqtt cannot connect with")]
@@ -145,6 +160,10 @@ fn quote(lines: &[String]) -> String {
 impl Diagnose for BrokerError {
     fn hint(&self) -> Option<String> {
         Some(match self {
+            BrokerError::Identity(e) => return e.hint(),
+            BrokerError::File(e) => return e.hint(),
+            BrokerError::Probe(e) => return e.hint(),
+            BrokerError::Runtime(e) => return e.hint(),
             BrokerError::EngineUnreachable { tried, from_env } => {
                 if tried.iter().any(|t| t.reason.contains("permission denied")) {
                     "add your user to the `docker` group (`sudo usermod -aG docker $USER`, then log in \
@@ -240,6 +259,12 @@ impl Diagnose for BrokerError {
     }
 
     fn exit_code(&self) -> ExitCode {
-        ExitCode::Failure
+        match self {
+            BrokerError::Identity(e) => e.exit_code(),
+            BrokerError::File(e) => e.exit_code(),
+            BrokerError::Probe(e) => e.exit_code(),
+            BrokerError::Runtime(e) => e.exit_code(),
+            _ => ExitCode::Failure,
+        }
     }
 }

@@ -19,7 +19,6 @@ use super::{
     BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_CONFIG_HASH, LABEL_MANAGED_BY,
     LABEL_SERVER_DIR, MANAGED_BY, RunAs,
 };
-use crate::error::Error;
 use crate::identity::{self, CertInfo, Identity, Timestamp};
 use crate::output::sanitize;
 
@@ -50,14 +49,13 @@ pub struct DownReport {
 }
 
 /// `server down`: stop and remove the container; with `purge`, the server dir too.
-pub async fn down(ctx: &Context<'_>, opts: &DownOptions) -> Result<DownReport, Error> {
+pub async fn down(ctx: &Context<'_>, opts: &DownOptions) -> Result<DownReport, BrokerError> {
     let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
     let purge = opts.purge && server_dir.path().exists();
     if purge && !is_managed_dir(&server_dir) {
         return Err(BrokerError::PurgeRefused {
             dir: server_dir.path().to_path_buf(),
-        }
-        .into());
+        });
     }
     let engine = Engine::connect().await?;
     let existing = engine.container(&opts.name).await?;
@@ -67,8 +65,7 @@ pub async fn down(ctx: &Context<'_>, opts: &DownOptions) -> Result<DownReport, E
         return Err(BrokerError::NotManaged {
             name: opts.name.clone(),
             image: c.image.clone(),
-        }
-        .into());
+        });
     }
     if !opts.dry_run {
         if let Some(c) = &existing {
@@ -131,7 +128,7 @@ pub struct ReloadReport {
 
 /// `server reload`: stage the certificates again, SIGHUP, and wait until the
 /// broker serves the staged certificate.
-pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadReport, Error> {
+pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadReport, BrokerError> {
     let identity = Identity::load(ctx.cert_dir)?;
     for warning in &identity.warnings {
         ctx.output.warn(&sanitize(&warning.message));
@@ -304,7 +301,7 @@ pub async fn status(
     ctx: &Context<'_>,
     name: &str,
     timeout: Duration,
-) -> Result<StatusReport, Error> {
+) -> Result<StatusReport, BrokerError> {
     let engine = Engine::connect().await?;
     let container = engine.container(name).await?;
     let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
@@ -425,7 +422,7 @@ pub async fn logs(
     tail: Option<u64>,
     follow: bool,
     sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
-) -> Result<(), Error> {
+) -> Result<(), BrokerError> {
     let engine = Engine::connect().await?;
     let container = engine.existing(name, name).await?;
     let mut stream = std::pin::pin!(engine.logs(&container.id, tail, follow));
@@ -434,7 +431,7 @@ pub async fn logs(
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
             Err(e) => {
-                return Err(BrokerError::Stdout(e.to_string()).into());
+                return Err(BrokerError::Stdout(e.to_string()));
             }
         }
     }
@@ -446,7 +443,7 @@ pub async fn logs(
 /// returns their names. When the file is not a managed server dir's
 /// permissions.acl, it returns at once, without a runtime or an engine
 /// connection, so ACL edits elsewhere stay fast.
-pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, Error> {
+pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, BrokerError> {
     let Some(dir) = acl_file.parent() else {
         return Ok(Vec::new());
     };

@@ -161,7 +161,7 @@ fn stage_error(path: &Path, error: files::FileError) -> BrokerError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{Authority, DeviceRequest, random_device_id};
+    use crate::identity::pki::{Authority, DeviceRequest, random_device_id};
 
     const BROKER: (u32, u32) = (MOSQUITTO_UID, MOSQUITTO_UID);
 

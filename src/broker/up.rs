@@ -17,7 +17,6 @@ use super::ready;
 use super::stage::{self, Staged};
 use super::watch::{Ready, reload_and_confirm, wait_ready};
 use super::{BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_CONFIG_HASH, RunAs};
-use crate::error::Error;
 use crate::files::{self, UpdateOptions};
 use crate::identity::{CertDir, Identity};
 use crate::output::{Output, sanitize};
@@ -115,7 +114,7 @@ pub struct UpReport {
 }
 
 /// `server up`.
-pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> {
+pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerError> {
     let out = ctx.output;
     let spec = &opts.spec;
     let clock = Instant::now();
@@ -143,8 +142,7 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, Error> 
             name: spec.name.clone(),
             image: c.image.clone(),
             state: c.state.clone(),
-        }
-        .into());
+        });
     }
 
     let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
@@ -468,7 +466,7 @@ fn write_files(
     dir: &ServerDir,
     spec: &ContainerSpec,
     dry_run: bool,
-) -> Result<Vec<FileChange>, Error> {
+) -> Result<Vec<FileChange>, BrokerError> {
     let exists = dir.path().is_dir();
     if !exists && !dry_run {
         std::fs::create_dir_all(dir.path()).map_err(|e| server_dir_error(dir.path(), &e))?;
@@ -516,7 +514,7 @@ fn write_file(
     dir_exists: bool,
     dry_run: bool,
     content: impl FnOnce(Option<&[u8]>) -> Vec<u8>,
-) -> Result<FileChange, Error> {
+) -> Result<FileChange, BrokerError> {
     let edit = if dir_exists {
         files::update::<files::FileError>(
             path,

@@ -14,7 +14,6 @@ use super::docker::{Container, Engine};
 use super::ready::{self, Failure, Served};
 use super::{BrokerError, ContainerSpec};
 use crate::check::CheckError;
-use crate::error::Error;
 use crate::identity::{Identity, Timestamp};
 
 /// How the broker proved it works.
@@ -48,7 +47,7 @@ pub(super) async fn wait_ready(
     spec: &ContainerSpec,
     timeout: Duration,
     expect_fingerprint: Option<&str>,
-) -> Result<Ready, Error> {
+) -> Result<Ready, BrokerError> {
     let started = Instant::now();
     let address = probe_address(spec.bind);
     let baseline = engine.container(id).await?.map_or(0, |c| c.restart_count);
@@ -90,7 +89,7 @@ pub(super) async fn wait_ready(
         // A restart alone may be the one that fixes it (after a reload); a
         // container seen exited or waiting to restart has failed.
         if !container.running || container.restarting {
-            return Err(crashed(engine, &container, baseline).await.into());
+            return Err(crashed(engine, &container, baseline).await);
         }
         if started.elapsed() >= timeout {
             break last;
@@ -102,8 +101,7 @@ pub(super) async fn wait_ready(
         name: name.to_string(),
         seconds: timeout.as_secs(),
         last,
-    }
-    .into())
+    })
 }
 
 /// The longest pause between attempts: short, because a broker that starts

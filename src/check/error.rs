@@ -13,7 +13,7 @@ use std::time::Duration;
 use rustls::{AlertDescription, CertificateError};
 
 use super::Stage;
-use crate::error::Diagnose;
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 use crate::identity::{CertInfo, IdentityError, Timestamp};
 use crate::output::human_duration;

@@ -76,7 +76,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 pub use error::{ACL_SUBSCRIBE_NOTE, CheckError, ConnectFailure, SeenCert, TUTORIAL_PORT, Via};
 
-use crate::error::Diagnose;
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 use crate::identity::{CertDir, CertInfo, Identity, Timestamp, Validity, Warning};
 use crate::names::{DeviceId, NameError, TopicFilter, TopicName};
@@ -431,7 +431,8 @@ pub async fn check(dir: &CertDir, target: &Target, plan: &Plan) -> Report {
     let loaded = Identity::load(dir)
         .map_err(CheckError::from)
         .and_then(|identity| {
-            let (config, record) = tls::client_config(&identity, &TlsOptions::default())?;
+            let (config, record) =
+                tls::client_config(identity.credentials(), &TlsOptions::default())?;
             Ok((identity, config, record))
         });
     let (identity, config, record) = match loaded {
@@ -453,7 +454,7 @@ pub async fn check(dir: &CertDir, target: &Target, plan: &Plan) -> Report {
 pub async fn probe(identity: &Identity, target: &Target, plan: &Plan) -> Report {
     let mut report = Report::new(target);
     let started = Instant::now();
-    match tls::client_config(identity, &TlsOptions::default()) {
+    match tls::client_config(identity.credentials(), &TlsOptions::default()) {
         Ok((config, record)) => run(&mut report, identity, config, record, target, plan).await,
         Err(e) => {
             let detail = format!("cert dir {}", identity.dir.path().display());
@@ -695,7 +696,9 @@ impl Probe<'_> {
             connector.connect(server_name, Transport::new(tcp)),
         )
         .await;
-        let seen = record.end_entity();
+        let seen = record
+            .end_entity()
+            .and_then(|der| CertInfo::from_der(der.as_ref()).ok());
         self.report.server_certificate = seen.clone();
         let io = match outcome {
             Ok(Ok(stream)) => return Ok((stream, started)),

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::Config;
 use crate::acl::edit::{self, AllowAction};
 use crate::acl::eval::Refused;
 use crate::acl::lint::{self, Finding, Severity};
@@ -19,7 +20,6 @@ use crate::broker;
 use crate::cli::{
     AccessArg, AclAllowArgs, AclArgs, AclCheckArgs, AclCommand, AclListArgs, AclRevokeArgs,
 };
-use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::files::{self, FileError};
@@ -440,13 +440,10 @@ fn validate(file: &Path) -> Result<Outcome, Error> {
         findings,
     };
     Ok(if errors > 0 {
-        Outcome::report(report).with_error(
-            AclError::Invalid {
-                path: file.to_path_buf(),
-                errors,
-            }
-            .into(),
-        )
+        Outcome::report(report).with_error(AclError::Invalid {
+            path: file.to_path_buf(),
+            errors,
+        })
     } else {
         Outcome::report(report)
     })
@@ -580,7 +577,7 @@ fn list(config: &Config, file: &Path, args: &AclListArgs) -> Result<Outcome, Err
         patterns: rule_views(&doc, &ruleset.patterns),
     };
     Ok(match acl::refusal(&doc, file) {
-        Some(refusal) => Outcome::report(report).with_error(refusal.into()),
+        Some(refusal) => Outcome::report(report).with_error(refusal),
         None => Outcome::report(report),
     })
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use rumqttc::QoS;
 
+use super::Config;
 use crate::check::{self, Expect, Host, Plan, Report, Subscription, Target, Until};
 use crate::cli::CheckArgs;
-use crate::config::Config;
 use crate::error::Error;
 use crate::names::{TopicFilter, TopicName};
 use crate::output::{Human, Outcome, Paint, sanitize};
@@ -35,7 +35,7 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Outcome, Error> {
         config.output.warn(&sanitize(&warning.message));
     }
     Ok(match report.failure().cloned() {
-        Some(error) => Outcome::report(report).with_error(error.into()),
+        Some(error) => Outcome::report(report).with_error(error),
         None => Outcome::report(report),
     })
 }

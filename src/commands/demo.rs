@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::Config;
 use crate::cli::DemoArgs;
-use crate::config::Config;
-use crate::demo::{self, DemoOptions, DemoReport};
 use crate::error::Error;
 use crate::output::{Human, Outcome, Paint, sanitize};
+use crate::tutorial::demo::{self, DemoOptions, DemoReport};
 
 pub fn run(config: &Config, args: DemoArgs) -> Result<Outcome, Error> {
     let options = DemoOptions {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::Config;
 use crate::cli::{HostsAddArgs, HostsCheckArgs, HostsCommand, HostsListArgs, HostsRemoveArgs};
-use crate::config::Config;
 use crate::error::Error;
 use crate::files::WriteMethod;
 use crate::hosts::{self, Action, Change, Entry, HostsError};
@@ -327,7 +327,7 @@ fn check(config: &Config, args: &HostsCheckArgs) -> Result<Outcome, Error> {
                 in_file: !report.file.is_empty(),
                 hosts_file: path.clone(),
             };
-            return Ok(Outcome::report(report).with_error(error.into()));
+            return Ok(Outcome::report(report).with_error(error));
         }
     };
     report.agrees = same_set(&resolved, &report.file_addresses);

@@ -4,6 +4,7 @@
 
 mod acl;
 mod check;
+mod config;
 mod demo;
 mod docs;
 mod hosts;
@@ -11,8 +12,9 @@ mod server;
 mod setup;
 mod whoami;
 
+pub use config::{Config, DEFAULT_SERVER_DIR};
+
 use crate::cli::Command;
-use crate::config::Config;
 use crate::error::Error;
 use crate::output::Outcome;
 

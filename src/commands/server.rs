@@ -9,22 +9,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::Config;
 use crate::broker::{
     self, Action, ContainerSpec, Context, DownOptions, DownReport, FileChange, ReloadOptions,
     ReloadReport, StatusReport, UpOptions, UpReport,
 };
 use crate::cli::{ServerCommand, ServerUpArgs};
-use crate::config::Config;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::output::{Human, Outcome, Paint, human_duration, sanitize};
 
 pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
-    let ctx = Context {
-        cert_dir: &config.cert_dir,
-        server_dir: &config.server_dir,
-        output: &config.output,
-    };
+    let ctx = config.context();
     crate::runtime::block_on(async {
         tokio::select! {
             outcome = dispatch(&ctx, command) => outcome,

@@ -1,12 +1,12 @@
 //! `setup`: flags into answers, a terminal if there is one, then the wizard.
 
+use super::Config;
 use crate::cli::{SetupArgs, SetupClientArgs, SetupRole, SetupServerArgs};
-use crate::config::Config;
 use crate::error::Error;
 use crate::hosts;
 use crate::names::{DeviceId, TopicFilter};
 use crate::output::Outcome;
-use crate::setup::{self, ClientAnswers, Grant, Prompter, ServerAnswers, Terminal};
+use crate::tutorial::setup::{self, ClientAnswers, Grant, Prompter, ServerAnswers, Terminal};
 
 pub fn run(config: &Config, mut args: SetupArgs) -> Result<Outcome, Error> {
     setup::exit_130_on_ctrl_c();
@@ -71,7 +71,11 @@ fn server(
         yes: setup.yes,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
-    Ok(Outcome::report(setup::server(config, answers, prompter)?))
+    Ok(Outcome::report(setup::server(
+        &config.context(),
+        answers,
+        prompter,
+    )?))
 }
 
 fn client(
@@ -90,9 +94,9 @@ fn client(
         roundtrip: args.roundtrip,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
-    let (report, failure) = setup::client(config, answers, prompter)?;
+    let (report, failure) = setup::client(&config.context(), answers, prompter)?;
     Ok(match failure {
-        Some(error) => Outcome::report(report).with_error(error.into()),
+        Some(error) => Outcome::report(report).with_error(error),
         None => Outcome::report(report),
     })
 }

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::Config;
 use crate::cli::WhoamiArgs;
-use crate::config::Config;
-use crate::error::{Diagnose, Error};
+use crate::diagnose::Diagnose;
+use crate::error::Error;
 use crate::identity::{self, CertInfo, Inspection, Timestamp, Validity, Warning};
 use crate::output::{Human, Outcome, Paint, human_duration, sanitize};
 
@@ -30,7 +31,7 @@ pub fn run(config: &Config, args: &WhoamiArgs) -> Result<Outcome, Error> {
     let problem = inspection.problems().into_iter().next();
     let report = WhoamiReport::new(&inspection);
     Ok(match problem {
-        Some(problem) => Outcome::report(report).with_error(problem.into()),
+        Some(problem) => Outcome::report(report).with_error(problem),
         None => Outcome::report(report),
     })
 }

@@ -12,6 +12,7 @@
 
 mod certificate;
 pub(crate) mod pem;
+pub mod pki;
 
 use std::fs;
 use std::io;
@@ -25,9 +26,10 @@ use serde::Serialize;
 
 pub use certificate::{CertInfo, Timestamp, Validity, fingerprint, is_signed_by};
 
-use crate::error::Diagnose;
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 use crate::output::human_duration;
+use crate::tls::Credentials;
 
 pub const CLIENT_CRT: &str = "client.crt";
 pub const CLIENT_KEY: &str = "client.key";
@@ -707,12 +709,16 @@ impl Identity {
 
     /// The certificate chain to present: the device certificate, then any
     /// further certificates in `client.crt`.
-    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
-        vec![self.cert.der.clone()]
-    }
-
-    pub fn private_key(&self) -> PrivateKeyDer<'static> {
-        self.key.der.clone_key()
+    /// What TLS presents and trusts for this device.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            chain: vec![self.cert.der.clone()],
+            key: self.key.der.clone_key(),
+            roots: &self.ca.certs,
+            cert_path: &self.cert.path,
+            key_path: &self.key.path,
+            ca_path: &self.ca.path,
+        }
     }
 }
 
@@ -725,7 +731,7 @@ pub fn device_id(dir: &CertDir) -> Result<LoadedCert, IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{Authority, DeviceRequest, random_device_id};
+    use crate::identity::pki::{Authority, DeviceRequest, random_device_id};
 
     fn issued(request: impl FnOnce(DeviceRequest) -> DeviceRequest) -> (tempfile::TempDir, String) {
         let ca = Authority::new("CA").unwrap();

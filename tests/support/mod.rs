@@ -15,7 +15,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub use wott_mqtt::pki::{Authority, DeviceIdentity, DeviceRequest, random_device_id};
+pub use wott_mqtt::identity::pki::{Authority, DeviceIdentity, DeviceRequest, random_device_id};
 
 /// Environment variables the binary reads; cleared so the host cannot leak in.
 const ENV_VARS: &[&str] = &[

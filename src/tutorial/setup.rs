@@ -24,9 +24,8 @@ use dialoguer::{Confirm, Input, Select};
 use serde::Serialize;
 
 use crate::acl::{self, Access};
-use crate::broker::{self, UpOptions, UpReport};
+use crate::broker::{self, Context, UpOptions, UpReport};
 use crate::check::{self, Host, Plan, Subscription, Target, Until};
-use crate::config::Config;
 use crate::error::Error;
 use crate::hosts;
 use crate::identity::{Inspection, Validity};
@@ -218,7 +217,7 @@ fn no_terminal(role: &str, missing: &[&str]) -> Error {
 /// flags leave open when `prompter` is a terminal; otherwise everything must
 /// be given.
 pub fn client(
-    config: &Config,
+    ctx: &Context<'_>,
     mut answers: ClientAnswers,
     prompter: Option<&mut dyn Prompter>,
 ) -> Result<(ClientReport, Option<check::CheckError>), Error> {
@@ -227,16 +226,16 @@ pub fn client(
         if !missing.is_empty() {
             return Err(no_terminal("client", &missing));
         }
-        healthy_identity(config, None)?;
-        return client_once(config, &answers, None);
+        healthy_identity(ctx, None)?;
+        return client_once(ctx, &answers, None);
     };
-    healthy_identity(config, Some(&mut *prompter))?;
+    healthy_identity(ctx, Some(&mut *prompter))?;
 
     let use_defaults = answers.yes;
     ask_client(
         prompter,
         &mut answers,
-        config.output.paint_stderr(),
+        ctx.output.paint_stderr(),
         use_defaults,
     )?;
     if !answers.yes {
@@ -249,17 +248,17 @@ pub fn client(
         }
     }
     loop {
-        let (report, failure) = client_once(config, &answers, Some(&mut *prompter))?;
+        let (report, failure) = client_once(ctx, &answers, Some(&mut *prompter))?;
         let Some(error) = failure else {
             return Ok((report, None));
         };
-        let paint = config.output.paint_stderr();
+        let paint = ctx.output.paint_stderr();
         prompter.say(&format!(
             "{} {}",
             paint.bad("✗"),
             sanitize(&error.to_string())
         ));
-        if let Some(hint) = crate::error::Diagnose::hint(&error) {
+        if let Some(hint) = crate::diagnose::Diagnose::hint(&error) {
             prompter.say(&format!("  {} {}", paint.bold("hint:"), sanitize(&hint)));
         }
         let choices = [
@@ -368,7 +367,7 @@ pub fn port_slip_warning() -> String {
 
 /// One pass of the client role with settled answers: the hosts entry, then the check.
 fn client_once(
-    config: &Config,
+    ctx: &Context<'_>,
     answers: &ClientAnswers,
     mut prompter: Option<&mut dyn Prompter>,
 ) -> Result<(ClientReport, Option<check::CheckError>), Error> {
@@ -382,14 +381,14 @@ fn client_once(
         .map_or_else(|| TopicFilter::new(DEFAULT_TOPIC), Ok)?;
     let mut say = |text: &str| match prompter.as_deref_mut() {
         Some(p) => p.say(text),
-        None => config.output.note(text),
+        None => ctx.output.note(text),
     };
     if port == TUTORIAL_SLIP_PORT && answers.yes {
-        config.output.warn(&port_slip_warning());
+        ctx.output.warn(&port_slip_warning());
     }
 
     let change = hosts::add(&answers.hosts_file, &server, ip, false)?;
-    let paint = config.output.paint_stderr();
+    let paint = ctx.output.paint_stderr();
     say(&format!(
         "{} hosts     {} maps {server} to {ip}{}",
         paint.mark(true),
@@ -433,7 +432,7 @@ fn client_once(
         })
     };
     let plan = Plan::new(until, CHECK_TIMEOUT);
-    let report = crate::runtime::block_on(check::check(&config.cert_dir, &target, &plan))?;
+    let report = crate::runtime::block_on(check::check(ctx.cert_dir, &target, &plan))?;
     for line in Report::human(&report, paint).lines() {
         say(line);
     }
@@ -574,7 +573,7 @@ pub struct ServerReport {
 /// grant, start the broker (`broker::up`), write the grants
 /// (`acl::file::allow`) and reload it, then say what each client runs.
 pub fn server(
-    config: &Config,
+    ctx: &Context<'_>,
     mut answers: ServerAnswers,
     prompter: Option<&mut dyn Prompter>,
 ) -> Result<ServerReport, Error> {
@@ -584,13 +583,13 @@ pub fn server(
             &["--yes (and --allow ID[:TOPIC[:ACCESS]] per client)"],
         ));
     }
-    let paint = config.output.paint_stderr();
+    let paint = ctx.output.paint_stderr();
     let say_line = |prompter: &mut Option<&mut dyn Prompter>, text: &str| match prompter {
         Some(p) => p.say(text),
-        None => config.output.note(text),
+        None => ctx.output.note(text),
     };
     let mut prompter = prompter;
-    let device_id = healthy_identity(config, prompter.as_deref_mut())?;
+    let device_id = healthy_identity(ctx, prompter.as_deref_mut())?;
 
     if let Some(p) = prompter.as_deref_mut() {
         if answers.grants.is_empty() && !answers.yes {
@@ -607,15 +606,10 @@ pub fn server(
         }
     }
 
-    let ctx = broker::Context {
-        cert_dir: &config.cert_dir,
-        server_dir: &config.server_dir,
-        output: &config.output,
-    };
-    let up = crate::runtime::block_on(broker::up(&ctx, &answers.up))??;
+    let up = crate::runtime::block_on(broker::up(ctx, &answers.up))??;
     say_line(&mut prompter, &up_line(&up, paint));
 
-    let acl_file = config.server_dir.join(acl::FILE_NAME);
+    let acl_file = ctx.server_dir.join(acl::FILE_NAME);
     let mut grants = Vec::new();
     for grant in &answers.grants {
         let edit = acl::file::allow(
@@ -689,17 +683,17 @@ pub fn server(
 /// change, when it cannot be used (key, CA, expiry): both roles connect with it.
 /// Returns the device ID.
 fn healthy_identity(
-    config: &Config,
+    ctx: &Context<'_>,
     prompter: Option<&mut (dyn Prompter + '_)>,
 ) -> Result<String, Error> {
-    let inspection = Inspection::load(&config.cert_dir)?;
-    let line = identity_line(&inspection, config.output.paint_stderr());
+    let inspection = Inspection::load(ctx.cert_dir)?;
+    let line = identity_line(&inspection, ctx.output.paint_stderr());
     match prompter {
         Some(p) => p.say(&line),
-        None => config.output.note(&line),
+        None => ctx.output.note(&line),
     }
     for warning in &inspection.warnings {
-        config.output.warn(&sanitize(&warning.message));
+        ctx.output.warn(&sanitize(&warning.message));
     }
     let device_id = inspection.cert.device_id().to_string();
     inspection.into_identity()?;
@@ -842,6 +836,7 @@ impl Human for ServerReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::Diagnose;
 
     #[test]
     fn grants_parse_id_topic_and_access() {

@@ -36,7 +36,7 @@ use hosts_parser::HostsFileLine;
 use memchr::memmem;
 use serde::Serialize;
 
-use crate::error::Diagnose;
+use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 use crate::files::{self, FileError, Piece, PieceEdit, UpdateOptions};
 use crate::names::{DeviceId, WOTT_DOMAIN};

@@ -20,8 +20,8 @@ use rcgen::{
 use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
 
-use crate::error::Diagnose;
-use crate::identity::{CA_CRT, CLIENT_CRT, CLIENT_KEY};
+use super::{CA_CRT, CLIENT_CRT, CLIENT_KEY};
+use crate::diagnose::Diagnose;
 use crate::names::WOTT_DOMAIN;
 
 /// How long the agent's certificates live.

@@ -3,9 +3,10 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::cli::GlobalArgs;
+use crate::broker::Context;
+use crate::cli::{ColorArg, GlobalArgs};
 use crate::identity::{CertDir, DEFAULT_CERT_DIR};
-use crate::output::Output;
+use crate::output::{ColorChoice, Output};
 
 /// The managed broker's folder when `--server-dir` / `WOTT_MQTT_SERVER_DIR` is unset.
 pub const DEFAULT_SERVER_DIR: &str = "/opt/wott/mosquitto";
@@ -19,6 +20,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// What the domains and the tutorial's flows work with.
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            cert_dir: &self.cert_dir,
+            server_dir: &self.server_dir,
+            output: &self.output,
+        }
+    }
+
     pub fn from_args(args: &GlobalArgs) -> Self {
         Config {
             cert_dir: CertDir::new(resolve_cert_dir(
@@ -27,8 +37,16 @@ impl Config {
             )),
             server_dir: non_empty(args.server_dir.clone())
                 .map_or_else(|| PathBuf::from(DEFAULT_SERVER_DIR), PathBuf::from),
-            output: Output::new(args.json, args.quiet, args.verbose, args.color),
+            output: Output::new(args.json, args.quiet, args.verbose, color(args.color)),
         }
+    }
+}
+
+fn color(arg: ColorArg) -> ColorChoice {
+    match arg {
+        ColorArg::Auto => ColorChoice::Auto,
+        ColorArg::Always => ColorChoice::Always,
+        ColorArg::Never => ColorChoice::Never,
     }
 }
 

@@ -3,7 +3,7 @@
 //! Newcomers judge the tool by its first command, so this one shows every
 //! step of the tutorial working, in the tutorial's terms, and says what the
 //! command would be on real devices. Nothing here is a second implementation
-//! of a step: the identities come from [`crate::pki`] (the tests' CA), the
+//! of a step: the identities come from [`crate::identity::pki`] (the tests' CA), the
 //! grant from [`acl::file::allow`], the broker from [`broker::up`] and the
 //! proof from [`check::check`], the functions the commands call.
 //!
@@ -32,11 +32,12 @@ use crate::acl::{self, Access};
 use crate::broker::docker::Engine;
 use crate::broker::{self, BrokerError, ContainerSpec, Context, DownOptions, RunAs, UpOptions};
 use crate::check::{self, Expect, Host, Plan, Subscription, Target, Until};
-use crate::error::{Diagnose, Error};
+use crate::diagnose::Diagnose;
+use crate::error::Error;
 use crate::identity::CertDir;
+use crate::identity::pki::{Authority, DeviceRequest, random_device_id};
 use crate::names::{DeviceId, TopicFilter, TopicName};
 use crate::output::{Output, Spinner};
-use crate::pki::{Authority, DeviceRequest, random_device_id};
 
 /// Every demo container's name starts with this; so does its temp folder's.
 pub const CONTAINER_PREFIX: &str = "wott-mqtt-demo-";
@@ -125,6 +126,12 @@ pub enum DemoError {
         /// What removes the rest by hand.
         commands: Vec<String>,
     },
+}
+
+impl From<DemoError> for Error {
+    fn from(error: DemoError) -> Self {
+        Error::Flow(Box::new(error))
+    }
 }
 
 impl Diagnose for DemoError {
@@ -412,7 +419,7 @@ impl<'a> Demo<'a> {
             };
             self.container_attempted = true;
             match broker::up(&ctx, &options).await {
-                Err(Error::Broker(BrokerError::PortBusy { .. })) if tries < PORT_TRIES => {}
+                Err(BrokerError::PortBusy { .. }) if tries < PORT_TRIES => {}
                 result => break result?,
             }
         };
