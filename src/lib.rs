@@ -22,6 +22,7 @@ pub mod exit_code;
 pub mod files;
 pub mod hosts;
 pub mod identity;
+pub mod lines;
 pub mod names;
 pub mod output;
 pub mod runtime;

@@ -7,6 +7,8 @@
 //! pointing at the deepest module it names. A folder's `mod.rs` declaring
 //! and re-exporting its own files is the folder's front door, not an arrow.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};

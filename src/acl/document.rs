@@ -3,9 +3,10 @@
 //! A [`Document`] borrows the file's bytes and records, for every line, where
 //! it is and what Mosquitto makes of it; [`scan`] shows the same lines
 //! ([`LineView`]) one at a time from a stream, for files too large to hold.
-//! Nothing is normalised: an edit ([`Edits`]) is a set of byte ranges to
-//! replace, and every line it does not touch is copied verbatim (CRLF, tabs,
-//! runs of spaces, a missing final newline, lines Mosquitto would refuse).
+//! The lines themselves, and the edits of them, are `crate::lines`'s: nothing
+//! is normalised, and every line an edit does not touch is copied verbatim
+//! (CRLF, tabs, runs of spaces, a missing final newline, lines Mosquitto
+//! would refuse).
 //!
 //! Each line is read the way `aclfile__parse` in Mosquitto 2.0.11's
 //! `src/security_default.c` reads it, and those quirks are part of the model:
@@ -20,13 +21,13 @@
 //! - after the access word, the rest of the line (trimmed) is the filter, so
 //!   a filter may contain spaces when the access word is given.
 
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 use std::ops::Range;
 
 use serde::Serialize;
 
 use super::topic;
-use crate::files::Piece;
+use crate::lines::{self, LineSpan, Summary, Tail};
 
 /// A byte range in a document. `u32` keeps a 60,000-line file's line table
 /// small; [`Document::parse`] refuses texts of 4 GiB or more.
@@ -158,16 +159,16 @@ pub enum Kind {
     Invalid(Invalid),
 }
 
-/// One line: where its bytes are, and what it means.
+/// One line of a [`Document`]: where its bytes are, and what it means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
+pub struct ParsedLine {
     start: u32,
     content_end: u32,
     end: u32,
     pub kind: Kind,
 }
 
-impl Line {
+impl ParsedLine {
     /// Where the line starts in the document.
     pub fn start(&self) -> usize {
         self.start as usize
@@ -192,7 +193,7 @@ impl Line {
 #[derive(Debug, Clone)]
 pub struct Document<'a> {
     text: &'a [u8],
-    lines: Vec<Line>,
+    lines: Vec<ParsedLine>,
 }
 
 impl<'a> Document<'a> {
@@ -202,16 +203,21 @@ impl<'a> Document<'a> {
             return Err(TooLarge);
         }
         let has_nul = memchr::memchr(0, text).is_some();
-        let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', text).count() + 1);
-        let mut start = 0;
-        for newline in memchr::memchr_iter(b'\n', text) {
-            lines.push(line(text, start, newline, newline + 1, has_nul));
-            start = newline + 1;
+        let mut parsed = Vec::with_capacity(memchr::memchr_iter(b'\n', text).count() + 1);
+        for line in lines::split(text) {
+            let start = line.offset as usize;
+            let content_end = start + line.content().len();
+            parsed.push(ParsedLine {
+                start: start as u32,
+                content_end: content_end as u32,
+                end: line.range().end as u32,
+                kind: kind_of(text, start..content_end, has_nul),
+            });
         }
-        if start < text.len() {
-            lines.push(line(text, start, text.len(), text.len(), has_nul));
-        }
-        Ok(Document { text, lines })
+        Ok(Document {
+            text,
+            lines: parsed,
+        })
     }
 
     /// The bytes the document was parsed from: rendering without edits.
@@ -219,7 +225,7 @@ impl<'a> Document<'a> {
         self.text
     }
 
-    pub fn lines(&self) -> &[Line] {
+    pub fn lines(&self) -> &[ParsedLine] {
         &self.lines
     }
 
@@ -228,21 +234,13 @@ impl<'a> Document<'a> {
     }
 
     /// A line without its `\n` (any `\r` included).
-    pub fn content(&self, line: &Line) -> &'a [u8] {
+    pub fn content(&self, line: &ParsedLine) -> &'a [u8] {
         &self.text[line.start()..line.content_end()]
     }
 
     /// A line without its line ending and trailing whitespace, for messages.
-    pub fn shown(&self, line: &Line) -> String {
+    pub fn shown(&self, line: &ParsedLine) -> String {
         String::from_utf8_lossy(trim_end(self.content(line))).into_owned()
-    }
-
-    /// `\r\n` when the file uses CRLF (judged by its first line), else `\n`.
-    pub fn newline(&self) -> &'static [u8] {
-        match self.lines.iter().find(|l| l.has_newline()) {
-            Some(line) if self.content(line).ends_with(b"\r") => b"\r\n",
-            _ => b"\n",
-        }
     }
 
     /// For each line, the index of the `user` line whose block it is in;
@@ -282,17 +280,13 @@ impl<'a> Document<'a> {
     }
 }
 
-fn line(text: &[u8], start: usize, content_end: usize, end: usize, has_nul: bool) -> Line {
-    let kind = if has_nul {
-        parse_kind(text, start..content_end)
+/// What the line at `content` in `text` is; `has_nul`: whether the text
+/// holds a NUL byte anywhere, which only then is looked for in the line.
+fn kind_of(text: &[u8], content: Range<usize>, has_nul: bool) -> Kind {
+    if has_nul {
+        parse_kind(text, content)
     } else {
-        parse_line(text, start, content_end)
-    };
-    Line {
-        start: start as u32,
-        content_end: content_end as u32,
-        end: end as u32,
-        kind,
+        parse_line(text, content.start, content.end)
     }
 }
 
@@ -396,13 +390,10 @@ fn parse_line(text: &[u8], start: usize, content_end: usize) -> Kind {
 pub struct LineView<'t> {
     /// 0-based.
     pub index: usize,
-    /// Where the line starts in the file.
-    pub offset: u64,
-    /// The text the spans in `kind` index, and where in it the line is.
+    line: lines::Line<'t>,
+    /// The text the spans in `kind` index, and where the line starts in it.
     base: &'t [u8],
     start: usize,
-    content_end: usize,
-    end: usize,
     pub kind: Kind,
 }
 
@@ -414,7 +405,7 @@ impl<'t> LineView<'t> {
 
     /// The line without its `\n` (any `\r` included).
     pub fn content(&self) -> &'t [u8] {
-        &self.base[self.start..self.content_end]
+        self.line.content()
     }
 
     /// The line as written, without its ending and trailing whitespace.
@@ -423,26 +414,32 @@ impl<'t> LineView<'t> {
     }
 
     pub fn has_newline(&self) -> bool {
-        self.end > self.content_end
+        self.line.has_ending()
     }
 
     /// The line's bytes in the file, ending included.
     pub fn range(&self) -> Range<u64> {
-        self.offset..self.offset + (self.end - self.start) as u64
+        self.line.range()
     }
 
     /// `\r\n` when the line ends with CRLF, `\n` when with LF, `None` without an ending.
     pub fn ending(&self) -> Option<&'static [u8]> {
-        match (self.has_newline(), self.content().ends_with(b"\r")) {
-            (false, _) => None,
-            (true, true) => Some(b"\r\n"),
-            (true, false) => Some(b"\n"),
-        }
+        self.line.tail().ending
+    }
+
+    /// How the line ends, for lines added after it.
+    pub fn tail(&self) -> Tail {
+        self.line.tail()
+    }
+
+    /// Where the line is, to delete it later.
+    pub fn span(&self) -> LineSpan {
+        self.line.span()
     }
 
     /// The text the spans index, and where the line's content is in it.
     pub(crate) fn spanned(&self) -> (&'t [u8], Range<usize>) {
-        (self.base, self.start..self.content_end)
+        (self.base, self.start..self.start + self.content().len())
     }
 
     /// Leading spaces (the only indentation Mosquitto understands).
@@ -453,193 +450,56 @@ impl<'t> LineView<'t> {
 }
 
 impl<'a> Document<'a> {
-    /// Shows every line to `f`, in order.
-    pub fn visit(&self, mut f: impl FnMut(&LineView)) {
-        for (index, line) in self.lines.iter().enumerate() {
+    /// Shows every line to `f`, in order, and returns the file's summary.
+    pub fn visit(&self, mut f: impl FnMut(&LineView)) -> Summary {
+        for (index, line) in lines::split(self.text).enumerate() {
             f(&LineView {
                 index,
-                offset: line.start as u64,
+                line,
                 base: self.text,
-                start: line.start(),
-                content_end: line.content_end(),
-                end: line.end(),
-                kind: line.kind.clone(),
+                start: line.offset as usize,
+                kind: self.lines[index].kind.clone(),
             });
         }
+        Summary::of(self.text)
     }
 }
 
 /// Shows every line of `reader` to `f`, in order, reading it chunk by chunk
-/// so that a large file is never held in memory. `f` returns `false` to stop.
-pub fn scan(mut reader: impl BufRead, mut f: impl FnMut(&LineView) -> bool) -> io::Result<()> {
-    // A line split across two chunks is put together here.
-    let mut carry: Vec<u8> = Vec::new();
-    let mut offset = 0u64;
+/// so that a large file is never held in memory. `f` returns `false` to
+/// stop. Returns the file's summary (of what was read, when stopped).
+pub fn scan(reader: impl Read, f: impl FnMut(&LineView) -> bool) -> io::Result<Summary> {
+    scan_chunked(reader, lines::CHUNK, f)
+}
+
+/// [`scan`] in chunks of `chunk` bytes: for the fuzzer and the tests, which
+/// reach the chunk boundaries with small inputs.
+#[doc(hidden)]
+pub fn scan_chunked(
+    reader: impl Read,
+    chunk: usize,
+    mut f: impl FnMut(&LineView) -> bool,
+) -> io::Result<Summary> {
     let mut index = 0;
-    let mut show = |base: &[u8], start: usize, end: usize, check_nul: bool| {
-        let content_end = end - usize::from(base[end - 1] == b'\n');
-        let kind = if check_nul {
-            parse_kind(base, start..content_end)
-        } else {
-            parse_line(base, start, content_end)
-        };
-        let view = LineView {
-            index,
-            offset,
-            base,
-            start,
-            content_end,
-            end,
-            kind,
-        };
-        index += 1;
-        offset += (end - start) as u64;
-        f(&view)
-    };
-    loop {
-        let chunk = reader.fill_buf()?;
-        if chunk.is_empty() {
-            if !carry.is_empty() {
-                show(&carry, 0, carry.len(), true);
-            }
-            return Ok(());
-        }
-        let check_nul = memchr::memchr(0, chunk).is_some();
-        let mut start = 0;
-        for newline in memchr::memchr_iter(b'\n', chunk) {
-            let go_on = if carry.is_empty() {
-                show(chunk, start, newline + 1, check_nul)
-            } else {
-                carry.extend_from_slice(&chunk[start..=newline]);
-                let go_on = show(&carry, 0, carry.len(), true);
-                carry.clear();
-                go_on
+    lines::read(reader, chunk, |whole| {
+        let has_nul = memchr::memchr(0, whole.bytes).is_some();
+        for line in whole.lines() {
+            let start = (line.offset - whole.offset) as usize;
+            let content = start..start + line.content().len();
+            let view = LineView {
+                index,
+                line,
+                base: whole.bytes,
+                start,
+                kind: kind_of(whole.bytes, content, has_nul),
             };
-            if !go_on {
-                return Ok(());
+            index += 1;
+            if !f(&view) {
+                return false;
             }
-            start = newline + 1;
         }
-        carry.extend_from_slice(&chunk[start..]);
-        let len = chunk.len();
-        reader.consume(len);
-    }
-}
-
-/// Changes at byte offsets of a file, turned into the [`Piece`]s that
-/// `files::update_pieces` writes: the stretches in between are copied from
-/// the old file untouched.
-#[derive(Debug, Default)]
-pub struct Edits {
-    changes: Vec<(Range<u64>, Vec<u8>)>,
-    /// Lines deleted whole: where each starts, and the length of the ending
-    /// of the line before it.
-    deleted_lines: Vec<(u64, u64)>,
-}
-
-impl Edits {
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
-
-    /// Replaces `range` of the old file with `bytes`.
-    pub fn replace(&mut self, range: Range<u64>, bytes: Vec<u8>) {
-        self.changes.push((range, bytes));
-    }
-
-    pub fn delete(&mut self, range: Range<u64>) {
-        self.replace(range, Vec::new());
-    }
-
-    pub fn insert(&mut self, at: u64, bytes: Vec<u8>) {
-        self.replace(at..at, bytes);
-    }
-
-    /// Deletes a whole line, `range` with its ending; `before` is the length
-    /// of the ending of the line before it that [`Self::keep_no_final_newline`]
-    /// may take (0 for the first line, and for a line that would vanish).
-    pub fn delete_line(&mut self, range: Range<u64>, before: u64) {
-        self.deleted_lines.push((range.start, before));
-        self.delete(range);
-    }
-
-    /// For a file that does not end with a newline: when the edits delete
-    /// its last lines, the line left last loses its ending too, so the file
-    /// still ends without one. Lines added at the end of such a file get no
-    /// final newline either, so adding lines and deleting them again gives
-    /// back the original bytes.
-    pub fn keep_no_final_newline(&mut self, old_len: u64) {
-        if self
-            .changes
-            .iter()
-            .any(|(r, b)| !b.is_empty() && r.end >= old_len)
-        {
-            return; // the file ends with new bytes
-        }
-        // The start of the run of deletions that reaches the end of the file.
-        let mut start = old_len;
-        while let Some(from) = self
-            .changes
-            .iter()
-            .filter(|(r, b)| b.is_empty() && r.end == start && r.start < start)
-            .map(|(r, _)| r.start)
-            .min()
-        {
-            start = from;
-        }
-        if start == old_len || start == 0 {
-            return;
-        }
-        let Some(&(_, before)) = self.deleted_lines.iter().find(|(at, _)| *at == start) else {
-            return;
-        };
-        let ending = start - before..start;
-        if before == 0
-            || self
-                .changes
-                .iter()
-                .any(|(r, _)| r.start < ending.end && r.end > ending.start)
-        {
-            return;
-        }
-        self.delete(ending);
-    }
-
-    /// The new file, given the old one's length. Overlapping deletions of
-    /// the same line count once.
-    pub fn into_pieces(mut self, old_len: u64) -> Vec<Piece> {
-        self.changes.sort_by_key(|(r, _)| (r.start, r.end));
-        self.changes.dedup();
-        let mut pieces = Vec::with_capacity(self.changes.len() * 2 + 1);
-        let mut at = 0;
-        for (range, bytes) in self.changes {
-            if range.start > at {
-                pieces.push(Piece::Old(at..range.start));
-            }
-            if !bytes.is_empty() {
-                pieces.push(Piece::New(bytes));
-            }
-            at = at.max(range.end);
-        }
-        if at < old_len {
-            pieces.push(Piece::Old(at..old_len));
-        }
-        pieces
-    }
-}
-
-/// Pieces of a new text as one buffer, given the old text.
-pub fn concat(pieces: &[Piece], old: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for piece in pieces {
-        match piece {
-            Piece::Old(range) => {
-                out.extend_from_slice(&old[range.start as usize..range.end as usize])
-            }
-            Piece::New(bytes) => out.extend_from_slice(bytes),
-        }
-    }
-    out
+        true
+    })
 }
 
 #[cfg(test)]
@@ -709,9 +569,9 @@ mod tests {
     fn lines_stay_small() {
         // 60,000 lines should cost a couple of megabytes, not tens.
         assert!(
-            std::mem::size_of::<Line>() <= 32,
+            std::mem::size_of::<ParsedLine>() <= 32,
             "{}",
-            std::mem::size_of::<Line>()
+            std::mem::size_of::<ParsedLine>()
         );
     }
 
@@ -731,8 +591,7 @@ mod tests {
         // Lines split across chunks of every size come out whole.
         for capacity in 1..8 {
             let mut chunked = Vec::new();
-            let reader = io::BufReader::with_capacity(capacity, &text[..]);
-            scan(reader, |l| {
+            scan_chunked(&text[..], capacity, |l| {
                 chunked.push((l.index, l.range(), l.shown(), l.ending(), l.indent().len()));
                 true
             })
@@ -742,39 +601,5 @@ mod tests {
         assert_eq!(parsed[0].3, Some(&b"\r\n"[..]));
         assert_eq!(parsed[4].1, 27..32);
         assert_eq!(parsed[4].3, None);
-    }
-
-    #[test]
-    fn edits_become_pieces_around_untouched_stretches() {
-        let old = b"a\nb\nc\n";
-        let mut edits = Edits::default();
-        edits.replace(2..4, b"B\n".to_vec());
-        edits.insert(6, b"d\n".to_vec());
-        edits.delete(0..2);
-        edits.delete(0..2);
-        let pieces = edits.into_pieces(6);
-        assert_eq!(concat(&pieces, old), b"B\nc\nd\n");
-        assert_eq!(pieces[1], Piece::Old(4..6));
-        assert_eq!(Edits::default().into_pieces(6), vec![Piece::Old(0..6)]);
-    }
-
-    #[test]
-    fn deleting_the_last_lines_keeps_a_missing_final_newline() {
-        let old = b"a\r\nb\nc";
-        let mut edits = Edits::default();
-        edits.delete_line(3..5, 2);
-        edits.delete_line(5..6, 1);
-        edits.keep_no_final_newline(6);
-        assert_eq!(concat(&edits.into_pieces(6), old), b"a");
-        // Not at the end, or with new bytes at the end: nothing more to do.
-        let mut edits = Edits::default();
-        edits.delete_line(3..5, 2);
-        edits.keep_no_final_newline(6);
-        assert_eq!(concat(&edits.into_pieces(6), old), b"a\r\nc");
-        let mut edits = Edits::default();
-        edits.delete_line(5..6, 1);
-        edits.insert(6, b"\nd".to_vec());
-        edits.keep_no_final_newline(6);
-        assert_eq!(concat(&edits.into_pieces(6), old), b"a\r\nb\n\nd");
     }
 }

@@ -17,13 +17,13 @@
 //!   one blank line (which `revoke` takes away with the last block), and a
 //!   file without a final newline keeps having none.
 
-use std::io::{self, BufRead};
-use std::ops::Range;
+use std::io::{self, Read};
 
-use super::document::{self, Access, Document, Edits, Kind, LineView};
+use super::document::{self, Access, Document, Kind, LineView};
 use super::eval::Refused;
 use super::{lint, topic};
-use crate::files::Piece;
+use crate::files::{self, Piece};
+use crate::lines::{self, Edits, LineSpan, Summary, Tail};
 
 /// What `allow` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -84,87 +84,44 @@ pub struct Revoked {
     pub refused: Option<Refused>,
 }
 
+/// The whole new text of an edit, given the old one (for tests and the fuzzer).
+fn text_of(pieces: Option<&[Piece]>, old: &[u8]) -> io::Result<Vec<u8>> {
+    match pieces {
+        Some(pieces) => files::materialize(Some(io::Cursor::new(old)), pieces),
+        None => Ok(old.to_vec()),
+    }
+}
+
 impl Allowed {
     /// The whole new text, given the old one.
-    pub fn text(&self, old: &[u8]) -> Vec<u8> {
-        self.pieces
-            .as_ref()
-            .map_or_else(|| old.to_vec(), |p| document::concat(p, old))
+    pub fn text(&self, old: &[u8]) -> io::Result<Vec<u8>> {
+        text_of(self.pieces.as_deref(), old)
     }
 }
 
 impl Revoked {
     /// The whole new text, given the old one.
-    pub fn text(&self, old: &[u8]) -> Vec<u8> {
-        self.pieces
-            .as_ref()
-            .map_or_else(|| old.to_vec(), |p| document::concat(p, old))
+    pub fn text(&self, old: &[u8]) -> io::Result<Vec<u8>> {
+        text_of(self.pieces.as_deref(), old)
     }
 }
 
-/// What every edit needs to know about the file as a whole.
+/// The first line Mosquitto refuses, as the edits report it.
 #[derive(Debug, Default)]
-struct FileFacts {
-    /// The ending of the first line that has one: the file's style.
-    newline: Option<&'static [u8]>,
-    lines: usize,
-    len: u64,
-    /// Whether the last line is blank, and whether it ends with a newline.
-    last: Option<(bool, bool)>,
-    /// Whether the last line's content ends with a CR (a CR not followed by LF).
-    last_cr: bool,
-    refused: Option<Refused>,
-}
+struct FirstRefusal(Option<Refused>);
 
-impl FileFacts {
+impl FirstRefusal {
     fn see(&mut self, line: &LineView) {
-        if self.newline.is_none() {
-            self.newline = line.ending();
-        }
-        self.lines = line.index + 1;
-        self.len = line.range().end;
-        self.last = Some((matches!(line.kind, Kind::Blank), line.has_newline()));
-        self.last_cr = line.content().ends_with(b"\r");
-        if self.refused.is_none()
+        if self.0.is_none()
             && let Kind::Invalid(invalid) = &line.kind
         {
             let (code, message) = lint::explain_line(line, invalid);
-            self.refused = Some(Refused {
+            self.0 = Some(Refused {
                 line: line.index,
                 code,
                 message,
             });
         }
-    }
-
-    fn newline(&self) -> &'static [u8] {
-        self.newline.unwrap_or(b"\n")
-    }
-
-    /// The ending to give a last line that has none, before adding lines
-    /// after it. After a bare CR it is CRLF: an LF alone would pair with the
-    /// CR into one CRLF ending, which deleting the new lines would take
-    /// away whole, CR included.
-    fn terminator(&self, cr: bool) -> &'static [u8] {
-        if cr { b"\r\n" } else { self.newline() }
-    }
-}
-
-fn ending_len(line: &LineView) -> u64 {
-    line.ending().map_or(0, |e| e.len() as u64)
-}
-
-/// The ending that deleting every line after this one may take from it, to
-/// keep a file without a final newline without one (see
-/// [`Edits::keep_no_final_newline`]): none for a line that is nothing but
-/// its ending, which would vanish.
-fn ending_to_give(line: &LineView) -> u64 {
-    let ending = ending_len(line);
-    let range = line.range();
-    if range.end - range.start == ending {
-        0
-    } else {
-        ending
     }
 }
 
@@ -203,16 +160,24 @@ struct Anchor {
     line: usize,
     /// The end of that line, ending included.
     end: u64,
-    ending: Option<&'static [u8]>,
-    /// Whether its content ends with a CR.
-    cr: bool,
+    tail: Tail,
 }
 
-/// The grant line found first: it is the one that stays.
+impl Anchor {
+    fn of(line: &LineView) -> Anchor {
+        Anchor {
+            line: line.index + 1,
+            end: line.range().end,
+            tail: line.tail(),
+        }
+    }
+}
+
+/// The device's grant on the filter met first: it is the one that stays.
 #[derive(Debug, Clone)]
-struct Found {
+struct FirstGrant {
     line: usize,
-    range: Range<u64>,
+    span: LineSpan,
     access: Access,
     indent: Vec<u8>,
     crlf: bool,
@@ -224,17 +189,14 @@ struct AllowScan<'q> {
     user: &'q [u8],
     filter: &'q [u8],
     access: Access,
-    facts: FileFacts,
+    refusal: FirstRefusal,
     in_block: bool,
     anchor: Option<Anchor>,
     /// Indentation of the last rule line of the device's current block.
     indent: Vec<u8>,
-    found: Option<Found>,
-    /// Each with the length of the ending of the line before it.
-    duplicates: Vec<(Range<u64>, u64, Noted)>,
+    found: Option<FirstGrant>,
+    duplicates: Vec<(LineSpan, Noted)>,
     denies: Vec<Noted>,
-    /// [`ending_to_give`] of the previous line.
-    previous_ending: u64,
 }
 
 impl<'q> AllowScan<'q> {
@@ -243,34 +205,23 @@ impl<'q> AllowScan<'q> {
             user,
             filter,
             access,
-            facts: FileFacts::default(),
+            refusal: FirstRefusal::default(),
             in_block: false,
             anchor: None,
             indent: Vec::new(),
             found: None,
             duplicates: Vec::new(),
             denies: Vec::new(),
-            previous_ending: 0,
         }
     }
 
     fn see(&mut self, line: &LineView) {
-        self.see_line(line);
-        self.previous_ending = ending_to_give(line);
-    }
-
-    fn see_line(&mut self, line: &LineView) {
-        self.facts.see(line);
+        self.refusal.see(line);
         if let Kind::User { name } = &line.kind {
             self.in_block = line.bytes(name) == self.user;
             if self.in_block {
                 self.indent.clear();
-                self.anchor = Some(Anchor {
-                    line: line.index + 1,
-                    end: line.range().end,
-                    ending: line.ending(),
-                    cr: line.content().ends_with(b"\r"),
-                });
+                self.anchor = Some(Anchor::of(line));
             }
             return;
         }
@@ -278,12 +229,7 @@ impl<'q> AllowScan<'q> {
             return;
         }
         if !matches!(line.kind, Kind::Blank | Kind::Comment) {
-            self.anchor = Some(Anchor {
-                line: line.index + 1,
-                end: line.range().end,
-                ending: line.ending(),
-                cr: line.content().ends_with(b"\r"),
-            });
+            self.anchor = Some(Anchor::of(line));
         }
         if let Kind::Rule(_) = line.kind {
             self.indent = line.indent().to_vec();
@@ -297,28 +243,25 @@ impl<'q> AllowScan<'q> {
             && filter == self.filter
         {
             if self.found.is_none() {
-                self.found = Some(Found {
+                self.found = Some(FirstGrant {
                     line: line.index + 1,
-                    range: line.range(),
+                    span: line.span(),
                     access,
                     indent: line.indent().to_vec(),
                     crlf: line.content().ends_with(b"\r"),
                     has_newline: line.has_newline(),
                 });
             } else {
-                self.duplicates
-                    .push((line.range(), self.previous_ending, Noted::of(line)));
+                self.duplicates.push((line.span(), Noted::of(line)));
             }
         }
     }
 
-    fn finish(self) -> Allowed {
-        let facts = self.facts;
-        let newline = facts.newline();
+    fn finish(self, file: &Summary) -> Allowed {
         let mut edits = Edits::default();
         let (action, line) = if let Some(found) = &self.found {
-            for (range, before, _) in &self.duplicates {
-                edits.delete_line(range.clone(), *before);
+            for (span, _) in &self.duplicates {
+                edits.delete_line(*span);
             }
             if found.access != self.access {
                 let mut bytes = topic_line(&found.indent, self.access, self.filter);
@@ -328,7 +271,7 @@ impl<'q> AllowScan<'q> {
                 if found.has_newline {
                     bytes.push(b'\n');
                 }
-                edits.replace(found.range.clone(), bytes);
+                edits.replace(found.span.range(), bytes);
             }
             let action = if edits.is_empty() {
                 AllowAction::Unchanged
@@ -338,62 +281,42 @@ impl<'q> AllowScan<'q> {
             // Duplicates all come after the first grant, which keeps its number.
             (action, found.line)
         } else if let Some(anchor) = &self.anchor {
-            // After the anchor, ending as it ends: a last line without a
-            // newline passes that on to the new last line.
-            let mut bytes = Vec::new();
-            if anchor.ending.is_none() {
-                bytes.extend_from_slice(facts.terminator(anchor.cr));
-            }
-            bytes.extend(topic_line(&self.indent, self.access, self.filter));
-            bytes.extend_from_slice(anchor.ending.unwrap_or_default());
-            edits.insert(anchor.end, bytes);
+            let grant = topic_line(&self.indent, self.access, self.filter);
+            edits.insert(
+                anchor.end,
+                lines::added_after(Some(anchor.tail), file.style(), &[&grant]),
+            );
             (AllowAction::Added, anchor.line + 1)
         } else {
             // A new block after one blank line, always: `revoke` takes exactly
             // one blank line away with the last block, which gives back the
             // original bytes even when the file ended with a blank line.
-            let mut bytes = Vec::new();
-            let mut line = facts.lines + 1;
-            if let Some((_, has_newline)) = facts.last {
-                if !has_newline {
-                    bytes.extend_from_slice(facts.terminator(facts.last_cr));
-                }
-                bytes.extend_from_slice(newline);
-                line += 1;
-            }
-            bytes.extend_from_slice(b"user ");
-            bytes.extend_from_slice(self.user);
-            bytes.extend_from_slice(newline);
-            bytes.extend(topic_line(b"", self.access, self.filter));
-            if !matches!(facts.last, Some((_, false))) {
-                bytes.extend_from_slice(newline);
-            }
-            edits.insert(facts.len, bytes);
-            (AllowAction::AddedUser, line + 1)
+            let mut user = b"user ".to_vec();
+            user.extend_from_slice(self.user);
+            let grant = topic_line(b"", self.access, self.filter);
+            let block: Vec<&[u8]> = match file.last {
+                Some(_) => vec![b"", &user, &grant],
+                None => vec![&user, &grant],
+            };
+            edits.insert(file.len, file.appended(&block));
+            (AllowAction::AddedUser, file.lines + block.len())
         };
-        if matches!(facts.last, Some((_, false))) {
-            edits.keep_no_final_newline(facts.len);
-        }
         Allowed {
-            pieces: (!edits.is_empty()).then(|| edits.into_pieces(facts.len)),
+            pieces: (!edits.is_empty()).then(|| edits.into_pieces(file)),
             action,
             line,
-            removed_duplicates: self.duplicates.into_iter().map(|(_, _, n)| n).collect(),
+            removed_duplicates: self.duplicates.into_iter().map(|(_, n)| n).collect(),
             overlapping_denies: self.denies,
-            refused: facts.refused,
+            refused: self.refusal.0,
         }
     }
 }
 
 /// One of the device's blocks while it is being read.
-/// A line's bytes in the file, ending included, and the length of the
-/// ending of the line before it.
-type LineSpan = (Range<u64>, u64);
-
 #[derive(Debug)]
 struct Block {
     user_line: Noted,
-    user_range: LineSpan,
+    user_span: LineSpan,
     /// The line just before the `user` line, when it is blank.
     blank_before: Option<LineSpan>,
     grants: Vec<(LineSpan, Noted)>,
@@ -406,11 +329,9 @@ struct Block {
 struct RevokeScan<'q> {
     user: &'q [u8],
     filter: Option<&'q [u8]>,
-    facts: FileFacts,
+    refusal: FirstRefusal,
     block: Option<Block>,
     previous_blank: Option<LineSpan>,
-    /// [`ending_to_give`] of the previous line.
-    previous_ending: u64,
     edits: Edits,
     removed: Vec<Noted>,
     removed_users: Vec<Noted>,
@@ -422,10 +343,9 @@ impl<'q> RevokeScan<'q> {
         RevokeScan {
             user,
             filter,
-            facts: FileFacts::default(),
+            refusal: FirstRefusal::default(),
             block: None,
             previous_blank: None,
-            previous_ending: 0,
             edits: Edits::default(),
             removed: Vec::new(),
             removed_users: Vec::new(),
@@ -434,14 +354,14 @@ impl<'q> RevokeScan<'q> {
     }
 
     fn see(&mut self, line: &LineView) {
-        self.facts.see(line);
-        let span = (line.range(), self.previous_ending);
+        self.refusal.see(line);
+        let span = line.span();
         if let Kind::User { name } = &line.kind {
             self.close(false);
             if line.bytes(name) == self.user {
                 self.block = Some(Block {
                     user_line: Noted::of(line),
-                    user_range: span.clone(),
+                    user_span: span,
                     blank_before: self.previous_blank.take(),
                     grants: Vec::new(),
                     blanks: Vec::new(),
@@ -452,9 +372,9 @@ impl<'q> RevokeScan<'q> {
             if let Some((filter, _)) = is_grant(line)
                 && self.filter.is_none_or(|wanted| wanted == filter)
             {
-                block.grants.push((span.clone(), Noted::of(line)));
+                block.grants.push((span, Noted::of(line)));
             } else if matches!(line.kind, Kind::Blank) {
-                block.blanks.push(span.clone());
+                block.blanks.push(span);
             } else {
                 block.keeps_something = true;
                 if is_deny(line).is_some() {
@@ -463,7 +383,6 @@ impl<'q> RevokeScan<'q> {
             }
         }
         self.previous_blank = matches!(line.kind, Kind::Blank).then_some(span);
-        self.previous_ending = ending_to_give(line);
     }
 
     /// The device's block ends (at the next `user` line, or at the end of the file).
@@ -474,37 +393,32 @@ impl<'q> RevokeScan<'q> {
         if block.grants.is_empty() {
             return;
         }
-        for ((range, before), noted) in block.grants {
-            self.edits.delete_line(range, before);
+        for (span, noted) in block.grants {
+            self.edits.delete_line(span);
             self.removed.push(noted);
         }
         if !block.keeps_something {
-            let (range, before) = block.user_range;
-            self.edits.delete_line(range, before);
+            self.edits.delete_line(block.user_span);
             self.removed_users.push(block.user_line);
-            for (range, before) in block.blanks {
-                self.edits.delete_line(range, before);
+            for span in block.blanks {
+                self.edits.delete_line(span);
             }
-            if at_end && let Some((range, before)) = block.blank_before {
+            if at_end && let Some(span) = block.blank_before {
                 // The last block: also the blank line `allow` put before it.
-                self.edits.delete_line(range, before);
+                self.edits.delete_line(span);
             }
         }
     }
 
-    fn finish(mut self) -> Revoked {
+    fn finish(mut self, file: &Summary) -> Revoked {
         self.close(true);
-        let len = self.facts.len;
-        let mut edits = self.edits;
-        if matches!(self.facts.last, Some((_, false))) {
-            edits.keep_no_final_newline(len);
-        }
+        let edits = self.edits;
         Revoked {
-            pieces: (!edits.is_empty()).then(|| edits.into_pieces(len)),
+            pieces: (!edits.is_empty()).then(|| edits.into_pieces(file)),
             removed: self.removed,
             removed_users: self.removed_users,
             kept_denies: self.kept_denies,
-            refused: self.facts.refused,
+            refused: self.refusal.0,
         }
     }
 }
@@ -513,45 +427,41 @@ impl<'q> RevokeScan<'q> {
 pub fn allow(doc: &Document, user: &[u8], filter: &[u8], access: Access) -> Allowed {
     debug_assert!(access != Access::Deny);
     let mut scan = AllowScan::new(user, filter, access);
-    doc.visit(|line| scan.see(line));
-    scan.finish()
+    let file = doc.visit(|line| scan.see(line));
+    scan.finish(&file)
 }
 
 /// [`allow`], reading the file as a stream.
 pub fn allow_stream(
-    reader: impl BufRead,
+    reader: impl Read,
     user: &[u8],
     filter: &[u8],
     access: Access,
 ) -> io::Result<Allowed> {
     let mut scan = AllowScan::new(user, filter, access);
-    document::scan(reader, |line| {
+    let file = document::scan(reader, |line| {
         scan.see(line);
         true
     })?;
-    Ok(scan.finish())
+    Ok(scan.finish(&file))
 }
 
 /// Removes `user`'s grants on `filter`, or all its grants when `filter` is
 /// `None`, in a parsed document.
 pub fn revoke(doc: &Document, user: &[u8], filter: Option<&[u8]>) -> Revoked {
     let mut scan = RevokeScan::new(user, filter);
-    doc.visit(|line| scan.see(line));
-    scan.finish()
+    let file = doc.visit(|line| scan.see(line));
+    scan.finish(&file)
 }
 
 /// [`revoke`], reading the file as a stream.
-pub fn revoke_stream(
-    reader: impl BufRead,
-    user: &[u8],
-    filter: Option<&[u8]>,
-) -> io::Result<Revoked> {
+pub fn revoke_stream(reader: impl Read, user: &[u8], filter: Option<&[u8]>) -> io::Result<Revoked> {
     let mut scan = RevokeScan::new(user, filter);
-    document::scan(reader, |line| {
+    let file = document::scan(reader, |line| {
         scan.see(line);
         true
     })?;
-    Ok(scan.finish())
+    Ok(scan.finish(&file))
 }
 
 #[cfg(test)]
@@ -568,7 +478,7 @@ mod tests {
         let streamed =
             allow_stream(text.as_bytes(), user.as_bytes(), filter.as_bytes(), access).unwrap();
         assert_eq!(streamed.pieces, a.pieces);
-        let t = String::from_utf8(a.text(text.as_bytes())).unwrap();
+        let t = String::from_utf8(a.text(text.as_bytes()).unwrap()).unwrap();
         (t, a)
     }
 
@@ -578,7 +488,7 @@ mod tests {
         let streamed =
             revoke_stream(text.as_bytes(), user.as_bytes(), filter.map(str::as_bytes)).unwrap();
         assert_eq!(streamed.pieces, r.pieces);
-        let t = String::from_utf8(r.text(text.as_bytes())).unwrap();
+        let t = String::from_utf8(r.text(text.as_bytes()).unwrap()).unwrap();
         (t, r)
     }
 

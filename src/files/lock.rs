@@ -1,0 +1,407 @@
+//! The edit lock and the atomic write under it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::io::Errno;
+
+use super::update::Content;
+use super::{FileError, open_optional, parent_dir, read_optional, resolve, sync_dir};
+
+/// How the new content reached the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMethod {
+    /// Temp file, fsync, rename: atomic.
+    Rename,
+    /// Overwritten in place under the lock (bind-mounted file, or an unwritable directory).
+    InPlace,
+}
+
+/// An exclusive hold on one file for a read-modify-write.
+#[derive(Debug)]
+pub struct Locked {
+    /// The file itself, symbolic links resolved, so the link stays a link.
+    pub(super) target: PathBuf,
+    /// What the user named, for messages.
+    shown: PathBuf,
+    _dir: File,
+}
+
+/// Takes the edit lock for `path`, waiting for other wott-mqtt processes.
+/// Only a regular file (or a path where one can be created) can be edited:
+/// a device, FIFO or socket is refused before anything opens it.
+pub fn lock(path: &Path) -> Result<Locked, FileError> {
+    let target = resolve(path)?;
+    let dir = parent_dir(&target);
+    let dir_file = File::open(dir).map_err(|source| FileError::Lock {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    dir_file.lock().map_err(|source| FileError::Lock {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let locked = Locked {
+        target,
+        shown: path.to_path_buf(),
+        _dir: dir_file,
+    };
+    locked.remove_stale_temps();
+    Ok(locked)
+}
+
+impl Locked {
+    /// The file's current bytes, or `None` when it does not exist yet.
+    pub fn read(&self) -> Result<Option<Vec<u8>>, FileError> {
+        read_optional(&self.target).map_err(|e| self.rename_path(e))
+    }
+
+    /// Replaces the file's content atomically, keeping its mode and owner.
+    /// A new file gets `new_mode`.
+    pub fn write(&self, bytes: &[u8], new_mode: u32) -> Result<WriteMethod, FileError> {
+        self.write_content(&Content::Bytes(bytes), new_mode)
+    }
+
+    /// The file opened for reading, or `None` when it does not exist yet.
+    pub fn open(&self) -> Result<Option<File>, FileError> {
+        open_optional(&self.target).map_err(|e| self.rename_path(e))
+    }
+
+    pub(super) fn write_content(
+        &self,
+        content: &Content<'_>,
+        new_mode: u32,
+    ) -> Result<WriteMethod, FileError> {
+        let existing = match fs::metadata(&self.target) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(FileError::IsDirectory {
+                    path: self.shown.clone(),
+                });
+            }
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => return Err(self.write_error(source)),
+        };
+        let mode = existing
+            .as_ref()
+            .map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+        let owner = existing.as_ref().map(|m| (m.uid(), m.gid()));
+
+        match self.write_via_rename(content, mode, owner) {
+            Ok(()) => Ok(WriteMethod::Rename),
+            Err(Fallback::InPlace) if existing.is_some() => {
+                // The new content may be made of the old file's bytes: read
+                // them all before overwriting it.
+                let bytes = content.to_bytes().map_err(|e| self.write_error(e))?;
+                self.write_in_place(&bytes)?;
+                Ok(WriteMethod::InPlace)
+            }
+            Err(Fallback::InPlace) => {
+                Err(self.write_error(io::Error::from(io::ErrorKind::PermissionDenied)))
+            }
+            Err(Fallback::Fail(e)) => Err(e),
+        }
+    }
+
+    pub(super) fn write_via_rename(
+        &self,
+        content: &Content<'_>,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), Fallback> {
+        let temp = self.temp_path();
+        let mut file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(file) => file,
+            // The directory is not ours to create files in, but the file may be writable.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(Fallback::InPlace),
+            Err(e) => return Err(Fallback::Fail(self.write_error(e))),
+        };
+        let result = (|| {
+            if let Some((uid, gid)) = owner {
+                let meta = file.metadata()?;
+                if (meta.uid(), meta.gid()) != (uid, gid) {
+                    std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+                }
+            }
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            content.write_to(&mut file)?;
+            file.sync_all()?;
+            fs::rename(&temp, &self.target)
+        })();
+        match result {
+            Ok(()) => {
+                sync_dir(parent_dir(&self.target));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                match Errno::from_io_error(&e) {
+                    // EBUSY: the file is a mount point (container /etc/hosts).
+                    // EPERM from fchown: we may not give the copy the original owner.
+                    Some(Errno::BUSY | Errno::PERM) => Err(Fallback::InPlace),
+                    _ => Err(Fallback::Fail(self.write_error(e))),
+                }
+            }
+        }
+    }
+
+    fn write_in_place(&self, bytes: &[u8]) -> Result<(), FileError> {
+        let result = (|| {
+            let mut file = OpenOptions::new().write(true).open(&self.target)?;
+            file.write_all(bytes)?;
+            file.set_len(bytes.len() as u64)?;
+            file.sync_all()
+        })();
+        result.map_err(|e| self.write_error(e))
+    }
+
+    fn temp_prefix(&self) -> String {
+        let name = self
+            .target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!(".{name}.wott-mqtt.")
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        let name = format!("{}{}.tmp", self.temp_prefix(), std::process::id());
+        parent_dir(&self.target).join(name)
+    }
+
+    /// Temp files left by a killed run. We hold the lock, so no live run owns one.
+    fn remove_stale_temps(&self) {
+        let prefix = self.temp_prefix();
+        let Ok(entries) = fs::read_dir(parent_dir(&self.target)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    pub(super) fn write_error(&self, source: io::Error) -> FileError {
+        FileError::Write {
+            path: self.shown.clone(),
+            source,
+        }
+    }
+
+    fn rename_path(&self, error: FileError) -> FileError {
+        match error {
+            FileError::Read { source, .. } => FileError::Read {
+                path: self.shown.clone(),
+                source,
+            },
+            FileError::IsDirectory { .. } => FileError::IsDirectory {
+                path: self.shown.clone(),
+            },
+            FileError::NotRegular { kind, .. } => FileError::NotRegular {
+                path: self.shown.clone(),
+                kind,
+            },
+            other => other,
+        }
+    }
+}
+
+pub(super) enum Fallback {
+    InPlace,
+    Fail(FileError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::Diagnose;
+    use crate::files::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn opts() -> UpdateOptions {
+        UpdateOptions {
+            dry_run: false,
+            new_mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn update_writes_and_keeps_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"a\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let edit = update::<FileError>(&path, opts(), |old| {
+            let mut v = old.unwrap().to_vec();
+            v.extend_from_slice(b"b\n");
+            Ok(v)
+        })
+        .unwrap();
+        assert!(edit.changed());
+        assert_eq!(edit.method, Some(WriteMethod::Rename));
+        assert_eq!(fs::read(&path).unwrap(), b"a\nb\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert!(edit.diff().contains("+b"));
+    }
+
+    #[test]
+    fn unchanged_content_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"same").unwrap();
+        let inode = fs::metadata(&path).unwrap().ino();
+        let edit = update::<FileError>(&path, opts(), |old| Ok(old.unwrap().to_vec())).unwrap();
+        assert!(!edit.changed());
+        assert_eq!(edit.method, None);
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+    }
+
+    #[test]
+    fn dry_run_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"old\n").unwrap();
+        let edit = update::<FileError>(
+            &path,
+            UpdateOptions {
+                dry_run: true,
+                ..opts()
+            },
+            |_| Ok(b"new\n".to_vec()),
+        )
+        .unwrap();
+        assert!(edit.changed());
+        assert_eq!(fs::read(&path).unwrap(), b"old\n");
+        assert!(edit.diff().contains("-old") && edit.diff().contains("+new"));
+    }
+
+    #[test]
+    fn symlinks_are_followed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        let link = dir.path().join("link");
+        fs::write(&real, b"x\n").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        update::<FileError>(&link, opts(), |_| Ok(b"y\n".to_vec())).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"y\n");
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = update::<FileError>(dir.path(), opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::IsDirectory { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_device_is_refused_and_never_replaced() {
+        // A link to /dev/null stands for `--hosts-file /dev/null` run as root:
+        // renaming a temp file over it would replace the device.
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("hosts");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let err = update::<FileError>(&link, opts(), |_| Ok(b"x\n".to_vec())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FileError::NotRegular {
+                    kind: "a character device",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.hint().unwrap().contains("regular file"));
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+    }
+
+    #[test]
+    fn a_symlink_loop_and_a_missing_folder_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let err = update::<FileError>(&a, opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::SymlinkLoop { .. }), "{err:?}");
+        assert!(matches!(
+            open_optional(&a),
+            Err(FileError::SymlinkLoop { .. })
+        ));
+        let missing = dir.path().join("no/such/hosts");
+        let err = update::<FileError>(&missing, opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::MissingFolder { .. }), "{err:?}");
+        assert!(err.hint().unwrap().contains("mkdir -p"));
+    }
+
+    #[test]
+    fn a_dangling_symlink_is_not_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("hosts");
+        std::os::unix::fs::symlink(dir.path().join("gone"), &link).unwrap();
+        assert!(matches!(
+            open_optional(&link),
+            Err(FileError::DanglingSymlink { .. })
+        ));
+        let err = update::<FileError>(&link, opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::DanglingSymlink { .. }), "{err:?}");
+        assert!(!dir.path().join("gone").exists());
+    }
+
+    #[test]
+    fn stale_temp_files_are_cleaned_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"a\n").unwrap();
+        let stale = dir.path().join(".hosts.wott-mqtt.999999.tmp");
+        fs::write(&stale, b"half").unwrap();
+        update::<FileError>(&path, opts(), |_| Ok(b"b\n".to_vec())).unwrap();
+        assert!(!stale.exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn new_file_gets_the_requested_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.acl");
+        update::<FileError>(&path, opts(), |old| {
+            assert!(old.is_none());
+            Ok(b"user a\n".to_vec())
+        })
+        .unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
+}

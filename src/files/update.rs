@@ -1,0 +1,361 @@
+//! Read-modify-write of a whole file ([`update`]) or of a file too large to
+//! hold twice ([`update_pieces`]), and the copies handed to another user
+//! ([`replace_owned`]).
+
+use std::borrow::Cow;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::FileError;
+use super::lock::{Fallback, WriteMethod, lock};
+
+/// The result of a read-modify-write.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    pub path: PathBuf,
+    pub before: Option<Vec<u8>>,
+    pub after: Vec<u8>,
+    /// `None` when nothing was written (unchanged, or a dry run).
+    pub method: Option<WriteMethod>,
+}
+
+impl Edit {
+    pub fn changed(&self) -> bool {
+        self.before.as_deref() != Some(self.after.as_slice())
+    }
+
+    /// A unified diff of the change, empty when nothing changes.
+    pub fn diff(&self) -> String {
+        unified_diff(
+            &self.path.display().to_string(),
+            self.before.as_deref().unwrap_or_default(),
+            &self.after,
+        )
+    }
+}
+
+/// Options for [`update`].
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateOptions {
+    /// Compute the new content and the diff, write nothing.
+    pub dry_run: bool,
+    /// Mode of the file when it is created.
+    pub new_mode: u32,
+}
+
+/// Reads `path` under the lock, lets `edit` compute the new bytes from the
+/// current ones (`None`: the file does not exist), and writes them back
+/// atomically when they differ.
+pub fn update<E: From<FileError>>(
+    path: &Path,
+    options: UpdateOptions,
+    edit: impl FnOnce(Option<&[u8]>) -> Result<Vec<u8>, E>,
+) -> Result<Edit, E> {
+    let locked = lock(path)?;
+    let before = locked.read()?;
+    let after = edit(before.as_deref())?;
+    let mut result = Edit {
+        path: path.to_path_buf(),
+        before,
+        after,
+        method: None,
+    };
+    if result.changed() && !options.dry_run {
+        result.method = Some(locked.write(&result.after, options.new_mode)?);
+    }
+    Ok(result)
+}
+
+/// Part of a file's new content: a byte range of the old file, or new bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Old(Range<u64>),
+    New(Vec<u8>),
+}
+
+/// New content as written by [`Locked::write`] or [`update_pieces`].
+pub(super) enum Content<'a> {
+    Bytes(&'a [u8]),
+    Pieces {
+        old: Option<&'a File>,
+        pieces: &'a [Piece],
+    },
+}
+
+impl Content<'_> {
+    /// Writes the content; ranges of the old file are copied inside the
+    /// kernel (`io::copy` between files uses copy_file_range).
+    pub(super) fn write_to(&self, out: &mut File) -> io::Result<()> {
+        match self {
+            Content::Bytes(bytes) => out.write_all(bytes),
+            Content::Pieces { old, pieces } => {
+                for piece in *pieces {
+                    match piece {
+                        Piece::New(bytes) => out.write_all(bytes)?,
+                        Piece::Old(range) => {
+                            let mut old = old.ok_or_else(no_old_file)?;
+                            old.seek(SeekFrom::Start(range.start))?;
+                            let wanted = range.end - range.start;
+                            let copied = io::copy(&mut old.take(wanted), out)?;
+                            if copied != wanted {
+                                return Err(changed_underneath());
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn to_bytes(&self) -> io::Result<Cow<'_, [u8]>> {
+        match self {
+            Content::Bytes(bytes) => Ok(Cow::Borrowed(bytes)),
+            Content::Pieces { old, pieces } => materialize(*old, pieces).map(Cow::Owned),
+        }
+    }
+}
+
+fn no_old_file() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "no old file to copy from")
+}
+
+fn changed_underneath() -> io::Error {
+    io::Error::other("the file changed while it was being edited; run the command again")
+}
+
+/// The pieces as one buffer, the ranges of the old content read from `old`
+/// (a file, or `io::Cursor` over bytes in memory).
+pub fn materialize<R: Read + Seek>(mut old: Option<R>, pieces: &[Piece]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for piece in pieces {
+        match piece {
+            Piece::New(bytes) => out.extend_from_slice(bytes),
+            Piece::Old(range) => {
+                let old = old.as_mut().ok_or_else(no_old_file)?;
+                old.seek(SeekFrom::Start(range.start))?;
+                let wanted = range.end - range.start;
+                if old.take(wanted).read_to_end(&mut out)? as u64 != wanted {
+                    return Err(changed_underneath());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The result of [`update_pieces`].
+#[derive(Debug, Clone)]
+pub struct PieceEdit {
+    pub path: PathBuf,
+    pub changed: bool,
+    /// `None` when nothing was written (unchanged, or a dry run).
+    pub method: Option<WriteMethod>,
+    /// The unified diff, for dry runs only: it needs both versions in memory.
+    pub diff: Option<String>,
+}
+
+/// [`update`] for files that may be large (an ad-block /etc/hosts has
+/// 200,000 lines): `edit` reads the old file itself, as a stream, and
+/// describes the new content as [`Piece`]s. Unchanged ranges are copied
+/// inside the kernel, so a one-line edit costs about what `cp` does and
+/// memory stays flat. Same lock, temp file, fsync, rename, mode and owner,
+/// and in-place fallback as [`update`].
+pub fn update_pieces<E: From<FileError>>(
+    path: &Path,
+    options: UpdateOptions,
+    edit: impl FnOnce(Option<&File>) -> Result<Vec<Piece>, E>,
+) -> Result<PieceEdit, E> {
+    let locked = lock(path)?;
+    let old = locked.open()?;
+    let old_len = match &old {
+        Some(file) => Some(
+            file.metadata()
+                .map_err(|source| FileError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+                .len(),
+        ),
+        None => None,
+    };
+    let pieces = normalize(edit(old.as_ref())?);
+    let changed = match old_len {
+        Some(0) => !pieces.is_empty(),
+        Some(len) => pieces != [Piece::Old(0..len)],
+        None => true,
+    };
+    let mut result = PieceEdit {
+        path: path.to_path_buf(),
+        changed,
+        method: None,
+        diff: None,
+    };
+    let read_error = |source| FileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    if options.dry_run {
+        let before = match old_len {
+            Some(len) => materialize(old.as_ref(), &[Piece::Old(0..len)]).map_err(read_error)?,
+            None => Vec::new(),
+        };
+        let after = materialize(old.as_ref(), &pieces).map_err(read_error)?;
+        result.diff = Some(unified_diff(&path.display().to_string(), &before, &after));
+    } else if changed {
+        let content = Content::Pieces {
+            old: old.as_ref(),
+            pieces: &pieces,
+        };
+        result.method = Some(locked.write_content(&content, options.new_mode)?);
+    }
+    Ok(result)
+}
+
+/// Drops empty pieces and joins adjacent ones, so that "unchanged" has one
+/// spelling: a single `Old(0..len)`.
+fn normalize(pieces: Vec<Piece>) -> Vec<Piece> {
+    let mut out: Vec<Piece> = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        match (out.last_mut(), piece) {
+            (_, Piece::Old(r)) if r.is_empty() => {}
+            (_, Piece::New(b)) if b.is_empty() => {}
+            (Some(Piece::Old(last)), Piece::Old(r)) if last.end == r.start => last.end = r.end,
+            (Some(Piece::New(last)), Piece::New(b)) => last.extend_from_slice(&b),
+            (_, piece) => out.push(piece),
+        }
+    }
+    out
+}
+
+/// A unified diff between two versions of a file, labelled with its path.
+pub fn unified_diff(label: &str, before: &[u8], after: &[u8]) -> String {
+    if before == after {
+        return String::new();
+    }
+    let before = String::from_utf8_lossy(before);
+    let after = String::from_utf8_lossy(after);
+    similar::TextDiff::from_lines(before.as_ref(), after.as_ref())
+        .unified_diff()
+        .context_radius(3)
+        .header(label, label)
+        .to_string()
+}
+
+/// Makes `path` hold exactly `bytes` with exactly this mode and owner,
+/// atomically, under the lock: for copies handed to another user, such as the
+/// broker's staged key (uid 1883, 0600). Unlike [`update`], the old file's
+/// mode and owner are not kept. Returns whether anything changed.
+pub fn replace_owned(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: (u32, u32),
+) -> Result<bool, FileError> {
+    let locked = lock(path)?;
+    let same_content = locked.read()?.as_deref() == Some(bytes);
+    let same_attributes = fs::symlink_metadata(&locked.target).is_ok_and(|m| {
+        m.file_type().is_file()
+            && m.permissions().mode() & 0o7777 == mode
+            && (m.uid(), m.gid()) == owner
+    });
+    if same_content && same_attributes {
+        return Ok(false);
+    }
+    match locked.write_via_rename(&Content::Bytes(bytes), mode, Some(owner)) {
+        Ok(()) => Ok(true),
+        Err(Fallback::Fail(e)) => Err(e),
+        Err(Fallback::InPlace) => {
+            Err(locked.write_error(io::Error::from(io::ErrorKind::PermissionDenied)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn opts() -> UpdateOptions {
+        UpdateOptions {
+            dry_run: false,
+            new_mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn pieces_copy_old_ranges_and_add_new_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"one\ntwo\nthree\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let edit = update_pieces::<FileError>(&path, opts(), |old| {
+            assert!(old.is_some());
+            Ok(vec![
+                Piece::Old(0..4),
+                Piece::New(b"2\n".to_vec()),
+                Piece::Old(8..14),
+                Piece::New(Vec::new()),
+            ])
+        })
+        .unwrap();
+        assert!(edit.changed);
+        assert_eq!(edit.method, Some(WriteMethod::Rename));
+        assert_eq!(fs::read(&path).unwrap(), b"one\n2\nthree\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+    }
+
+    #[test]
+    fn pieces_that_spell_the_old_file_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"abc\n").unwrap();
+        let inode = fs::metadata(&path).unwrap().ino();
+        let edit = update_pieces::<FileError>(&path, opts(), |_| {
+            Ok(vec![Piece::Old(0..2), Piece::Old(2..4), Piece::New(vec![])])
+        })
+        .unwrap();
+        assert!(!edit.changed);
+        assert_eq!(edit.method, None);
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+    }
+
+    #[test]
+    fn pieces_dry_run_gives_a_diff_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"a\nb\n").unwrap();
+        let edit = update_pieces::<FileError>(
+            &path,
+            UpdateOptions {
+                dry_run: true,
+                ..opts()
+            },
+            |_| Ok(vec![Piece::Old(0..2), Piece::New(b"c\n".to_vec())]),
+        )
+        .unwrap();
+        assert!(edit.changed);
+        let diff = edit.diff.unwrap();
+        assert!(diff.contains("-b") && diff.contains("+c"), "{diff}");
+        assert_eq!(fs::read(&path).unwrap(), b"a\nb\n");
+    }
+
+    #[test]
+    fn pieces_beyond_the_old_file_fail_and_leave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"short\n").unwrap();
+        let err = update_pieces::<FileError>(&path, opts(), |_| Ok(vec![Piece::Old(0..100)]))
+            .unwrap_err();
+        assert!(err.to_string().contains("changed while"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"short\n");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
