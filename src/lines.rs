@@ -510,7 +510,10 @@ mod tests {
     use super::*;
     use crate::files::materialize;
 
-    fn parts(bytes: &[u8]) -> Vec<(usize, u64, &[u8], &[u8], u8)> {
+    /// Number, offset, text, ending and give-back of each line.
+    type Parts<'a> = Vec<(usize, u64, &'a [u8], &'a [u8], u8)>;
+
+    fn parts(bytes: &[u8]) -> Parts<'_> {
         split(bytes)
             .map(|l| (l.number, l.offset, l.text(), l.ending(), l.give_back))
             .collect()
