@@ -351,27 +351,31 @@ pub fn read(
     chunk: usize,
     mut f: impl FnMut(&Chunk<'_>) -> bool,
 ) -> io::Result<Summary> {
-    let chunk = chunk.max(1);
     let mut summary = Summary::default();
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk);
+    // `buf[..filled]` holds what was read and not shown yet: a partial line.
+    let mut buf = vec![0u8; chunk.max(1)];
+    let mut filled = 0;
     let mut behind = [None; 3];
     loop {
-        let start = buf.len();
-        buf.resize(start + chunk, 0);
+        if filled == buf.len() {
+            // A line longer than the buffer: make room for the rest of it.
+            buf.resize(buf.len() * 2, 0);
+        }
         let read = loop {
-            match reader.read(&mut buf[start..]) {
+            match reader.read(&mut buf[filled..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         };
-        buf.truncate(start + read);
+        let start = filled;
+        filled += read;
         let eof = read == 0;
         // Whole lines only; a partial last line waits for more.
         let end = if eof {
-            buf.len()
+            filled
         } else {
-            match memchr::memrchr(b'\n', &buf[start..]) {
+            match memchr::memrchr(b'\n', &buf[start..filled]) {
                 Some(i) => start + i + 1,
                 None => continue,
             }
@@ -392,7 +396,8 @@ pub fn read(
                 2 => [behind[2], Some(buf[0]), Some(buf[1])],
                 _ => [Some(buf[end - 3]), Some(buf[end - 2]), Some(buf[end - 1])],
             };
-            buf.drain(..end);
+            buf.copy_within(end..filled, 0);
+            filled -= end;
         }
         if eof {
             return Ok(summary);

@@ -264,7 +264,7 @@ fn topic_error(value: &str, reason: &str) -> NameError {
 }
 
 /// Keeps error messages readable when someone passes a megabyte of input.
-fn truncate_for_message(value: &str) -> String {
+pub(crate) fn truncate_for_message(value: &str) -> String {
     const MAX: usize = 80;
     if value.chars().count() <= MAX {
         return value.to_string();

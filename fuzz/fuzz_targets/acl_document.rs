@@ -19,7 +19,6 @@
 
 #![no_main]
 
-use std::io::BufReader;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -190,6 +189,19 @@ fn keeps_unreported_lines(old_text: &[u8], new_text: &[u8], allowed: &edit::Allo
     }
 }
 
+/// A reader that hands over at most `.1` bytes per read, so that streaming
+/// code meets line breaks at every chunk boundary.
+struct Trickle<'a>(&'a [u8], usize);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.1).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
 fuzz_target!(|input: Input| {
     let file = input.file;
     let Ok(doc) = Document::parse(file) else {
@@ -206,11 +218,11 @@ fuzz_target!(|input: Input| {
     }
     assert_eq!(at, file.len());
     let buffer = usize::from(input.buffer % 32) + 1;
-    let reader = || BufReader::with_capacity(buffer, file);
+    let reader = || Trickle(file, buffer);
     let mut parsed = Vec::new();
     doc.visit(|l| parsed.push(seen(l)));
     let mut streamed = Vec::new();
-    document::scan(reader(), |l| {
+    document::scan_chunked(file, buffer, |l| {
         streamed.push(seen(l));
         true
     })
@@ -231,7 +243,7 @@ fuzz_target!(|input: Input| {
         (allowed.action, allowed.line),
         (streamed.action, streamed.line)
     );
-    let added = allowed.text(file);
+    let added = allowed.text(file).unwrap();
     assert_eq!(allowed.pieces.is_some(), added != file);
     keeps_unreported_lines(file, &added, &allowed);
     let after = Document::parse(&added).unwrap();
@@ -277,7 +289,7 @@ fuzz_target!(|input: Input| {
     let streamed = edit::revoke_stream(reader(), u, only).unwrap();
     assert_eq!(revoked.pieces, streamed.pieces);
     assert_eq!(revoked.removed, streamed.removed);
-    let removed = revoked.text(file);
+    let removed = revoked.text(file).unwrap();
     let after = Document::parse(&removed).unwrap();
     assert!(
         edit::revoke(&after, u, only).pieces.is_none(),
@@ -306,7 +318,7 @@ fuzz_target!(|input: Input| {
     if !known {
         let added_doc = Document::parse(&added).unwrap();
         for only in [None, Some(f)] {
-            let back = edit::revoke(&added_doc, u, only).text(&added);
+            let back = edit::revoke(&added_doc, u, only).text(&added).unwrap();
             assert!(
                 back == file,
                 "allow then revoke of {user} did not restore the file: {:?}",

@@ -117,7 +117,7 @@ fn untouched_lines(bytes: &[u8], name: &str) -> Vec<Vec<u8>> {
     let needle = name.to_ascii_lowercase();
     Document::parse(bytes)
         .lines()
-        .map(|l| l.text.to_vec())
+        .map(|l| l.text().to_vec())
         .filter(|t| {
             !t.to_ascii_lowercase()
                 .windows(needle.len())
@@ -134,10 +134,10 @@ fuzz_target!(|input: Input| {
     assert_eq!(doc.render(), file);
     let mut joined = Vec::with_capacity(file.len());
     for line in doc.lines() {
-        assert_eq!(line.offset, joined.len());
-        joined.extend_from_slice(line.text);
-        joined.extend_from_slice(line.ending);
-        let _ = line.entry();
+        assert_eq!(line.offset, joined.len() as u64);
+        joined.extend_from_slice(line.text());
+        joined.extend_from_slice(line.ending());
+        let _ = Document::entry(&line);
     }
     assert_eq!(joined, file);
 
@@ -158,8 +158,8 @@ fuzz_target!(|input: Input| {
 
     // add
     let plan = doc.plan_add(&name, ip);
-    let added = plan.apply(file);
-    let streamed = hosts::fuzzing::plan_add_chunked(file, &name, ip, chunk).apply(file);
+    let added = plan.apply(file).unwrap();
+    let streamed = hosts::fuzzing::plan_add_chunked(file, &name, ip, chunk).apply(file).unwrap();
     assert_eq!(added, streamed, "streamed add differs (chunk {chunk})");
     let after = Document::parse(&added);
     let entries = after.entries_for(name.as_str());
@@ -184,8 +184,8 @@ fuzz_target!(|input: Input| {
 
     // remove
     let plan = doc.plan_remove(&name);
-    let removed = plan.apply(file);
-    let streamed = hosts::fuzzing::plan_remove_chunked(file, &name, chunk).apply(file);
+    let removed = plan.apply(file).unwrap();
+    let streamed = hosts::fuzzing::plan_remove_chunked(file, &name, chunk).apply(file).unwrap();
     assert_eq!(removed, streamed, "streamed remove differs (chunk {chunk})");
     let after = Document::parse(&removed);
     let left = after.entries_for(name.as_str());
@@ -208,7 +208,7 @@ fuzz_target!(|input: Input| {
 
     // add then remove of a name the file does not map: the original bytes.
     if before.is_empty() {
-        let back = Document::parse(&added).plan_remove(&name).apply(&added);
+        let back = Document::parse(&added).plan_remove(&name).apply(&added).unwrap();
         assert!(back == file, "add then remove of {name} did not restore the file");
     }
 });

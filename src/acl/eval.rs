@@ -21,7 +21,7 @@
 //! every pattern. SUBSCRIBE is never checked: Mosquitto grants every
 //! subscription and checks each message it delivers (`read`) instead.
 
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 
 use serde::Serialize;
 
@@ -184,10 +184,7 @@ impl Rules {
 
     /// The same, reading the file line by line, so that a large file is
     /// never held in memory. Stops at the first line Mosquitto refuses.
-    pub fn scan(
-        reader: impl BufRead,
-        username: Option<&[u8]>,
-    ) -> io::Result<Result<Rules, Refused>> {
+    pub fn scan(reader: impl Read, username: Option<&[u8]>) -> io::Result<Result<Rules, Refused>> {
         let mut collector = Collector::new(username);
         let mut refused = None;
         document::scan(reader, |line| {

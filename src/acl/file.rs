@@ -3,7 +3,7 @@
 //! commands and the `setup` wizard both call these.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, Read};
 use std::path::Path;
 
 use super::edit::{self, Allowed, Revoked};
@@ -105,11 +105,11 @@ fn options(dry_run: bool) -> UpdateOptions {
     }
 }
 
-/// The old file as `files::update_pieces` hands it over, read line by line
+/// The old file as `files::update_pieces` hands it over, for streaming
 /// (`None`: it does not exist, which reads as an empty file).
-fn lines_of(old: Option<&File>) -> Box<dyn BufRead + '_> {
+fn lines_of(old: Option<&File>) -> Box<dyn Read + '_> {
     match old {
-        Some(file) => Box::new(BufReader::with_capacity(64 * 1024, file)),
+        Some(file) => Box::new(file),
         None => Box::new(io::empty()),
     }
 }

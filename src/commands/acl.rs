@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use serde::Serialize;
@@ -59,10 +58,10 @@ fn read(file: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
-/// The ACL file, buffered for reading line by line.
-fn open(file: &Path) -> Result<BufReader<File>, Error> {
+/// The ACL file, for reading as a stream.
+fn open(file: &Path) -> Result<File, Error> {
     match files::open_optional(file)? {
-        Some(handle) => Ok(BufReader::with_capacity(64 * 1024, handle)),
+        Some(handle) => Ok(handle),
         None => Err(AclError::NotFound {
             path: file.to_path_buf(),
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
 
-use super::update::Content;
+use super::content::Content;
 use super::{FileError, open_optional, parent_dir, read_optional, resolve, sync_dir};
 
 /// How the new content reached the disk.

@@ -16,6 +16,7 @@
 //! editor stream the old file and describe the new content as ranges of it
 //! plus new bytes; the ranges are copied inside the kernel.
 
+mod content;
 mod error;
 mod lock;
 mod update;
@@ -26,11 +27,11 @@ use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
 
+pub use content::{Piece, materialize};
 pub use error::FileError;
 pub use lock::{Locked, WriteMethod, lock};
 pub use update::{
-    Edit, Piece, PieceEdit, UpdateOptions, materialize, replace_owned, unified_diff, update,
-    update_pieces,
+    Edit, PieceEdit, UpdateOptions, replace_owned, unified_diff, update, update_pieces,
 };
 
 /// Reads a whole file, or `None` when it does not exist.
