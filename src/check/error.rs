@@ -269,142 +269,31 @@ fn stage_exit_code(stage: Stage) -> ExitCode {
 
 impl Diagnose for CheckError {
     fn hint(&self) -> Option<String> {
-        Some(match self {
-            CheckError::Identity(e) => return e.hint(),
-            CheckError::TlsConfig(e) => return e.hint(),
-            CheckError::Resolve { host, .. } => format!(
-                "map the server's device ID to its address: `sudo wott-mqtt hosts add {host} <server IP>` \
-                 (`wott-mqtt server up` on the server prints this command), or dial the address directly \
-                 with --connect-to <server IP>"
-            ),
-            CheckError::Connect { addr, failure, .. } => connect_hint(*addr, *failure),
-            CheckError::PlainMqtt { addr } => format!(
-                "port {} is a plain-MQTT listener; use the broker's TLS listener (port {TUTORIAL_PORT} in the tutorial) \
-                 with --port / MQTT_PORT, or give this listener cafile, certfile, keyfile and require_certificate true",
-                addr.port()
-            ),
-            CheckError::HandshakeClosed { addr, .. } => format!(
-                "port {} may not be a TLS listener, or the broker dropped the connection before TLS \
-                 (e.g. max_connections); check --port (the tutorial's TLS port is {TUTORIAL_PORT}); {SERVER_LOGS}",
-                addr.port()
-            ),
-            CheckError::NotTls { addr, .. } => format!(
-                "port {} runs another protocol; point --port / MQTT_PORT at the broker's TLS listener (port {TUTORIAL_PORT} in the tutorial)",
-                addr.port()
-            ),
-            CheckError::ServerUnknownIssuer { server, .. } => format!(
-                "the broker and this device must be enrolled with the same WoTT CA: check that {server} is the right \
-                 machine (`wott-mqtt whoami` there), that the broker's certfile is that device's client.crt, and that \
-                 this device's ca.crt is the agent's"
-            ),
-            CheckError::ServerExpired { .. } => "on the server, renew the certificate (`sudo wott-agent`; the agent renews when fewer than 3 days are left) \
-                 and make Mosquitto load it: `wott-mqtt server reload` (SIGHUP). If the server has a fresh certificate already, \
-                 the broker still serves the old one until it reloads. Check this machine's clock too (`timedatectl`)"
-                .into(),
-            CheckError::ServerNotYetValid { .. } => {
-                "this machine's clock may be behind: check it with `timedatectl` (and enable NTP)".into()
-            }
-            CheckError::ServerWrongName { expected, cert, addr, via } => {
-                let other = cert
-                    .common_name
-                    .as_deref()
-                    .map(|cn| format!(" (device {cn})"))
-                    .unwrap_or_default();
-                match via {
-                    Via::Literal => format!(
-                        "WoTT certificates name the device ID, not an address: use --server <the server's device ID> \
-                         --connect-to {}{}",
-                        addr.ip(),
-                        cert.common_name
-                            .as_deref()
-                            .map(|cn| format!(" (this server's certificate says {cn})"))
-                            .unwrap_or_default()
-                    ),
-                    Via::ConnectTo => format!(
-                        "--connect-to {} reaches another device{other}: give the address of {expected}, \
-                         or check --server",
-                        addr.ip()
-                    ),
-                    Via::Resolved => format!(
-                        "{expected} resolves to {}, which is another device{other}: fix the hosts entry with \
-                         `sudo wott-mqtt hosts add {expected} <the right IP>`, or check --server / MQTT_SERVER",
-                        addr.ip()
-                    ),
-                }
-            }
-            CheckError::ServerCertInvalid { .. } => {
-                "the broker's certfile must be the server device's WoTT client.crt".into()
-            }
-            CheckError::ClientCertRejected { alert, our_issuer, .. } => match alert.as_str() {
-                "CertificateExpired" => "the broker considers this device's certificate expired although it is valid here: \
-                    compare the clocks of both machines (`timedatectl`)"
-                    .into(),
-                "CertificateRevoked" => {
-                    "the broker's CRL lists this device's certificate; renew it with `sudo wott-agent`".into()
-                }
-                _ => format!(
-                    "the broker trusts another CA for client certificates: its cafile must be the WoTT CA that issued \
-                     this device's certificate ({our_issuer}); on the server, point cafile at the agent's ca.crt and \
-                     run `wott-mqtt server reload`"
-                ),
-            },
-            CheckError::TlsIncompatible { .. } => {
-                "wott-mqtt speaks TLS 1.2 and 1.3 with modern cipher suites; check the broker's tls_version and ciphers lines".into()
-            }
-            CheckError::Tls { .. } => format!("check --port and the broker's TLS settings; {SERVER_LOGS}"),
-            CheckError::ConnackRefused { code, client_id } => match code {
-                2 => format!("choose another client ID with --client-id (this one was {client_id})"),
-                3 => format!("the broker is overloaded or shutting down; {SERVER_LOGS}"),
-                4 | 5 => "the broker does not take this device's certificate as its login: its listener needs \
-                    `require_certificate true` and `use_identity_as_username true` (the tutorial's mosquitto.conf); \
-                    without them, `allow_anonymous false` refuses every client without a password"
-                    .into(),
-                _ => format!("the broker must accept MQTT 3.1.1; {SERVER_LOGS}"),
-            },
-            CheckError::ClosedAfterConnect { tls13 } => format!(
-                "{SERVER_LOGS}: a client ID it refuses, a CONNECT larger than its max_packet_size, or a listener that \
-                 is not MQTT{}",
-                if *tls13 {
-                    "; with TLS 1.3 a broker that rejects the client certificate can also just close"
-                } else {
-                    ""
-                }
-            ),
-            CheckError::NotMqtt { .. } => format!(
-                "the port answers TLS but not MQTT: point --port / MQTT_PORT at the broker's MQTT listener (port {TUTORIAL_PORT} in the tutorial)"
-            ),
-            CheckError::ConnectionLost { .. } => SERVER_LOGS.to_string(),
-            CheckError::SubscribeRefused { topic, device_id } => format!(
-                "this device may not read {topic}: on the server, `wott-mqtt acl check {device_id} {topic} --access read` \
-                 shows which rule decides, and `wott-mqtt acl allow {device_id} {topic} --access read` grants it"
-            ),
-            CheckError::NoMessage { topic, device_id, roundtrip, .. } => {
-                if *roundtrip {
-                    format!(
-                        "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {topic} --access read` \
-                         and `… --access write`; grant both with `wott-mqtt acl allow {device_id} {topic} --access readwrite`"
-                    )
-                } else {
-                    format!(
-                        "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {topic} --access read` \
-                         (and --access write for the publishing device); if access is allowed, check that something \
-                         publishes on {topic}, or test both directions with --roundtrip"
-                    )
-                }
-            }
-            CheckError::Timeout { stage, .. } => match stage {
-                Stage::Identity | Stage::Resolve => {
-                    "the resolver is slow or unreachable: check /etc/resolv.conf, or add a hosts entry with `sudo wott-mqtt hosts add`".into()
-                }
-                Stage::Tcp => "a firewall may drop the packets, or the address is not the server: check the hosts entry \
-                    (`wott-mqtt hosts list`) and that the broker's port is open"
-                    .into(),
-                Stage::Tls | Stage::Connect | Stage::Subscribe => format!(
-                    "the port accepts connections but does not answer like an MQTT-over-TLS broker; check --port; {SERVER_LOGS}"
-                ),
-                Stage::Message => "raise --timeout, or see the hint for a missing message".into(),
-            },
-        })
+        match self {
+            CheckError::Identity(e) => e.hint(),
+            CheckError::TlsConfig(e) => e.hint(),
+            CheckError::Resolve { host, .. } => Some(resolve_hint(host)),
+            CheckError::Connect { addr, failure, .. } => Some(connect_hint(*addr, *failure)),
+            CheckError::PlainMqtt { .. }
+            | CheckError::HandshakeClosed { .. }
+            | CheckError::NotTls { .. }
+            | CheckError::TlsIncompatible { .. }
+            | CheckError::Tls { .. } => port_hint(self),
+            CheckError::ServerUnknownIssuer { .. }
+            | CheckError::ServerExpired { .. }
+            | CheckError::ServerNotYetValid { .. }
+            | CheckError::ServerWrongName { .. }
+            | CheckError::ServerCertInvalid { .. } => server_cert_hint(self),
+            CheckError::ClientCertRejected {
+                alert, our_issuer, ..
+            } => Some(client_cert_hint(alert, our_issuer)),
+            CheckError::ConnackRefused { code, client_id } => Some(connack_hint(*code, client_id)),
+            CheckError::ClosedAfterConnect { .. }
+            | CheckError::NotMqtt { .. }
+            | CheckError::ConnectionLost { .. } => session_hint(self),
+            CheckError::SubscribeRefused { .. } | CheckError::NoMessage { .. } => access_hint(self),
+            CheckError::Timeout { stage, .. } => Some(timeout_hint(*stage)),
+        }
     }
 
     fn exit_code(&self) -> ExitCode {
@@ -415,6 +304,191 @@ impl Diagnose for CheckError {
             CheckError::SubscribeRefused { .. } => ExitCode::NoMessage,
             other => stage_exit_code(other.stage()),
         }
+    }
+}
+
+fn resolve_hint(host: &str) -> String {
+    format!(
+        "map the server's device ID to its address: `sudo wott-mqtt hosts add {host} <server IP>` \
+         (`wott-mqtt server up` on the server prints this command), or dial the address directly \
+         with --connect-to <server IP>"
+    )
+}
+
+/// A port that is not the broker's TLS listener, or a TLS it cannot speak.
+fn port_hint(error: &CheckError) -> Option<String> {
+    Some(match error {
+        CheckError::PlainMqtt { addr } => format!(
+            "port {} is a plain-MQTT listener; use the broker's TLS listener (port {TUTORIAL_PORT} in the tutorial) \
+             with --port / MQTT_PORT, or give this listener cafile, certfile, keyfile and require_certificate true",
+            addr.port()
+        ),
+        CheckError::HandshakeClosed { addr, .. } => format!(
+            "port {} may not be a TLS listener, or the broker dropped the connection before TLS \
+             (e.g. max_connections); check --port (the tutorial's TLS port is {TUTORIAL_PORT}); {SERVER_LOGS}",
+            addr.port()
+        ),
+        CheckError::NotTls { addr, .. } => format!(
+            "port {} runs another protocol; point --port / MQTT_PORT at the broker's TLS listener (port {TUTORIAL_PORT} in the tutorial)",
+            addr.port()
+        ),
+        CheckError::TlsIncompatible { .. } => {
+            "wott-mqtt speaks TLS 1.2 and 1.3 with modern cipher suites; check the broker's tls_version and ciphers lines".into()
+        }
+        CheckError::Tls { .. } => format!("check --port and the broker's TLS settings; {SERVER_LOGS}"),
+        _ => return None,
+    })
+}
+
+/// The certificate the broker presented is not one this device accepts.
+fn server_cert_hint(error: &CheckError) -> Option<String> {
+    Some(match error {
+        CheckError::ServerUnknownIssuer { server, .. } => format!(
+            "the broker and this device must be enrolled with the same WoTT CA: check that {server} is the right \
+             machine (`wott-mqtt whoami` there), that the broker's certfile is that device's client.crt, and that \
+             this device's ca.crt is the agent's"
+        ),
+        CheckError::ServerExpired { .. } => "on the server, renew the certificate (`sudo wott-agent`; the agent renews when fewer than 3 days are left) \
+             and make Mosquitto load it: `wott-mqtt server reload` (SIGHUP). If the server has a fresh certificate already, \
+             the broker still serves the old one until it reloads. Check this machine's clock too (`timedatectl`)"
+            .into(),
+        CheckError::ServerNotYetValid { .. } => {
+            "this machine's clock may be behind: check it with `timedatectl` (and enable NTP)".into()
+        }
+        CheckError::ServerWrongName {
+            expected,
+            cert,
+            addr,
+            via,
+        } => wrong_name_hint(expected, cert, *addr, *via),
+        CheckError::ServerCertInvalid { .. } => {
+            "the broker's certfile must be the server device's WoTT client.crt".into()
+        }
+        _ => return None,
+    })
+}
+
+fn wrong_name_hint(expected: &str, cert: &SeenCert, addr: SocketAddr, via: Via) -> String {
+    let other = cert
+        .common_name
+        .as_deref()
+        .map(|cn| format!(" (device {cn})"))
+        .unwrap_or_default();
+    match via {
+        Via::Literal => format!(
+            "WoTT certificates name the device ID, not an address: use --server <the server's device ID> \
+             --connect-to {}{}",
+            addr.ip(),
+            cert.common_name
+                .as_deref()
+                .map(|cn| format!(" (this server's certificate says {cn})"))
+                .unwrap_or_default()
+        ),
+        Via::ConnectTo => format!(
+            "--connect-to {} reaches another device{other}: give the address of {expected}, \
+             or check --server",
+            addr.ip()
+        ),
+        Via::Resolved => format!(
+            "{expected} resolves to {}, which is another device{other}: fix the hosts entry with \
+             `sudo wott-mqtt hosts add {expected} <the right IP>`, or check --server / MQTT_SERVER",
+            addr.ip()
+        ),
+    }
+}
+
+/// The broker refused this device's certificate with TLS alert `alert`.
+fn client_cert_hint(alert: &str, our_issuer: &str) -> String {
+    match alert {
+        "CertificateExpired" => {
+            "the broker considers this device's certificate expired although it is valid here: \
+            compare the clocks of both machines (`timedatectl`)"
+                .into()
+        }
+        "CertificateRevoked" => {
+            "the broker's CRL lists this device's certificate; renew it with `sudo wott-agent`"
+                .into()
+        }
+        _ => format!(
+            "the broker trusts another CA for client certificates: its cafile must be the WoTT CA that issued \
+             this device's certificate ({our_issuer}); on the server, point cafile at the agent's ca.crt and \
+             run `wott-mqtt server reload`"
+        ),
+    }
+}
+
+/// CONNACK with return code `code`.
+fn connack_hint(code: u8, client_id: &str) -> String {
+    match code {
+        2 => format!("choose another client ID with --client-id (this one was {client_id})"),
+        3 => format!("the broker is overloaded or shutting down; {SERVER_LOGS}"),
+        4 | 5 => "the broker does not take this device's certificate as its login: its listener needs \
+            `require_certificate true` and `use_identity_as_username true` (the tutorial's mosquitto.conf); \
+            without them, `allow_anonymous false` refuses every client without a password"
+            .into(),
+        _ => format!("the broker must accept MQTT 3.1.1; {SERVER_LOGS}"),
+    }
+}
+
+/// The connection ended, or did not speak MQTT, once TLS was up.
+fn session_hint(error: &CheckError) -> Option<String> {
+    Some(match error {
+        CheckError::ClosedAfterConnect { tls13 } => format!(
+            "{SERVER_LOGS}: a client ID it refuses, a CONNECT larger than its max_packet_size, or a listener that \
+             is not MQTT{}",
+            if *tls13 {
+                "; with TLS 1.3 a broker that rejects the client certificate can also just close"
+            } else {
+                ""
+            }
+        ),
+        CheckError::NotMqtt { .. } => format!(
+            "the port answers TLS but not MQTT: point --port / MQTT_PORT at the broker's MQTT listener (port {TUTORIAL_PORT} in the tutorial)"
+        ),
+        CheckError::ConnectionLost { .. } => SERVER_LOGS.to_string(),
+        _ => return None,
+    })
+}
+
+/// Subscribed, but the ACL (or a missing publisher) kept the message away.
+fn access_hint(error: &CheckError) -> Option<String> {
+    Some(match error {
+        CheckError::SubscribeRefused { topic, device_id } => format!(
+            "this device may not read {topic}: on the server, `wott-mqtt acl check {device_id} {topic} --access read` \
+             shows which rule decides, and `wott-mqtt acl allow {device_id} {topic} --access read` grants it"
+        ),
+        CheckError::NoMessage {
+            topic,
+            device_id,
+            roundtrip: true,
+            ..
+        } => format!(
+            "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {topic} --access read` \
+             and `… --access write`; grant both with `wott-mqtt acl allow {device_id} {topic} --access readwrite`"
+        ),
+        CheckError::NoMessage {
+            topic, device_id, ..
+        } => format!(
+            "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {topic} --access read` \
+             (and --access write for the publishing device); if access is allowed, check that something \
+             publishes on {topic}, or test both directions with --roundtrip"
+        ),
+        _ => return None,
+    })
+}
+
+fn timeout_hint(stage: Stage) -> String {
+    match stage {
+        Stage::Identity | Stage::Resolve => {
+            "the resolver is slow or unreachable: check /etc/resolv.conf, or add a hosts entry with `sudo wott-mqtt hosts add`".into()
+        }
+        Stage::Tcp => "a firewall may drop the packets, or the address is not the server: check the hosts entry \
+            (`wott-mqtt hosts list`) and that the broker's port is open"
+            .into(),
+        Stage::Tls | Stage::Connect | Stage::Subscribe => format!(
+            "the port accepts connections but does not answer like an MQTT-over-TLS broker; check --port; {SERVER_LOGS}"
+        ),
+        Stage::Message => "raise --timeout, or see the hint for a missing message".into(),
     }
 }
 

@@ -1,0 +1,71 @@
+//! Stage 3, **tcp**: a connection to each address in turn, and why none
+//! answered.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::*;
+
+impl Probe<'_> {
+    /// Tries each address in turn, like curl; the last failure is the one reported.
+    pub(super) async fn tcp(
+        &mut self,
+        addresses: &[SocketAddr],
+    ) -> Result<(TcpStream, SocketAddr), CheckError> {
+        let started = Instant::now();
+        let mut failures: Vec<String> = Vec::new();
+        let mut last = None;
+        for &addr in addresses {
+            let attempt = async {
+                TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| CheckError::Connect {
+                        addr,
+                        failure: error::classify_connect(&e),
+                        reason: connect_reason(&e),
+                    })
+            };
+            match self.bounded(Stage::Tcp, attempt).await {
+                Ok(stream) => {
+                    let mut detail = format!("connected to {addr}");
+                    if !failures.is_empty() {
+                        detail.push_str(&format!(" (after {})", failures.join("; ")));
+                    }
+                    self.report.connected_to = Some(addr);
+                    self.report.pass(Stage::Tcp, started, detail);
+                    return Ok((stream, addr));
+                }
+                Err(e @ CheckError::Timeout { .. }) => {
+                    failures.push(format!("{addr}: no answer"));
+                    last = Some(e);
+                    break;
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        CheckError::Connect { reason, .. } => reason.clone(),
+                        other => other.to_string(),
+                    };
+                    failures.push(format!("{addr}: {reason}"));
+                    last = Some(e);
+                }
+            }
+        }
+        let error = last.unwrap_or_else(|| CheckError::Resolve {
+            host: self.target.server.to_string(),
+            reason: "no address to connect to".into(),
+        });
+        Err(self.report.fail(started, failures.join("; "), error))
+    }
+}
+
+/// "connection refused", without the "(os error 111)" suffix.
+pub(super) fn connect_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    text.to_lowercase()
+}
