@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use super::document::{Access, Document, Invalid, Kind, LineView, Span};
+use super::document::{Access, Document, Invalid, Kind, LineView, Rule, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,141 +161,184 @@ type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<WordHash>>;
 
 /// Every error and warning in the file, in line order.
 pub fn validate(doc: &Document) -> Vec<Finding> {
-    let lines = doc.lines();
-    let owners = doc.owners();
-    let mut findings = Vec::new();
-    let rule_lines = lines
-        .iter()
-        .filter(|l| matches!(l.kind, Kind::Rule(_)))
-        .count();
-    let mut seen: FastMap<RuleKey, usize> =
-        FastMap::with_capacity_and_hasher(rule_lines, Default::default());
-    let mut rules_per_user: FastMap<&[u8], usize> =
-        FastMap::with_capacity_and_hasher(lines.len() - rule_lines, Default::default());
-    let mut user_lines: Vec<usize> = Vec::new();
-    // Whether a `topic` rule follows line i in the same block.
-    let mut topic_follows = vec![false; lines.len()];
-    let mut follows = false;
-    for (i, line) in lines.iter().enumerate().rev() {
-        topic_follows[i] = follows;
-        match &line.kind {
-            Kind::User { .. } => follows = false,
-            Kind::Rule(rule) if !rule.pattern => follows = true,
-            _ => {}
-        }
-    }
-
-    for (i, line) in lines.iter().enumerate() {
-        let mut add = |severity, code, message: String| {
-            findings.push(Finding {
-                line: i + 1,
-                severity,
-                code,
-                message,
-                text: doc.shown(line),
-            });
-        };
-        let owner = owners[i].and_then(|u| doc.user_name(u));
+    let mut linter = Linter::new(doc);
+    for (i, line) in doc.lines().iter().enumerate() {
         match &line.kind {
             Kind::Invalid(invalid) => {
                 let (code, message) = explain(doc, i, invalid);
-                add(Severity::Error, code, message);
+                linter.add(i, Severity::Error, code, message);
             }
             Kind::User { name } => {
-                rules_per_user.entry(doc.bytes(name)).or_insert(0);
-                user_lines.push(i);
+                linter.rules_per_user.entry(doc.bytes(name)).or_insert(0);
+                linter.user_lines.push(i);
             }
-            Kind::Rule(rule) => {
-                let filter = doc.bytes(&rule.filter);
-                let substitutes = contains(filter, b"%u") || contains(filter, b"%c");
-                if rule.pattern {
-                    if let Some(user) = owner.filter(|_| topic_follows[i]) {
-                        add(
-                            Severity::Warning,
-                            "pattern-in-user-block",
-                            format!(
-                                "`pattern` lines apply to every client, not only to user {}; put patterns before the first `user` line or at the end",
-                                quote(user)
-                            ),
-                        );
-                    }
-                    if !substitutes {
-                        add(
-                            Severity::Warning,
-                            "pattern-without-substitution",
-                            "this pattern has no %u or %c, so it gives every client the same access (Mosquitto warns about it too)"
-                                .to_string(),
-                        );
-                    }
-                } else {
-                    match owner {
-                        None => add(
-                            Severity::Warning,
-                            "anonymous-rule",
-                            "this rule comes before the first `user` line, so it applies only to clients without a username; with use_identity_as_username every certificate client has one"
-                                .to_string(),
-                        ),
-                        Some(user) => *rules_per_user.entry(user).or_insert(0) += 1,
-                    }
-                    if substitutes {
-                        add(
-                            Severity::Warning,
-                            "substitution-in-topic",
-                            "%u and %c are replaced only in `pattern` lines; in a `topic` line they are literal"
-                                .to_string(),
-                        );
-                    }
-                }
-                if !rule.explicit && matches!(filter, b"read" | b"write" | b"readwrite" | b"deny") {
-                    add(
-                        Severity::Warning,
-                        "missing-topic",
-                        format!(
-                            "this grants readwrite on the topic named {}: the filter after the access word is missing",
-                            quote(filter)
-                        ),
-                    );
-                }
-                let key = (
-                    if rule.pattern { None } else { owner },
-                    rule.pattern,
-                    filter,
-                    rule.access,
-                );
-                match seen.get(&key) {
-                    Some(&first) => add(
-                        Severity::Warning,
-                        "duplicate",
-                        format!("repeats line {first}"),
-                    ),
-                    None => {
-                        seen.insert(key, i + 1);
-                    }
-                }
-            }
+            Kind::Rule(rule) => linter.rule(i, rule),
             Kind::Blank | Kind::Comment => {}
         }
     }
-    for i in user_lines {
-        if let Some(name) = doc.user_name(i)
-            && rules_per_user.get(name) == Some(&0)
-        {
-            findings.push(Finding {
-                line: i + 1,
-                severity: Severity::Warning,
-                code: "user-without-rules",
-                message: format!(
-                    "user {} has no `topic` rules, so only the `pattern` lines apply to it",
-                    quote(name)
-                ),
-                text: doc.shown(&lines[i]),
-            });
-            // Once per user is enough.
-            rules_per_user.remove(name);
-        }
-    }
+    linter.users_without_rules();
+    let mut findings = linter.findings;
     findings.sort_by_key(|f| f.line);
     findings
+}
+
+/// What `validate` has seen so far, and what it found.
+struct Linter<'d, 'a> {
+    doc: &'d Document<'a>,
+    /// For each line, the `user` line whose block it is in.
+    owners: Vec<Option<usize>>,
+    /// Whether a `topic` rule follows line i in the same block.
+    topic_follows: Vec<bool>,
+    /// Each rule seen, and the line (1-based) it was first seen on.
+    seen: FastMap<RuleKey<'a>, usize>,
+    rules_per_user: FastMap<&'a [u8], usize>,
+    user_lines: Vec<usize>,
+    findings: Vec<Finding>,
+}
+
+impl<'d, 'a> Linter<'d, 'a> {
+    fn new(doc: &'d Document<'a>) -> Self {
+        let lines = doc.lines();
+        let rule_lines = lines
+            .iter()
+            .filter(|l| matches!(l.kind, Kind::Rule(_)))
+            .count();
+        let mut topic_follows = vec![false; lines.len()];
+        let mut follows = false;
+        for (i, line) in lines.iter().enumerate().rev() {
+            topic_follows[i] = follows;
+            match &line.kind {
+                Kind::User { .. } => follows = false,
+                Kind::Rule(rule) if !rule.pattern => follows = true,
+                _ => {}
+            }
+        }
+        Linter {
+            doc,
+            owners: doc.owners(),
+            topic_follows,
+            seen: FastMap::with_capacity_and_hasher(rule_lines, Default::default()),
+            rules_per_user: FastMap::with_capacity_and_hasher(
+                lines.len() - rule_lines,
+                Default::default(),
+            ),
+            user_lines: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, i: usize, severity: Severity, code: &'static str, message: String) {
+        self.findings.push(Finding {
+            line: i + 1,
+            severity,
+            code,
+            message,
+            text: self.doc.shown(&self.doc.lines()[i]),
+        });
+    }
+
+    /// The warnings a `topic` or `pattern` line on line `i` may earn.
+    fn rule(&mut self, i: usize, rule: &Rule) {
+        let doc = self.doc;
+        let owner = self.owners[i].and_then(|u| doc.user_name(u));
+        let filter = doc.bytes(&rule.filter);
+        let substitutes = contains(filter, b"%u") || contains(filter, b"%c");
+        if rule.pattern {
+            self.pattern(i, owner, substitutes);
+        } else {
+            match owner {
+                None => self.add(
+                    i,
+                    Severity::Warning,
+                    "anonymous-rule",
+                    "this rule comes before the first `user` line, so it applies only to clients without a username; with use_identity_as_username every certificate client has one"
+                        .to_string(),
+                ),
+                Some(user) => *self.rules_per_user.entry(user).or_insert(0) += 1,
+            }
+            if substitutes {
+                self.add(
+                    i,
+                    Severity::Warning,
+                    "substitution-in-topic",
+                    "%u and %c are replaced only in `pattern` lines; in a `topic` line they are literal"
+                        .to_string(),
+                );
+            }
+        }
+        if !rule.explicit && matches!(filter, b"read" | b"write" | b"readwrite" | b"deny") {
+            self.add(
+                i,
+                Severity::Warning,
+                "missing-topic",
+                format!(
+                    "this grants readwrite on the topic named {}: the filter after the access word is missing",
+                    quote(filter)
+                ),
+            );
+        }
+        let key = (
+            if rule.pattern { None } else { owner },
+            rule.pattern,
+            filter,
+            rule.access,
+        );
+        match self.seen.get(&key) {
+            Some(&first) => self.add(
+                i,
+                Severity::Warning,
+                "duplicate",
+                format!("repeats line {first}"),
+            ),
+            None => {
+                self.seen.insert(key, i + 1);
+            }
+        }
+    }
+
+    /// A `pattern` line inside a user's block, or without a substitution.
+    fn pattern(&mut self, i: usize, owner: Option<&[u8]>, substitutes: bool) {
+        if let Some(user) = owner.filter(|_| self.topic_follows[i]) {
+            self.add(
+                i,
+                Severity::Warning,
+                "pattern-in-user-block",
+                format!(
+                    "`pattern` lines apply to every client, not only to user {}; put patterns before the first `user` line or at the end",
+                    quote(user)
+                ),
+            );
+        }
+        if !substitutes {
+            self.add(
+                i,
+                Severity::Warning,
+                "pattern-without-substitution",
+                "this pattern has no %u or %c, so it gives every client the same access (Mosquitto warns about it too)"
+                    .to_string(),
+            );
+        }
+    }
+
+    /// Once per user: a `user` whose blocks hold no `topic` rule.
+    fn users_without_rules(&mut self) {
+        for i in std::mem::take(&mut self.user_lines) {
+            if let Some(name) = self.doc.user_name(i)
+                && self.rules_per_user.get(name) == Some(&0)
+            {
+                self.add(
+                    i,
+                    Severity::Warning,
+                    "user-without-rules",
+                    format!(
+                        "user {} has no `topic` rules, so only the `pattern` lines apply to it",
+                        quote(name)
+                    ),
+                );
+                self.rules_per_user.remove(name);
+            }
+        }
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -17,11 +17,14 @@
 pub mod config;
 pub mod diagnose;
 pub mod docker;
+mod down;
 mod error;
-mod manage;
 pub mod ready;
+mod reload;
 mod run_as;
+mod running;
 pub mod stage;
+mod status;
 mod up;
 mod watch;
 
@@ -30,12 +33,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 pub use config::ServerDir;
+pub use down::{DownOptions, DownReport, down};
 pub use error::{BrokerError, Tried};
-pub use manage::{
-    CertSummary, Crash, DownOptions, DownReport, ReloadOptions, ReloadReport, StatusReport, down,
-    logs, reload, reload_after_acl_edit, status,
-};
+pub use reload::{ReloadOptions, ReloadReport, reload, reload_after_acl_edit};
 pub use run_as::RunAs;
+pub use status::{CertSummary, Crash, StatusReport, logs, status};
 pub use up::{Action, Context, FileChange, NextStep, UpOptions, UpReport, up};
 pub use watch::Ready;
 

@@ -111,251 +111,334 @@ pub struct UpReport {
     pub actions: Vec<Action>,
     pub ready: Option<Ready>,
     pub next_step: NextStep,
+    /// After a reload: the fingerprint the broker must serve to be ready.
+    #[serde(skip)]
+    expect_served: Option<String>,
 }
 
-/// `server up`.
+/// `server up`: refusals first (identity, engine, a container we did not
+/// create, a server dir the broker cannot read), then the image, the files
+/// and certificates, the least change to the container, and the wait for a
+/// CONNACK.
 pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerError> {
-    let out = ctx.output;
-    let spec = &opts.spec;
-    let clock = Instant::now();
-    let lap = |what: &str| {
-        out.debug(
-            2,
-            &format!("{:7.1} ms  {what}", clock.elapsed().as_secs_f64() * 1000.0),
-        );
-    };
+    let clock = Lap::start(ctx.output);
     let identity = Identity::load(ctx.cert_dir)?;
     for warning in &identity.warnings {
-        out.warn(&sanitize(&warning.message));
+        ctx.output.warn(&sanitize(&warning.message));
     }
-    lap("identity loaded");
+    clock.lap("identity loaded");
     let engine = Engine::connect().await?;
-    out.debug(1, &format!("container engine: {}", engine.endpoint()));
-    lap("engine answered");
-
-    let existing = engine.container(&spec.name).await?;
-    if let Some(c) = &existing
-        && !c.is_managed()
-        && !opts.replace
-    {
-        return Err(BrokerError::NameClash {
-            name: spec.name.clone(),
-            image: c.image.clone(),
-            state: c.state.clone(),
-        });
-    }
-
-    let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
-    check_broker_can_read(&server_dir, spec.run_as)?;
-
-    let mut actions = Vec::new();
-    let image_id = match engine.image_id(&spec.image).await? {
-        Some(id) => Some(id),
-        None => {
-            actions.push(Action::Pull {
-                image: spec.image.clone(),
-            });
-            if opts.dry_run {
-                None
-            } else {
-                engine.pull(&spec.image, out).await?;
-                Some(
-                    engine
-                        .image_id(&spec.image)
-                        .await?
-                        .ok_or_else(|| BrokerError::Pull {
-                            image: spec.image.clone(),
-                            reason: "the engine reported success, but the image is not there"
-                                .into(),
-                        })?,
-                )
-            }
-        }
+    ctx.output
+        .debug(1, &format!("container engine: {}", engine.endpoint()));
+    clock.lap("engine answered");
+    let mut run = Up {
+        ctx,
+        opts,
+        spec: &opts.spec,
+        engine,
+        identity,
+        server_dir: ServerDir::new(absolute(ctx.server_dir)?),
+        actions: Vec::new(),
+        clock,
     };
-
-    lap("container and image inspected");
-    let files = write_files(&server_dir, spec, opts.dry_run)?;
+    let existing = run.existing().await?;
+    check_broker_can_read(&run.server_dir, run.spec.run_as)?;
+    let image_id = run.image().await?;
+    run.clock.lap("container and image inspected");
+    let files = write_files(&run.server_dir, run.spec, opts.dry_run)?;
     let staged = stage::stage(
-        &identity,
-        &server_dir.certs_dir(),
-        spec.run_as.owner(),
+        &run.identity,
+        &run.server_dir.certs_dir(),
+        run.spec.run_as.owner(),
         opts.dry_run,
     )?;
-    lap("files written, certificates staged");
+    run.clock.lap("files written, certificates staged");
     let conf = config::mosquitto_conf();
-    let hash = image_id
-        .as_deref()
-        .map(|id| spec.config_hash(id, server_dir.path(), conf.as_bytes()));
-
-    let mut step = decide(existing, hash.as_deref(), staged.is_changed());
-    if let Step::Restart(c) = &step
-        && c.restarting
-        && !opts.dry_run
-        && answers(&identity, spec).await
-    {
-        // Caught between two runs of one restart (after a kill, say), and it
-        // came back: nothing to repair.
-        step = if staged.is_changed() {
-            Step::Reload(c.clone())
-        } else {
-            Step::Keep(c.clone())
-        };
-    }
-    if let Step::Reload(c) | Step::Keep(c) = &step
-        && c.restart_count > 0
-        && !opts.dry_run
-        && !answers(&identity, spec).await
-    {
-        // Running now, but it has restarted and does not answer: it may be
-        // crash-looping (e.g. on the key the certificates just fixed).
-        step = Step::Restart(c.clone());
-    }
-    let name = spec.name.clone();
-    let mut expect_served = None;
-    let todo = match step {
-        Step::Create => {
-            actions.push(Action::Create { name: name.clone() });
-            Todo::Create
-        }
-        Step::Replace(old) | Step::Recreate(old) => {
-            let reason = if old.is_managed() {
-                "its configuration changed".to_string()
-            } else {
-                format!(
-                    "--replace: wott-mqtt did not create it (image {})",
-                    old.image
-                )
-            };
-            actions.push(Action::Remove {
-                id: short(&old.id),
-                reason,
-            });
-            actions.push(Action::Create { name: name.clone() });
-            if !opts.dry_run {
-                out.note(&format!("removing the old container {name}"));
-                engine.stop(&old.id).await?;
-                engine.remove(&old.id).await?;
-            }
-            Todo::Create
-        }
-        Step::Start(c) => {
-            actions.push(Action::Start { name: name.clone() });
-            Todo::Start(c.id)
-        }
-        Step::Restart(c) => {
-            actions.push(Action::Restart {
-                name: name.clone(),
-                reason: if c.restarting {
-                    "it kept restarting".to_string()
-                } else {
-                    "it restarted and does not answer".to_string()
-                },
-            });
-            if !opts.dry_run {
-                engine.stop(&c.id).await?;
-            }
-            Todo::Start(c.id)
-        }
-        Step::Reload(c) => {
-            actions.push(Action::Reload {
-                name: name.clone(),
-                reason: "the certificates changed".into(),
-            });
-            expect_served = Some(staged.fingerprint_sha256.clone());
-            Todo::Reload(c.id)
-        }
-        Step::Keep(c) => Todo::Nothing(c.id),
-    };
-
-    let next_step = next_step(identity.device_id(), spec.bind);
-    let changed =
-        !actions.is_empty() || staged.is_changed() || files.iter().any(|f| f.is_changed());
-    let mut report = UpReport {
-        changed,
-        dry_run: opts.dry_run,
-        container: name.clone(),
-        container_id: todo.existing_id().map(short),
-        image: spec.image.clone(),
-        bind: spec.bind,
-        port: spec.port,
-        server_id: identity.device_id().to_string(),
-        server_dir: server_dir.path().to_path_buf(),
-        engine: engine.endpoint().to_string(),
-        files,
-        certificates: staged,
-        actions,
-        ready: None,
-        next_step,
-    };
+    let hash = image_id.as_deref().map(|id| {
+        run.spec
+            .config_hash(id, run.server_dir.path(), conf.as_bytes())
+    });
+    let step = run
+        .confirm(
+            decide(existing, hash.as_deref(), staged.is_changed()),
+            &staged,
+        )
+        .await;
+    let todo = run.prepare(step, &staged).await?;
+    let mut report = run.report(files, staged, &todo);
     if opts.dry_run {
         return Ok(report);
     }
-
-    let id = match todo {
-        Todo::Create => {
-            out.note(&format!(
-                "creating the container {name} from {}",
-                spec.image
-            ));
-            let labels = spec.labels(server_dir.path(), hash.as_deref().unwrap_or_default());
-            let id = engine
-                .create(&CreateRequest {
-                    name: &name,
-                    image: &spec.image,
-                    bind: spec.bind,
-                    port: spec.port,
-                    container_port: CONTAINER_PORT,
-                    mounts: spec.mounts(&server_dir),
-                    user: spec.run_as.container_user(),
-                    labels,
-                })
-                .await?;
-            lap("container created");
-            start_new(&engine, &id, spec).await?;
-            lap("container started");
-            report.container_id = Some(short(&id));
-            id
-        }
-        Todo::Start(id) => {
-            out.note(&format!("starting the container {name}"));
-            start_existing(&engine, &id, spec).await?;
-            id
-        }
-        Todo::Reload(id) => {
-            out.note(&format!(
-                "the certificates changed: reloading the broker in {name}"
-            ));
-            reload_and_confirm(&engine, &id).await?;
-            id
-        }
-        Todo::Nothing(id) => id,
-    };
+    let id = run.carry_out(todo, hash.as_deref(), &mut report).await?;
     if report.changed {
-        out.note("waiting for the broker to accept an mTLS CONNECT");
+        ctx.output
+            .note("waiting for the broker to accept an mTLS CONNECT");
     }
-    report.ready = Some(
-        wait_ready(
-            &engine,
-            &id,
-            &name,
-            &identity,
-            spec,
-            opts.timeout,
-            expect_served.as_deref(),
-        )
-        .await?,
-    );
-    if let Some(ready) = &report.ready {
-        lap(&format!("CONNACK (attempt {})", ready.attempts));
-    }
+    let ready = wait_ready(
+        &run.engine,
+        &id,
+        &run.spec.name,
+        &run.identity,
+        run.spec,
+        opts.timeout,
+        report.expect_served.as_deref(),
+    )
+    .await?;
+    run.clock
+        .lap(&format!("CONNACK (attempt {})", ready.attempts));
+    report.ready = Some(ready);
     Ok(report)
+}
+
+/// Timings for `-vv`.
+struct Lap<'a> {
+    output: &'a Output,
+    started: Instant,
+}
+
+impl<'a> Lap<'a> {
+    fn start(output: &'a Output) -> Self {
+        Lap {
+            output,
+            started: Instant::now(),
+        }
+    }
+
+    fn lap(&self, what: &str) {
+        self.output.debug(
+            2,
+            &format!(
+                "{:7.1} ms  {what}",
+                self.started.elapsed().as_secs_f64() * 1000.0
+            ),
+        );
+    }
+}
+
+/// One `server up` under way: what it works with, and the container
+/// actions decided so far.
+struct Up<'a> {
+    ctx: &'a Context<'a>,
+    opts: &'a UpOptions,
+    spec: &'a ContainerSpec,
+    engine: Engine,
+    identity: Identity,
+    server_dir: ServerDir,
+    actions: Vec<Action>,
+    clock: Lap<'a>,
+}
+
+impl Up<'_> {
+    /// The container of that name, refusing one wott-mqtt did not create
+    /// (unless `--replace`).
+    async fn existing(&self) -> Result<Option<Container>, BrokerError> {
+        let existing = self.engine.container(&self.spec.name).await?;
+        if let Some(c) = &existing
+            && !c.is_managed()
+            && !self.opts.replace
+        {
+            return Err(BrokerError::NameClash {
+                name: self.spec.name.clone(),
+                image: c.image.clone(),
+                state: c.state.clone(),
+            });
+        }
+        Ok(existing)
+    }
+
+    /// The image's ID, pulling it first when it is not here (`None` in a dry
+    /// run that would pull).
+    async fn image(&mut self) -> Result<Option<String>, BrokerError> {
+        let image = &self.spec.image;
+        if let Some(id) = self.engine.image_id(image).await? {
+            return Ok(Some(id));
+        }
+        self.actions.push(Action::Pull {
+            image: image.clone(),
+        });
+        if self.opts.dry_run {
+            return Ok(None);
+        }
+        self.engine.pull(image, self.ctx.output).await?;
+        self.engine
+            .image_id(image)
+            .await?
+            .ok_or_else(|| BrokerError::Pull {
+                image: image.clone(),
+                reason: "the engine reported success, but the image is not there".into(),
+            })
+            .map(Some)
+    }
+
+    /// The decided step, checked against a broker that may be restarting:
+    /// one caught between two runs of a restart that answers needs no
+    /// repair; one that restarted and does not answer may crash-loop.
+    async fn confirm(&self, step: Step, staged: &Staged) -> Step {
+        if self.opts.dry_run {
+            return step;
+        }
+        match step {
+            Step::Restart(c) if c.restarting && answers(&self.identity, self.spec).await => {
+                if staged.is_changed() {
+                    Step::Reload(c)
+                } else {
+                    Step::Keep(c)
+                }
+            }
+            Step::Reload(c) | Step::Keep(c)
+                if c.restart_count > 0 && !answers(&self.identity, self.spec).await =>
+            {
+                Step::Restart(c)
+            }
+            step => step,
+        }
+    }
+
+    /// Records the step's actions and, outside a dry run, removes or stops
+    /// what must go first.
+    async fn prepare(&mut self, step: Step, staged: &Staged) -> Result<Todo, BrokerError> {
+        let name = self.spec.name.clone();
+        let dry_run = self.opts.dry_run;
+        Ok(match step {
+            Step::Create => {
+                self.actions.push(Action::Create { name });
+                Todo::Create
+            }
+            Step::Replace(old) | Step::Recreate(old) => {
+                let reason = if old.is_managed() {
+                    "its configuration changed".to_string()
+                } else {
+                    format!(
+                        "--replace: wott-mqtt did not create it (image {})",
+                        old.image
+                    )
+                };
+                self.actions.push(Action::Remove {
+                    id: short(&old.id),
+                    reason,
+                });
+                self.actions.push(Action::Create { name: name.clone() });
+                if !dry_run {
+                    self.ctx
+                        .output
+                        .note(&format!("removing the old container {name}"));
+                    self.engine.stop(&old.id).await?;
+                    self.engine.remove(&old.id).await?;
+                }
+                Todo::Create
+            }
+            Step::Start(c) => {
+                self.actions.push(Action::Start { name });
+                Todo::Start(c.id)
+            }
+            Step::Restart(c) => {
+                self.actions.push(Action::Restart {
+                    name,
+                    reason: if c.restarting {
+                        "it kept restarting".to_string()
+                    } else {
+                        "it restarted and does not answer".to_string()
+                    },
+                });
+                if !dry_run {
+                    self.engine.stop(&c.id).await?;
+                }
+                Todo::Start(c.id)
+            }
+            Step::Reload(c) => {
+                self.actions.push(Action::Reload {
+                    name,
+                    reason: "the certificates changed".into(),
+                });
+                Todo::Reload(c.id, staged.fingerprint_sha256.clone())
+            }
+            Step::Keep(c) => Todo::Nothing(c.id),
+        })
+    }
+
+    fn report(&mut self, files: Vec<FileChange>, staged: Staged, todo: &Todo) -> UpReport {
+        let actions = std::mem::take(&mut self.actions);
+        let changed =
+            !actions.is_empty() || staged.is_changed() || files.iter().any(|f| f.is_changed());
+        UpReport {
+            changed,
+            dry_run: self.opts.dry_run,
+            container: self.spec.name.clone(),
+            container_id: todo.existing_id().map(short),
+            image: self.spec.image.clone(),
+            bind: self.spec.bind,
+            port: self.spec.port,
+            server_id: self.identity.device_id().to_string(),
+            server_dir: self.server_dir.path().to_path_buf(),
+            engine: self.engine.endpoint().to_string(),
+            files,
+            certificates: staged,
+            actions,
+            ready: None,
+            next_step: next_step(self.identity.device_id(), self.spec.bind),
+            expect_served: match todo {
+                Todo::Reload(_, fingerprint) => Some(fingerprint.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Creates, starts or reloads the container; returns its ID.
+    async fn carry_out(
+        &self,
+        todo: Todo,
+        hash: Option<&str>,
+        report: &mut UpReport,
+    ) -> Result<String, BrokerError> {
+        let (out, spec, name) = (self.ctx.output, self.spec, &self.spec.name);
+        Ok(match todo {
+            Todo::Create => {
+                out.note(&format!(
+                    "creating the container {name} from {}",
+                    spec.image
+                ));
+                let id = self
+                    .engine
+                    .create(&CreateRequest {
+                        name,
+                        image: &spec.image,
+                        bind: spec.bind,
+                        port: spec.port,
+                        container_port: CONTAINER_PORT,
+                        mounts: spec.mounts(&self.server_dir),
+                        user: spec.run_as.container_user(),
+                        labels: spec.labels(self.server_dir.path(), hash.unwrap_or_default()),
+                    })
+                    .await?;
+                self.clock.lap("container created");
+                start_new(&self.engine, &id, spec).await?;
+                self.clock.lap("container started");
+                report.container_id = Some(short(&id));
+                id
+            }
+            Todo::Start(id) => {
+                out.note(&format!("starting the container {name}"));
+                start_existing(&self.engine, &id, spec).await?;
+                id
+            }
+            Todo::Reload(id, _) => {
+                out.note(&format!(
+                    "the certificates changed: reloading the broker in {name}"
+                ));
+                reload_and_confirm(&self.engine, &id).await?;
+                id
+            }
+            Todo::Nothing(id) => id,
+        })
+    }
 }
 
 /// What is left to do once the plan is made (and the old container gone).
 enum Todo {
     Create,
     Start(String),
-    Reload(String),
+    /// SIGHUP, then wait until the broker serves the certificate with this fingerprint.
+    Reload(String, String),
     Nothing(String),
 }
 
@@ -363,7 +446,7 @@ impl Todo {
     fn existing_id(&self) -> Option<&str> {
         match self {
             Todo::Create => None,
-            Todo::Start(id) | Todo::Reload(id) | Todo::Nothing(id) => Some(id),
+            Todo::Start(id) | Todo::Reload(id, _) | Todo::Nothing(id) => Some(id),
         }
     }
 }

@@ -1,0 +1,126 @@
+//! `server reload`, and the reload after an ACL edit: re-stage the
+//! certificates, SIGHUP, and wait until the broker shows it took them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::config::{self, ServerDir};
+use super::docker::Engine;
+use super::down::is_managed_dir;
+use super::ready::Served;
+use super::running::{check_mounts, running_managed, spec_of};
+use super::stage::{self, Staged};
+use super::up::{Context, absolute};
+use super::watch::{reload_and_confirm, wait_ready};
+use super::{BrokerError, LABEL_MANAGED_BY, LABEL_SERVER_DIR, MANAGED_BY};
+use crate::identity::Identity;
+use crate::output::sanitize;
+
+/// `server reload`'s choices.
+#[derive(Debug, Clone)]
+pub struct ReloadOptions {
+    pub name: String,
+    pub dry_run: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// Whether the staged certificates changed.
+    pub changed: bool,
+    pub dry_run: bool,
+    pub container: String,
+    pub certificates: Staged,
+    /// Whether SIGHUP was sent.
+    pub signalled: bool,
+    /// The certificate the broker serves after the reload.
+    pub served: Option<Served>,
+}
+
+/// `server reload`: stage the certificates again, SIGHUP, and wait until the
+/// broker serves the staged certificate.
+pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadReport, BrokerError> {
+    let identity = Identity::load(ctx.cert_dir)?;
+    for warning in &identity.warnings {
+        ctx.output.warn(&sanitize(&warning.message));
+    }
+    let engine = Engine::connect().await?;
+    let container = running_managed(&engine, &opts.name).await?;
+    let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
+    check_mounts(&container, &server_dir)?;
+    let spec = spec_of(&container)?;
+    let staged = stage::stage(
+        &identity,
+        &server_dir.certs_dir(),
+        spec.run_as.owner(),
+        opts.dry_run,
+    )?;
+    let mut report = ReloadReport {
+        changed: staged.is_changed(),
+        dry_run: opts.dry_run,
+        container: opts.name.clone(),
+        certificates: staged,
+        signalled: false,
+        served: None,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    if !reload_and_confirm(&engine, &container.id).await? {
+        ctx.output.warn(&format!(
+            "{} did not log \"Reloading config.\" within 3 s after SIGHUP",
+            opts.name
+        ));
+    }
+    report.signalled = true;
+    let ready = wait_ready(
+        &engine,
+        &container.id,
+        &opts.name,
+        &identity,
+        &spec,
+        opts.timeout,
+        Some(&report.certificates.fingerprint_sha256),
+    )
+    .await?;
+    report.served = Some(ready.served);
+    Ok(report)
+}
+
+/// After `acl allow` / `acl revoke`: sends SIGHUP to each running managed
+/// broker whose server dir holds `acl_file`, so the change applies now, and
+/// returns their names. When the file is not a managed server dir's
+/// permissions.acl, it returns at once, without a runtime or an engine
+/// connection, so ACL edits elsewhere stay fast.
+pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, BrokerError> {
+    let Some(dir) = acl_file.parent() else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let server_dir = ServerDir::new(dir);
+    if acl_file.file_name() != Some(std::ffi::OsStr::new(config::ACL_FILE))
+        || !is_managed_dir(&server_dir)
+    {
+        return Ok(Vec::new());
+    }
+    let dir = absolute(dir)?;
+    crate::runtime::block_on(async {
+        let engine = Engine::connect().await?;
+        let dir = dir.display().to_string();
+        let brokers = engine
+            .running_with_labels(&[(LABEL_MANAGED_BY, MANAGED_BY), (LABEL_SERVER_DIR, &dir)])
+            .await?;
+        let mut reloaded = Vec::new();
+        for (id, name) in brokers {
+            reload_and_confirm(&engine, &id).await?;
+            reloaded.push(name);
+        }
+        Ok(reloaded)
+    })?
+}
