@@ -216,7 +216,6 @@ impl Probe<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::resolve::resolver_reason;
     use super::tcp::connect_reason;
     use super::*;
 
