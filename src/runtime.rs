@@ -22,3 +22,27 @@ pub fn block_on<F: Future>(future: F) -> Result<F::Output, RuntimeError> {
         .map_err(|e| RuntimeError(e.to_string()))?;
     Ok(runtime.block_on(future))
 }
+
+/// Runs `future` on a fresh current-thread runtime, cancelled by Ctrl-C
+/// (SIGINT): `Ok(None)` when interrupted. Every command that waits on the
+/// network or the engine ends this one way on Ctrl-C.
+pub fn block_on_interruptible<F: Future>(future: F) -> Result<Option<F::Output>, RuntimeError> {
+    block_on(async {
+        tokio::select! {
+            output = future => Some(output),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    })
+}
+
+/// From now on, Ctrl-C (SIGINT) no longer kills the process: a prompt that
+/// reads it returns an interruption, and [`block_on_interruptible`] ends
+/// its future. For the wizard, whose prompts read keys in raw mode and
+/// raise SIGINT themselves on Ctrl-C. The handler stays for the rest of the
+/// process, as tokio's signal handling does.
+pub fn catch_interrupts() -> Result<(), RuntimeError> {
+    block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map(drop)
+    })?
+    .map_err(|e| RuntimeError(format!("cannot handle Ctrl-C: {e}")))
+}

@@ -24,13 +24,9 @@ const DEFAULT_ROUNDTRIP_WAIT: Duration = Duration::from_secs(5);
 pub fn run(config: &Config, args: &CheckArgs) -> Result<Outcome, Error> {
     let target = target(args)?;
     let plan = plan(args)?;
-    let report = crate::runtime::block_on(async {
-        tokio::select! {
-            report = check::check(&config.cert_dir, &target, &plan) => Some(report),
-            _ = tokio::signal::ctrl_c() => None,
-        }
-    })?;
-    let report = report.ok_or(Error::Interrupted)?;
+    let report =
+        crate::runtime::block_on_interruptible(check::check(&config.cert_dir, &target, &plan))?
+            .ok_or(Error::Interrupted)?;
     for warning in &report.warnings {
         config.output.warn(&sanitize(&warning.message));
     }

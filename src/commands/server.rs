@@ -21,12 +21,8 @@ use crate::output::{Human, Outcome, Paint, human_duration, sanitize};
 
 pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
     let ctx = config.context();
-    crate::runtime::block_on(async {
-        tokio::select! {
-            outcome = dispatch(&ctx, command) => outcome,
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
-        }
-    })?
+    crate::runtime::block_on_interruptible(dispatch(&ctx, command))?
+        .unwrap_or(Err(Error::Interrupted))
 }
 
 /// `server up`'s flags as options; `setup server` takes the same flags.

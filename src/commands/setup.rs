@@ -1,15 +1,25 @@
-//! `setup`: flags into answers, a terminal if there is one, then the wizard.
+//! `setup`: flags into answers, a terminal if there is one, then the wizard
+//! (`tutorial::setup`), and its report printed.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use dialoguer::theme::ColorfulTheme;
+use dialoguer::{Confirm, Input, Select};
+use serde::Serialize;
 
 use super::Config;
 use crate::cli::{SetupArgs, SetupClientArgs, SetupRole, SetupServerArgs};
 use crate::error::Error;
 use crate::hosts;
 use crate::names::{DeviceId, TopicFilter};
-use crate::output::Outcome;
-use crate::tutorial::setup::{self, ClientAnswers, Grant, Prompter, ServerAnswers, Terminal};
+use crate::output::{Human, Outcome, Paint, sanitize};
+use crate::tutorial::setup::{
+    self, ClientAnswers, ClientReport, Grant, Prompter, ServerAnswers, ServerReport,
+};
 
 pub fn run(config: &Config, mut args: SetupArgs) -> Result<Outcome, Error> {
-    setup::exit_130_on_ctrl_c();
+    crate::runtime::catch_interrupts()?;
     let mut terminal = Terminal::open();
     let role = match args.role.take() {
         Some(role) => role,
@@ -71,11 +81,11 @@ fn server(
         yes: setup.yes,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
-    Ok(Outcome::report(setup::server(
+    Ok(Outcome::report(ServerView(setup::server::server(
         &config.context(),
         answers,
         prompter,
-    )?))
+    )?)))
 }
 
 fn client(
@@ -94,9 +104,159 @@ fn client(
         roundtrip: args.roundtrip,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
-    let (report, failure) = setup::client(&config.context(), answers, prompter)?;
+    let (report, failure) = setup::client::client(&config.context(), answers, prompter)?;
     Ok(match failure {
-        Some(error) => Outcome::report(report).with_error(error),
-        None => Outcome::report(report),
+        Some(error) => Outcome::report(ClientView(report)).with_error(error),
+        None => Outcome::report(ClientView(report)),
     })
+}
+
+/// dialoguer on stderr (stdout stays for the result).
+pub struct Terminal {
+    theme: ColorfulTheme,
+    term: console::Term,
+}
+
+impl std::fmt::Debug for Terminal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Terminal")
+    }
+}
+
+impl Terminal {
+    /// The terminal, when stdin and stderr both are one.
+    pub fn open() -> Option<Terminal> {
+        (std::io::stdin().is_terminal() && std::io::stderr().is_terminal()).then(|| Terminal {
+            theme: ColorfulTheme::default(),
+            term: console::Term::stderr(),
+        })
+    }
+}
+
+fn prompt_error(e: dialoguer::Error) -> Error {
+    let dialoguer::Error::IO(io) = e;
+    if io.kind() == std::io::ErrorKind::Interrupted {
+        // Ctrl-C in a prompt: leave the terminal as it was, on a new line.
+        let term = console::Term::stderr();
+        let _ = term.show_cursor();
+        let _ = term.write_line("");
+        Error::Interrupted
+    } else {
+        Error::usage(
+            format!("cannot ask on the terminal: {io}"),
+            Some("answer with flags instead: wott-mqtt setup client --help".to_string()),
+        )
+    }
+}
+
+impl Prompter for Terminal {
+    fn select(
+        &mut self,
+        prompt: &str,
+        items: &[String],
+        default: usize,
+    ) -> Result<Option<usize>, Error> {
+        Select::with_theme(&self.theme)
+            .with_prompt(prompt)
+            .items(items)
+            .default(default)
+            .interact_on_opt(&self.term)
+            .map_err(prompt_error)
+    }
+
+    fn input(
+        &mut self,
+        prompt: &str,
+        default: Option<&str>,
+        validate: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Result<String, Error> {
+        let mut input = Input::<String>::with_theme(&self.theme)
+            .with_prompt(prompt)
+            .validate_with(|value: &String| validate(value.trim()));
+        if let Some(default) = default {
+            input = input.default(default.to_string());
+        }
+        input
+            .interact_text_on(&self.term)
+            .map(|s| s.trim().to_string())
+            .map_err(prompt_error)
+    }
+
+    fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool, Error> {
+        Confirm::with_theme(&self.theme)
+            .with_prompt(prompt)
+            .default(default)
+            .wait_for_newline(true)
+            .interact_on(&self.term)
+            .map_err(prompt_error)
+    }
+
+    fn say(&mut self, text: &str) {
+        let _ = self.term.write_line(text);
+    }
+}
+
+/// `setup client`'s report, printed.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct ClientView(ClientReport);
+
+impl Human for ClientView {
+    fn human(&self, p: Paint) -> String {
+        let r = &self.0;
+        let mut s = String::new();
+        let ok = r.check.failure().is_none();
+        let _ = writeln!(
+            s,
+            "{} client of {}:{} (topic {})",
+            if ok {
+                p.good("Set up:")
+            } else {
+                p.bad("Not working yet:")
+            },
+            sanitize(&r.server),
+            r.port,
+            sanitize(&r.topic)
+        );
+        if ok {
+            let _ = writeln!(s, "Next, on this device:");
+            for line in &r.next {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
+        s
+    }
+}
+
+/// `setup server`'s report, printed.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct ServerView(ServerReport);
+
+impl Human for ServerView {
+    fn human(&self, p: Paint) -> String {
+        let r = &self.0;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} {} serves MQTT over mTLS on port {}{}",
+            p.good(if r.server.dry_run {
+                "Dry run:"
+            } else {
+                "Set up:"
+            }),
+            sanitize(&r.device_id),
+            r.server.port,
+            if r.reloaded.is_empty() {
+                String::new()
+            } else {
+                format!("; {} re-read {}", r.reloaded.join(", "), r.acl_file)
+            }
+        );
+        let _ = writeln!(s, "Next:");
+        for line in &r.next {
+            let _ = writeln!(s, "  {line}");
+        }
+        s
+    }
 }
