@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::BrokerError;
+use super::Context;
 use super::config::{self, ServerDir};
 use super::docker::Engine;
-use super::up::{Context, absolute, server_dir_error, short};
+use super::server_dir::{absolute, server_dir_error};
+use super::up::short;
 
 /// `server down`'s choices.
 #[derive(Debug, Clone)]

@@ -23,6 +23,7 @@ pub mod ready;
 mod reload;
 mod run_as;
 mod running;
+mod server_dir;
 pub mod stage;
 mod status;
 mod up;
@@ -32,14 +33,26 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use crate::identity::CertDir;
+use crate::output::Output;
+
 pub use config::ServerDir;
 pub use down::{DownOptions, DownReport, down};
 pub use error::{BrokerError, Tried};
 pub use reload::{ReloadOptions, ReloadReport, reload, reload_after_acl_edit};
 pub use run_as::RunAs;
+pub use server_dir::FileChange;
 pub use status::{CertSummary, Crash, StatusReport, logs, status};
-pub use up::{Action, Context, FileChange, NextStep, UpOptions, UpReport, up};
+pub use up::{Action, NextStep, UpOptions, UpReport, up};
 pub use watch::Ready;
+
+/// What every server command works with.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub cert_dir: &'a CertDir,
+    pub server_dir: &'a Path,
+    pub output: &'a Output,
+}
 
 /// The port Mosquitto listens on inside the container; `--port` maps a host port to it.
 pub const CONTAINER_PORT: u16 = 8883;

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::Context;
 use super::config::{self, ServerDir};
 use super::docker::Engine;
 use super::down::is_managed_dir;
 use super::ready::Served;
 use super::running::{check_mounts, running_managed, spec_of};
+use super::server_dir::absolute;
 use super::stage::{self, Staged};
-use super::up::{Context, absolute};
 use super::watch::{reload_and_confirm, wait_ready};
 use super::{BrokerError, LABEL_MANAGED_BY, LABEL_SERVER_DIR, MANAGED_BY};
 use crate::identity::Identity;

@@ -8,12 +8,13 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::Context;
 use super::config::{self, ServerDir};
 use super::diagnose::{CrashCause, diagnose_exit};
 use super::docker::{Container, Engine};
 use super::ready::{self, Served};
 use super::running::spec_of;
-use super::up::{Context, absolute};
+use super::server_dir::absolute;
 use super::watch::probe_address;
 use super::{BrokerError, ContainerSpec, LABEL_CONFIG_HASH, LABEL_SERVER_DIR};
 use crate::identity::{self, CertInfo, Identity, Timestamp};

@@ -86,11 +86,11 @@ impl Probe<'_> {
 
     pub(super) fn connect_error(&self, e: SessionError, tls13: bool) -> CheckError {
         match e {
-            SessionError::Io(io) => match error::rustls_error(&io) {
+            SessionError::Io(io) => match classify::rustls_error(&io) {
                 Some(rustls::Error::AlertReceived(alert)) => {
-                    error::alert_error(alert, true, &self.identity.cert.info.issuer)
+                    classify::alert_error(alert, true, &self.identity.cert.info.issuer)
                 }
-                _ if error::is_hang_up(&io) => CheckError::ClosedAfterConnect { tls13 },
+                _ if classify::is_hang_up(&io) => CheckError::ClosedAfterConnect { tls13 },
                 _ => CheckError::ConnectionLost {
                     stage: Stage::Connect,
                     reason: io.to_string(),

@@ -56,7 +56,7 @@ impl Probe<'_> {
                     .ca
                     .signer_of(&self.identity.cert)
                     .map_or_else(|| our_issuer.clone(), |c| c.subject.clone());
-                let cx = error::TlsContext {
+                let cx = classify::TlsContext {
                     addr,
                     server: &self.target.server.to_string(),
                     via,
@@ -65,7 +65,7 @@ impl Probe<'_> {
                     our_issuer: &our_issuer,
                     now: Timestamp::now(),
                 };
-                match error::classify_handshake(&io, cx) {
+                match classify::classify_handshake(&io, cx) {
                     Some(error) => error,
                     None => {
                         let reason = io.to_string();

@@ -55,6 +55,7 @@
 //! to the given IP while TLS verifies (and sends as SNI) the server ID, like
 //! curl `--resolve`.
 
+mod classify;
 mod error;
 mod exchange;
 mod handshake;

@@ -23,7 +23,7 @@ impl Probe<'_> {
                     .await
                     .map_err(|e| CheckError::Connect {
                         addr,
-                        failure: error::classify_connect(&e),
+                        failure: classify::classify_connect(&e),
                         reason: connect_reason(&e),
                     })
             };

@@ -17,23 +17,25 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, Mount,
-    MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HostConfig, Mount, MountType, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
-use serde::Serialize;
+
+mod container;
+mod pull;
+
+pub use container::{Container, Published};
 
 use super::error::{BrokerError, Tried};
-use crate::identity::Timestamp;
-use crate::output::Output;
 
 /// How long one ordinary API call may take (a stop waits up to 10 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long an endpoint may take to answer the first ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -64,41 +66,6 @@ pub struct CreateRequest<'a> {
     /// The container's `User` (`uid:gid`); `None` keeps the image's.
     pub user: Option<String>,
     pub labels: HashMap<String, String>,
-}
-
-/// A host address and port published to the container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Published {
-    pub host_ip: String,
-    pub host_port: u16,
-    /// e.g. `8883/tcp`.
-    pub container_port: String,
-}
-
-/// What `docker inspect` says about a container, in plain values.
-#[derive(Debug, Clone, Serialize)]
-pub struct Container {
-    pub id: String,
-    pub name: String,
-    /// The image reference it was created from, e.g. `eclipse-mosquitto:2`.
-    pub image: String,
-    pub image_id: String,
-    /// The `User` it runs as; empty for the image's default.
-    pub user: String,
-    #[serde(skip)]
-    pub labels: HashMap<String, String>,
-    /// `created`, `running`, `restarting`, `exited`, …
-    pub state: String,
-    pub running: bool,
-    pub restarting: bool,
-    pub exit_code: Option<i64>,
-    /// The kernel's OOM killer ended the last run.
-    pub oom_killed: bool,
-    /// The engine's own error, e.g. when the process could not start.
-    pub error: Option<String>,
-    pub started_at: Option<Timestamp>,
-    pub restart_count: i64,
-    pub ports: Vec<Published>,
 }
 
 impl Engine {
@@ -197,46 +164,6 @@ impl Engine {
             Err(e) if status(&e) == Some(404) => Ok(None),
             Err(e) => Err(self.fail(&format!("inspect the image {image}"), e)),
         }
-    }
-
-    /// Pulls `image`, with a progress bar on a terminal.
-    pub async fn pull(&self, image: &str, output: &Output) -> Result<(), BrokerError> {
-        let (repository, tag) = split_reference(image);
-        let mut options = CreateImageOptionsBuilder::default().from_image(repository);
-        if let Some(tag) = tag {
-            options = options.tag(tag);
-        }
-        let mut stream = self.docker.create_image(Some(options.build()), None, None);
-        let progress = PullProgress::new(image, output);
-        let fail = |e: DockerError| BrokerError::Pull {
-            image: image.to_string(),
-            reason: match e {
-                DockerError::DockerResponseServerError { message, .. } => message,
-                DockerError::DockerStreamError { error } => error,
-                other => reason(&other),
-            },
-        };
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| {
-                progress.abandon();
-                fail(e)
-            })?;
-            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                progress.abandon();
-                return Err(BrokerError::Pull {
-                    image: image.to_string(),
-                    reason: detail,
-                });
-            }
-            progress.update(
-                info.id.as_deref(),
-                info.status.as_deref(),
-                info.progress_detail.as_ref().and_then(|d| d.current),
-                info.progress_detail.as_ref().and_then(|d| d.total),
-            );
-        }
-        progress.finish();
-        Ok(())
     }
 
     /// Creates the broker's container; returns its ID.
@@ -455,68 +382,6 @@ pub enum StartError {
     Other(BrokerError),
 }
 
-impl Container {
-    fn from_inspect(c: ContainerInspectResponse) -> Container {
-        let state = c.state.unwrap_or_default();
-        let config = c.config.unwrap_or_default();
-        let ports = c
-            .host_config
-            .and_then(|h| h.port_bindings)
-            .unwrap_or_default()
-            .into_iter()
-            .flat_map(|(container_port, bindings)| {
-                bindings
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(move |b| Published {
-                        host_ip: b
-                            .host_ip
-                            .filter(|ip| !ip.is_empty())
-                            .unwrap_or_else(|| "0.0.0.0".into()),
-                        host_port: b.host_port.and_then(|p| p.parse().ok()).unwrap_or(0),
-                        container_port: container_port.clone(),
-                    })
-            })
-            .collect();
-        Container {
-            id: c.id.unwrap_or_default(),
-            name: c
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
-            image: config.image.unwrap_or_default(),
-            image_id: c.image.unwrap_or_default(),
-            user: config.user.unwrap_or_default(),
-            labels: config.labels.unwrap_or_default(),
-            state: state
-                .status
-                .filter(|s| *s != ContainerStateStatusEnum::EMPTY)
-                .map_or_else(|| "unknown".into(), |s| s.to_string()),
-            running: state.running.unwrap_or(false),
-            restarting: state.restarting.unwrap_or(false),
-            exit_code: state.exit_code,
-            oom_killed: state.oom_killed.unwrap_or(false),
-            error: state.error.filter(|e| !e.is_empty()),
-            started_at: state.started_at.as_deref().and_then(parse_time),
-            restart_count: c.restart_count.unwrap_or(0),
-            ports,
-        }
-    }
-
-    pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.get(key).map(String::as_str)
-    }
-}
-
-/// Docker's `2026-05-07T21:09:36.123456789Z`; its zero time means never.
-fn parse_time(text: &str) -> Option<Timestamp> {
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()?
-        .unix_timestamp();
-    (t > 0).then_some(Timestamp(t))
-}
-
 /// `eclipse-mosquitto:2` → (`eclipse-mosquitto`, `2`); `host:5000/img` →
 /// (`host:5000/img`, `latest`); a digest reference stays whole. Without a
 /// tag the engine would pull every tag of the repository.
@@ -602,78 +467,6 @@ fn reason(error: &DockerError) -> String {
     error.to_string()
 }
 
-/// Pull progress: a bar on a terminal, two lines otherwise.
-struct PullProgress {
-    bar: Option<indicatif::ProgressBar>,
-    layers: std::cell::RefCell<HashMap<String, (u64, u64)>>,
-}
-
-impl PullProgress {
-    fn new(image: &str, output: &Output) -> Self {
-        if output.interactive_progress() {
-            let bar = output.add_progress(indicatif::ProgressBar::no_length());
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar.set_message(format!("pulling {image}"));
-            PullProgress {
-                bar: Some(bar),
-                layers: Default::default(),
-            }
-        } else {
-            output.note(&format!("pulling {image} …"));
-            PullProgress {
-                bar: None,
-                layers: Default::default(),
-            }
-        }
-    }
-
-    fn update(
-        &self,
-        id: Option<&str>,
-        status: Option<&str>,
-        current: Option<i64>,
-        total: Option<i64>,
-    ) {
-        let (Some(bar), Some(id)) = (&self.bar, id) else {
-            return;
-        };
-        let mut layers = self.layers.borrow_mut();
-        let entry = layers.entry(id.to_string()).or_insert((0, 0));
-        match (status, current, total) {
-            (Some("Downloading"), Some(c), Some(t)) if t > 0 => {
-                *entry = (c.max(0) as u64, t as u64);
-            }
-            (Some("Download complete" | "Pull complete" | "Already exists"), _, _) => {
-                entry.0 = entry.1;
-            }
-            _ => return,
-        }
-        let (done, total) = layers
-            .values()
-            .fold((0, 0), |(d, t), (c, l)| (d + c, t + l));
-        bar.set_length(total);
-        bar.set_position(done);
-    }
-
-    fn abandon(&self) {
-        if let Some(bar) = &self.bar {
-            bar.abandon();
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,14 +515,5 @@ mod tests {
             ]
         );
         assert_eq!(endpoints_for(None, 0).len(), 3);
-    }
-
-    #[test]
-    fn docker_times_parse_and_zero_means_never() {
-        assert_eq!(
-            parse_time("2026-05-07T21:09:36.123456789Z"),
-            Some(Timestamp(1_778_188_176))
-        );
-        assert_eq!(parse_time("0001-01-01T00:00:00Z"), None);
     }
 }
