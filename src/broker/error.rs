@@ -20,6 +20,9 @@ use crate::runtime::RuntimeError;
 pub struct Tried {
     pub endpoint: String,
     pub reason: String,
+    /// The socket is there but this user may not use it.
+    #[serde(skip)]
+    pub permission_denied: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,103 +162,24 @@ fn quote(lines: &[String]) -> String {
 
 impl Diagnose for BrokerError {
     fn hint(&self) -> Option<String> {
-        Some(match self {
-            BrokerError::Identity(e) => return e.hint(),
-            BrokerError::File(e) => return e.hint(),
-            BrokerError::Probe(e) => return e.hint(),
-            BrokerError::Runtime(e) => return e.hint(),
-            BrokerError::EngineUnreachable { tried, from_env } => {
-                if tried.iter().any(|t| t.reason.contains("permission denied")) {
-                    "add your user to the `docker` group (`sudo usermod -aG docker $USER`, then log in \
-                     again), or run the command with sudo"
-                        .into()
-                } else if *from_env {
-                    "start the engine DOCKER_HOST points at, or unset DOCKER_HOST to use the local Docker socket".into()
-                } else {
-                    "install and start Docker (`sudo systemctl start docker`) or Podman \
-                     (`systemctl start podman.socket`), or point DOCKER_HOST at a running engine \
-                     (unix:///path/to/docker.sock or tcp://host:2375)"
-                        .into()
-                }
-            }
-            BrokerError::UnsupportedHost { .. } => {
-                "use a unix:// socket or tcp:// address; for a remote TLS engine, tunnel it \
-                 (`ssh -L /tmp/docker.sock:/var/run/docker.sock host`) and set DOCKER_HOST=unix:///tmp/docker.sock"
-                    .into()
-            }
-            BrokerError::Engine { .. } => {
-                "check the engine with `docker info` and its log (`journalctl -u docker`)".into()
-            }
-            BrokerError::EngineLost { .. } => {
-                "the engine stopped or restarted: check it (`systemctl status docker`, `docker info`), \
-                 then run the command again; `wott-mqtt server up` picks up from where it stopped"
-                    .into()
-            }
-            BrokerError::Pull { image, .. } => format!(
-                "without internet access, load the image from a file: on a connected machine run \
-                 `docker save {image} -o mosquitto.tar`, copy it here and run `docker load -i mosquitto.tar`; \
-                 or pass --image with an image that is already here (`docker images`)"
-            ),
-            BrokerError::NameClash { name, .. } => format!(
-                "pass --replace to remove that container and create the broker in its place, \
-                 or choose another name with --name (`docker rm -f {name}` removes it by hand)"
-            ),
-            BrokerError::PortBusy { port, .. } => format!(
-                "stop what listens on port {port} (`sudo ss -ltnp 'sport = :{port}'` shows it), \
-                 or publish the broker on another port with --port (clients then need MQTT_PORT)"
-            ),
-            BrokerError::Crashed { cause, stopped, .. } => {
-                let mut hint = cause.hint();
-                if *stopped {
-                    hint.push_str("; wott-mqtt stopped the container to end its restart loop, run `wott-mqtt server up` once fixed");
-                }
-                hint
-            }
-            BrokerError::NotReady { name, .. } => format!(
-                "see what the broker says with `wott-mqtt server logs --name {name}`, \
-                 or wait longer with --timeout"
-            ),
-            BrokerError::NoContainer { .. } | BrokerError::NotRunning { .. } => {
-                "start the broker with `wott-mqtt server up`".into()
-            }
-            BrokerError::NotManaged { .. } => {
-                "wott-mqtt only manages containers it created; pass the right --name, \
-                 or manage that container with `docker` directly"
-                    .into()
-            }
-            BrokerError::Stage { kind, .. } if *kind == io::ErrorKind::PermissionDenied => {
-                "run the command with sudo: the agent's key is readable by root only, and the broker's copy must belong to uid 1883"
-                    .into()
-            }
-            BrokerError::ServerDir { kind, .. } if *kind == io::ErrorKind::PermissionDenied => {
-                "run the command with sudo, or pass --server-dir with a folder you own \
-                 (without root, the broker runs as you)"
-                    .into()
-            }
-            BrokerError::Stage { .. } | BrokerError::ServerDir { .. } => {
-                "check the path, or choose another folder with --server-dir".into()
-            }
-            BrokerError::StagedInvalid { .. } => {
-                "the agent may have renewed the certificate while it was copied: run the command again".into()
-            }
-            BrokerError::NotReadableByBroker { path, is_dir, .. } => {
-                if *is_dir {
-                    format!("let others enter the folder: sudo chmod o+rx {}", path.display())
-                } else {
-                    format!("let others read the file: sudo chmod o+r {}", path.display())
-                }
-            }
-            BrokerError::WrongServerDir { mounted, .. } => {
-                format!("pass --server-dir {} (or WOTT_MQTT_SERVER_DIR)", mounted.display())
-            }
-            BrokerError::NotPublished { .. } | BrokerError::UnknownUser { .. } => {
-                "recreate it with `wott-mqtt server up`".into()
-            }
-            BrokerError::Stdout(_) => return None,
-            BrokerError::PurgeRefused { .. } => {
-                "check --server-dir; remove the folder by hand if you really mean it".into()
-            }
-        })
+        match self {
+            BrokerError::Identity(e) => e.hint(),
+            BrokerError::File(e) => e.hint(),
+            BrokerError::Probe(e) => e.hint(),
+            BrokerError::Runtime(e) => e.hint(),
+            BrokerError::EngineUnreachable { .. }
+            | BrokerError::UnsupportedHost { .. }
+            | BrokerError::Engine { .. }
+            | BrokerError::EngineLost { .. }
+            | BrokerError::Pull { .. } => engine_hint(self),
+            BrokerError::Stage { .. }
+            | BrokerError::ServerDir { .. }
+            | BrokerError::StagedInvalid { .. }
+            | BrokerError::NotReadableByBroker { .. }
+            | BrokerError::PurgeRefused { .. }
+            | BrokerError::Stdout(_) => files_hint(self),
+            _ => container_hint(self),
+        }
     }
 
     fn exit_code(&self) -> ExitCode {
@@ -267,4 +191,120 @@ impl Diagnose for BrokerError {
             _ => ExitCode::Failure,
         }
     }
+}
+
+/// The container engine: not reachable, failing, or without the image.
+fn engine_hint(error: &BrokerError) -> Option<String> {
+    Some(match error {
+        BrokerError::EngineUnreachable { tried, from_env } => {
+            if tried.iter().any(|t| t.permission_denied) {
+                "add your user to the `docker` group (`sudo usermod -aG docker $USER`, then log in \
+                 again), or run the command with sudo"
+                    .into()
+            } else if *from_env {
+                "start the engine DOCKER_HOST points at, or unset DOCKER_HOST to use the local Docker socket".into()
+            } else {
+                "install and start Docker (`sudo systemctl start docker`) or Podman \
+                 (`systemctl start podman.socket`), or point DOCKER_HOST at a running engine \
+                 (unix:///path/to/docker.sock or tcp://host:2375)"
+                    .into()
+            }
+        }
+        BrokerError::UnsupportedHost { .. } => {
+            "use a unix:// socket or tcp:// address; for a remote TLS engine, tunnel it \
+             (`ssh -L /tmp/docker.sock:/var/run/docker.sock host`) and set DOCKER_HOST=unix:///tmp/docker.sock"
+                .into()
+        }
+        BrokerError::Engine { .. } => {
+            "check the engine with `docker info` and its log (`journalctl -u docker`)".into()
+        }
+        BrokerError::EngineLost { .. } => {
+            "the engine stopped or restarted: check it (`systemctl status docker`, `docker info`), \
+             then run the command again; `wott-mqtt server up` picks up from where it stopped"
+                .into()
+        }
+        BrokerError::Pull { image, .. } => format!(
+            "without internet access, load the image from a file: on a connected machine run \
+             `docker save {image} -o mosquitto.tar`, copy it here and run `docker load -i mosquitto.tar`; \
+             or pass --image with an image that is already here (`docker images`)"
+        ),
+        _ => return None,
+    })
+}
+
+/// The broker's container: in the way, crashed, missing or not ours.
+fn container_hint(error: &BrokerError) -> Option<String> {
+    Some(match error {
+        BrokerError::NameClash { name, .. } => format!(
+            "pass --replace to remove that container and create the broker in its place, \
+             or choose another name with --name (`docker rm -f {name}` removes it by hand)"
+        ),
+        BrokerError::PortBusy { port, .. } => format!(
+            "stop what listens on port {port} (`sudo ss -ltnp 'sport = :{port}'` shows it), \
+             or publish the broker on another port with --port (clients then need MQTT_PORT)"
+        ),
+        BrokerError::Crashed { cause, stopped, .. } => {
+            let mut hint = cause.hint();
+            if *stopped {
+                hint.push_str("; wott-mqtt stopped the container to end its restart loop, run `wott-mqtt server up` once fixed");
+            }
+            hint
+        }
+        BrokerError::NotReady { name, .. } => format!(
+            "see what the broker says with `wott-mqtt server logs --name {name}`, \
+             or wait longer with --timeout"
+        ),
+        BrokerError::NoContainer { .. } | BrokerError::NotRunning { .. } => {
+            "start the broker with `wott-mqtt server up`".into()
+        }
+        BrokerError::NotManaged { .. } => {
+            "wott-mqtt only manages containers it created; pass the right --name, \
+             or manage that container with `docker` directly"
+                .into()
+        }
+        BrokerError::WrongServerDir { mounted, .. } => {
+            format!(
+                "pass --server-dir {} (or WOTT_MQTT_SERVER_DIR)",
+                mounted.display()
+            )
+        }
+        BrokerError::NotPublished { .. } | BrokerError::UnknownUser { .. } => {
+            "recreate it with `wott-mqtt server up`".into()
+        }
+        _ => return None,
+    })
+}
+
+/// The server dir and the staged copies of the identity.
+fn files_hint(error: &BrokerError) -> Option<String> {
+    Some(match error {
+        BrokerError::Stage { kind, .. } if *kind == io::ErrorKind::PermissionDenied => {
+            "run the command with sudo: the agent's key is readable by root only, and the broker's copy must belong to uid 1883"
+                .into()
+        }
+        BrokerError::ServerDir { kind, .. } if *kind == io::ErrorKind::PermissionDenied => {
+            "run the command with sudo, or pass --server-dir with a folder you own \
+             (without root, the broker runs as you)"
+                .into()
+        }
+        BrokerError::Stage { .. } | BrokerError::ServerDir { .. } => {
+            "check the path, or choose another folder with --server-dir".into()
+        }
+        BrokerError::StagedInvalid { .. } => {
+            "the agent may have renewed the certificate while it was copied: run the command again".into()
+        }
+        BrokerError::NotReadableByBroker { path, is_dir, .. } => {
+            if *is_dir {
+                format!("let others enter the folder: sudo chmod o+rx {}", path.display())
+            } else {
+                format!("let others read the file: sudo chmod o+r {}", path.display())
+            }
+        }
+        BrokerError::Stdout(_) => return None,
+        BrokerError::PurgeRefused { .. } => {
+            "check --server-dir; remove the folder by hand if you really mean it".into()
+        }
+
+        _ => return None,
+    })
 }

@@ -19,7 +19,7 @@ pub(super) async fn running_managed(engine: &Engine, name: &str) -> Result<Conta
     if !container.running || container.restarting {
         return Err(BrokerError::NotRunning {
             name: name.to_string(),
-            state: container.state,
+            state: container.state.to_string(),
         });
     }
     Ok(container)

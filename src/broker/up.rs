@@ -213,7 +213,7 @@ impl Up<'_> {
             return Err(BrokerError::NameClash {
                 name: self.spec.name.clone(),
                 image: c.image.clone(),
-                state: c.state.clone(),
+                state: c.state.to_string(),
             });
         }
         Ok(existing)
@@ -555,6 +555,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::broker::docker::State;
     use crate::broker::{LABEL_MANAGED_BY, MANAGED_BY};
 
     fn container(managed: bool, hash: &str, state: &str) -> Container {
@@ -569,7 +570,11 @@ mod tests {
             image_id: "sha256:1".into(),
             user: String::new(),
             labels,
-            state: state.into(),
+            state: match state {
+                "running" => State::Running,
+                "restarting" => State::Restarting,
+                _ => State::Exited,
+            },
             running: state == "running" || state == "restarting",
             restarting: state == "restarting",
             exit_code: None,

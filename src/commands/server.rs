@@ -383,7 +383,7 @@ impl Human for StatusView {
         let state = r
             .details
             .as_ref()
-            .map_or("absent".to_string(), |c| c.state.clone());
+            .map_or("absent".to_string(), |c| c.state.to_string());
         let _ = writeln!(
             s,
             "{} {} {}",

@@ -16,6 +16,53 @@ pub struct Published {
     pub container_port: String,
 }
 
+/// A container's state, as the engine names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Stopping,
+    Removing,
+    Exited,
+    Dead,
+    Unknown,
+}
+
+impl From<ContainerStateStatusEnum> for State {
+    fn from(status: ContainerStateStatusEnum) -> State {
+        match status {
+            ContainerStateStatusEnum::CREATED => State::Created,
+            ContainerStateStatusEnum::RUNNING => State::Running,
+            ContainerStateStatusEnum::PAUSED => State::Paused,
+            ContainerStateStatusEnum::RESTARTING => State::Restarting,
+            ContainerStateStatusEnum::STOPPING => State::Stopping,
+            ContainerStateStatusEnum::REMOVING => State::Removing,
+            ContainerStateStatusEnum::EXITED => State::Exited,
+            ContainerStateStatusEnum::DEAD => State::Dead,
+            ContainerStateStatusEnum::EMPTY => State::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Paused => "paused",
+            State::Restarting => "restarting",
+            State::Stopping => "stopping",
+            State::Removing => "removing",
+            State::Exited => "exited",
+            State::Dead => "dead",
+            State::Unknown => "unknown",
+        })
+    }
+}
+
 /// What `docker inspect` says about a container, in plain values.
 #[derive(Debug, Clone, Serialize)]
 pub struct Container {
@@ -28,8 +75,7 @@ pub struct Container {
     pub user: String,
     #[serde(skip)]
     pub labels: HashMap<String, String>,
-    /// `created`, `running`, `restarting`, `exited`, …
-    pub state: String,
+    pub state: State,
     pub running: bool,
     pub restarting: bool,
     pub exit_code: Option<i64>,
@@ -76,10 +122,7 @@ impl Container {
             image_id: c.image.unwrap_or_default(),
             user: config.user.unwrap_or_default(),
             labels: config.labels.unwrap_or_default(),
-            state: state
-                .status
-                .filter(|s| *s != ContainerStateStatusEnum::EMPTY)
-                .map_or_else(|| "unknown".into(), |s| s.to_string()),
+            state: state.status.map_or(State::Unknown, State::from),
             running: state.running.unwrap_or(false),
             restarting: state.restarting.unwrap_or(false),
             exit_code: state.exit_code,

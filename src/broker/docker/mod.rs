@@ -29,7 +29,7 @@ use futures_util::{Stream, StreamExt};
 mod container;
 mod pull;
 
-pub use container::{Container, Published};
+pub use container::{Container, Published, State};
 
 use super::error::{BrokerError, Tried};
 
@@ -91,6 +91,7 @@ impl Engine {
                     tried.push(Tried {
                         endpoint,
                         reason: "no such socket".into(),
+                        permission_denied: false,
                     });
                     continue;
                 }
@@ -98,6 +99,7 @@ impl Engine {
                     tried.push(Tried {
                         endpoint,
                         reason: reason(&e),
+                        permission_denied: io_kind(&e) == Some(io::ErrorKind::PermissionDenied),
                     });
                     continue;
                 }
@@ -107,10 +109,12 @@ impl Engine {
                 Ok(Err(e)) => tried.push(Tried {
                     endpoint,
                     reason: reason(&e),
+                    permission_denied: io_kind(&e) == Some(io::ErrorKind::PermissionDenied),
                 }),
                 Err(_) => tried.push(Tried {
                     endpoint,
                     reason: format!("no answer within {} s", PING_TIMEOUT.as_secs()),
+                    permission_denied: false,
                 }),
             }
         }
@@ -444,6 +448,18 @@ fn is_connection_lost(error: &DockerError) -> bool {
         ),
         _ => false,
     }
+}
+
+/// The kind of the I/O error under an engine error, if one is under it.
+fn io_kind(error: &DockerError) -> Option<io::ErrorKind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io.kind());
+        }
+        source = e.source();
+    }
+    None
 }
 
 fn reason(error: &DockerError) -> String {
