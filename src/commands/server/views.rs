@@ -1,135 +1,16 @@
-//! `server up|down|status|logs|reload`: the broker's lifecycle.
-//!
-//! The only commands that talk to the container engine, so the only ones
-//! that build an async runtime (current-thread) and a Docker client.
+//! How `server up|down|status|logs|reload` print their reports.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Config;
-use crate::broker::{
-    self, Action, ContainerSpec, Context, DownOptions, DownReport, FileChange, ReloadOptions,
-    ReloadReport, StatusReport, UpOptions, UpReport,
-};
-use crate::cli::{ServerCommand, ServerUpArgs};
-use crate::error::Error;
-use crate::exit_code::ExitCode;
-use crate::output::{Human, Outcome, Paint, human_duration, sanitize};
-
-pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
-    let ctx = config.context();
-    crate::runtime::block_on_interruptible(dispatch(&ctx, command))?
-        .unwrap_or(Err(Error::Interrupted))
-}
-
-/// `server up`'s flags as options; `setup server` takes the same flags.
-pub(crate) fn up_options(args: ServerUpArgs) -> UpOptions {
-    UpOptions {
-        spec: ContainerSpec {
-            name: args.container.name,
-            image: args.image,
-            bind: args.bind,
-            port: args.port,
-            run_as: broker::RunAs::for_invoker(),
-        },
-        replace: args.replace,
-        dry_run: args.dry_run,
-        timeout: Duration::from_secs(args.timeout),
-    }
-}
-
-async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, Error> {
-    match command {
-        ServerCommand::Up(args) => {
-            let options = up_options(args);
-            Ok(Outcome::report(UpView(broker::up(ctx, &options).await?)))
-        }
-        ServerCommand::Down(args) => {
-            let options = DownOptions {
-                name: args.container.name,
-                purge: args.purge,
-                dry_run: args.dry_run,
-                graceful: true,
-            };
-            Ok(Outcome::report(DownView(
-                broker::down(ctx, &options).await?,
-            )))
-        }
-        ServerCommand::Reload(args) => {
-            let options = ReloadOptions {
-                name: args.container.name,
-                dry_run: args.dry_run,
-                timeout: Duration::from_secs(args.timeout),
-            };
-            Ok(Outcome::report(ReloadView(
-                broker::reload(ctx, &options).await?,
-            )))
-        }
-        ServerCommand::Status(args) => {
-            let report =
-                broker::status(ctx, &args.container.name, Duration::from_secs(args.timeout))
-                    .await?;
-            // Like `systemctl status`: scripts can test whether the broker serves.
-            let code = if report.running && report.served.is_some() {
-                ExitCode::Success
-            } else {
-                ExitCode::Failure
-            };
-            Ok(Outcome::report(StatusView(report)).with_code(code))
-        }
-        ServerCommand::Logs(args) => {
-            if args.follow && ctx.output.is_json() {
-                return Err(Error::usage(
-                    "--follow cannot be combined with --json",
-                    Some(
-                        "drop --json to stream the log, or --follow to get it as one JSON document"
-                            .to_string(),
-                    ),
-                ));
-            }
-            if ctx.output.is_json() {
-                let mut bytes = Vec::new();
-                broker::logs(&args.container.name, args.tail, false, &mut |chunk| {
-                    bytes.extend_from_slice(chunk);
-                    Ok(())
-                })
-                .await?;
-                let lines = String::from_utf8_lossy(&bytes)
-                    .lines()
-                    .map(str::to_string)
-                    .collect();
-                return Ok(Outcome::report(LogLines { lines }));
-            }
-            let mut stdout = std::io::stdout().lock();
-            let mut pending = Vec::new();
-            broker::logs(&args.container.name, args.tail, args.follow, &mut |chunk| {
-                pending.extend_from_slice(chunk);
-                // Whole lines only, so that sanitizing never splits a character.
-                if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
-                    let text = String::from_utf8_lossy(&pending[..=end]).into_owned();
-                    pending.drain(..=end);
-                    stdout.write_all(sanitize(&text).as_bytes())?;
-                    stdout.flush()?;
-                }
-                Ok(())
-            })
-            .await?;
-            if !pending.is_empty() {
-                let text = String::from_utf8_lossy(&pending).into_owned();
-                let _ = writeln!(stdout, "{}", sanitize(&text));
-            }
-            Ok(Outcome::report(LogLines { lines: Vec::new() }))
-        }
-    }
-}
+use crate::broker::{self, Action, DownReport, FileChange, ReloadReport, StatusReport, UpReport};
+use crate::output::{Human, Paint, human_duration, sanitize};
 
 /// `server logs --json`; printed as it arrives otherwise.
 #[derive(Debug, Serialize)]
-struct LogLines {
-    lines: Vec<String>,
+pub(super) struct LogLines {
+    pub(super) lines: Vec<String>,
 }
 
 impl Human for LogLines {
@@ -141,11 +22,11 @@ impl Human for LogLines {
     }
 }
 
-fn row(s: &mut String, label: &str, value: &str) {
+pub(super) fn row(s: &mut String, label: &str, value: &str) {
     let _ = writeln!(s, "  {label:<12}{}", sanitize(value));
 }
 
-fn file_lines(s: &mut String, files: &[FileChange], dry_run: bool) {
+pub(super) fn file_lines(s: &mut String, files: &[FileChange], dry_run: bool) {
     for file in files.iter().filter(|f| f.is_changed()) {
         let verb = match (file.change, dry_run) {
             ("created", false) => "created",
@@ -162,7 +43,7 @@ fn file_lines(s: &mut String, files: &[FileChange], dry_run: bool) {
     }
 }
 
-fn action_line(action: &Action, plan: bool) -> String {
+pub(super) fn action_line(action: &Action, plan: bool) -> String {
     let verb = |present: &'static str, past: &'static str| if plan { present } else { past };
     match action {
         Action::Pull { image } => format!("{} the image {image}", verb("pull", "pulled")),
@@ -188,9 +69,28 @@ fn action_line(action: &Action, plan: bool) -> String {
     }
 }
 
+/// What `server up` changed, or would change in a dry run.
+fn changes(s: &mut String, r: &UpReport) {
+    let staged = &r.certificates;
+    let _ = writeln!(s, "\n{}", if r.dry_run { "Plan:" } else { "Changed:" });
+    file_lines(s, &r.files, r.dry_run);
+    if staged.is_changed() {
+        let _ = writeln!(
+            s,
+            "  {} the certificates in {} (owner uid {}, key mode 0600)",
+            if r.dry_run { "stage" } else { "staged" },
+            staged.dir.display(),
+            staged.owner_uid
+        );
+    }
+    for action in &r.actions {
+        let _ = writeln!(s, "  {}", action_line(action, r.dry_run));
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(transparent)]
-struct UpView(UpReport);
+pub(super) struct UpView(pub(super) UpReport);
 
 impl Human for UpView {
     fn human(&self, p: Paint) -> String {
@@ -240,22 +140,8 @@ impl Human for UpView {
                 ),
             );
         }
-        let staged = &r.certificates;
         if r.changed {
-            let _ = writeln!(s, "\n{}", if r.dry_run { "Plan:" } else { "Changed:" });
-            file_lines(&mut s, &r.files, r.dry_run);
-            if staged.is_changed() {
-                let _ = writeln!(
-                    s,
-                    "  {} the certificates in {} (owner uid {}, key mode 0600)",
-                    if r.dry_run { "stage" } else { "staged" },
-                    staged.dir.display(),
-                    staged.owner_uid
-                );
-            }
-            for action in &r.actions {
-                let _ = writeln!(s, "  {}", action_line(action, r.dry_run));
-            }
+            changes(&mut s, r);
         }
         if !r.dry_run {
             let _ = writeln!(
@@ -277,7 +163,7 @@ impl Human for UpView {
 
 #[derive(Debug, Serialize)]
 #[serde(transparent)]
-struct DownView(DownReport);
+pub(super) struct DownView(pub(super) DownReport);
 
 impl Human for DownView {
     fn human(&self, p: Paint) -> String {
@@ -321,7 +207,7 @@ impl Human for DownView {
 
 #[derive(Debug, Serialize)]
 #[serde(transparent)]
-struct ReloadView(ReloadReport);
+pub(super) struct ReloadView(pub(super) ReloadReport);
 
 impl Human for ReloadView {
     fn human(&self, p: Paint) -> String {
@@ -372,9 +258,59 @@ impl Human for ReloadView {
     }
 }
 
+/// The container's rows of `server status`.
+fn container_rows(s: &mut String, r: &StatusReport, c: &broker::docker::Container) {
+    row(s, "Image", &c.image);
+    for port in &c.ports {
+        row(
+            s,
+            "Port",
+            &format!(
+                "{}:{} → {}",
+                port.host_ip, port.host_port, port.container_port
+            ),
+        );
+    }
+    if let Some(uptime) = r.uptime_seconds {
+        row(s, "Uptime", &human_duration(uptime));
+    }
+    row(s, "Restarts", &c.restart_count.to_string());
+    row(
+        s,
+        "Managed",
+        if r.managed {
+            "yes (created by wott-mqtt)"
+        } else {
+            "no"
+        },
+    );
+    if let Some(current) = r.config_current {
+        row(s, "Config", if current { "current" } else { "outdated" });
+    }
+}
+
+/// Why the broker's last run failed, and the notes of `server status`.
+fn problems(s: &mut String, p: Paint, r: &StatusReport) {
+    if let Some(crash) = &r.crash {
+        let _ = writeln!(
+            s,
+            "{} the broker's last run failed: {}",
+            p.bad("✗"),
+            crash.explanation
+        );
+        for line in &crash.lines {
+            let _ = writeln!(s, "  | {}", sanitize(line));
+        }
+        let _ = writeln!(s, "{} {}", p.bold("fix:"), sanitize(&crash.hint));
+    }
+    for note in &r.notes {
+        let _ = writeln!(s, "{} {}", p.warn("note:"), sanitize(note));
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(transparent)]
-struct StatusView(StatusReport);
+pub(super) struct StatusView(pub(super) StatusReport);
 
 impl Human for StatusView {
     fn human(&self, p: Paint) -> String {
@@ -392,37 +328,7 @@ impl Human for StatusView {
             state
         );
         if let Some(c) = &r.details {
-            row(&mut s, "Image", &c.image);
-            for port in &c.ports {
-                row(
-                    &mut s,
-                    "Port",
-                    &format!(
-                        "{}:{} → {}",
-                        port.host_ip, port.host_port, port.container_port
-                    ),
-                );
-            }
-            if let Some(uptime) = r.uptime_seconds {
-                row(&mut s, "Uptime", &human_duration(uptime));
-            }
-            row(&mut s, "Restarts", &c.restart_count.to_string());
-            row(
-                &mut s,
-                "Managed",
-                if r.managed {
-                    "yes (created by wott-mqtt)"
-                } else {
-                    "no"
-                },
-            );
-            if let Some(current) = r.config_current {
-                row(
-                    &mut s,
-                    "Config",
-                    if current { "current" } else { "outdated" },
-                );
-            }
+            container_rows(&mut s, r, c);
         }
         match (&r.served, &r.probe_error) {
             (Some(served), _) => row(
@@ -455,21 +361,7 @@ impl Human for StatusView {
                 ),
             );
         }
-        if let Some(crash) = &r.crash {
-            let _ = writeln!(
-                s,
-                "{} the broker's last run failed: {}",
-                p.bad("✗"),
-                crash.explanation
-            );
-            for line in &crash.lines {
-                let _ = writeln!(s, "  | {}", sanitize(line));
-            }
-            let _ = writeln!(s, "{} {}", p.bold("fix:"), sanitize(&crash.hint));
-        }
-        for note in &r.notes {
-            let _ = writeln!(s, "{} {}", p.warn("note:"), sanitize(note));
-        }
+        problems(&mut s, p, r);
         s
     }
 }

@@ -1,0 +1,129 @@
+//! `server up|down|status|logs|reload`: the broker's lifecycle.
+//!
+//! The only commands that talk to the container engine, so the only ones
+//! that build an async runtime (current-thread) and a Docker client.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+mod views;
+
+use views::{DownView, LogLines, ReloadView, StatusView, UpView};
+
+use super::Config;
+use crate::broker::{self, ContainerSpec, Context, DownOptions, ReloadOptions, UpOptions};
+use crate::cli::{ServerCommand, ServerLogsArgs, ServerUpArgs};
+use crate::error::Error;
+use crate::exit_code::ExitCode;
+use crate::output::{Outcome, sanitize};
+
+pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
+    let ctx = config.context();
+    crate::runtime::block_on_interruptible(dispatch(&ctx, command))?
+        .unwrap_or(Err(Error::Interrupted))
+}
+
+/// `server up`'s flags as options; `setup server` takes the same flags.
+pub(crate) fn up_options(args: ServerUpArgs) -> UpOptions {
+    UpOptions {
+        spec: ContainerSpec {
+            name: args.container.name,
+            image: args.image,
+            bind: args.bind,
+            port: args.port,
+            run_as: broker::RunAs::for_invoker(),
+        },
+        replace: args.replace,
+        dry_run: args.dry_run,
+        timeout: Duration::from_secs(args.timeout),
+    }
+}
+
+async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, Error> {
+    match command {
+        ServerCommand::Up(args) => {
+            let options = up_options(args);
+            Ok(Outcome::report(UpView(broker::up(ctx, &options).await?)))
+        }
+        ServerCommand::Down(args) => {
+            let options = DownOptions {
+                name: args.container.name,
+                purge: args.purge,
+                dry_run: args.dry_run,
+                graceful: true,
+            };
+            Ok(Outcome::report(DownView(
+                broker::down(ctx, &options).await?,
+            )))
+        }
+        ServerCommand::Reload(args) => {
+            let options = ReloadOptions {
+                name: args.container.name,
+                dry_run: args.dry_run,
+                timeout: Duration::from_secs(args.timeout),
+            };
+            Ok(Outcome::report(ReloadView(
+                broker::reload(ctx, &options).await?,
+            )))
+        }
+        ServerCommand::Status(args) => {
+            let report =
+                broker::status(ctx, &args.container.name, Duration::from_secs(args.timeout))
+                    .await?;
+            // Like `systemctl status`: scripts can test whether the broker serves.
+            let code = if report.running && report.served.is_some() {
+                ExitCode::Success
+            } else {
+                ExitCode::Failure
+            };
+            Ok(Outcome::report(StatusView(report)).with_code(code))
+        }
+        ServerCommand::Logs(args) => logs(ctx, &args).await,
+    }
+}
+
+/// `server logs`: printed as it arrives (sanitized, whole lines), or as one
+/// JSON document.
+async fn logs(ctx: &Context<'_>, args: &ServerLogsArgs) -> Result<Outcome, Error> {
+    if args.follow && ctx.output.is_json() {
+        return Err(Error::usage(
+            "--follow cannot be combined with --json",
+            Some(
+                "drop --json to stream the log, or --follow to get it as one JSON document"
+                    .to_string(),
+            ),
+        ));
+    }
+    if ctx.output.is_json() {
+        let mut bytes = Vec::new();
+        broker::logs(&args.container.name, args.tail, false, &mut |chunk| {
+            bytes.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await?;
+        let lines = String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        return Ok(Outcome::report(LogLines { lines }));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let mut pending = Vec::new();
+    broker::logs(&args.container.name, args.tail, args.follow, &mut |chunk| {
+        pending.extend_from_slice(chunk);
+        // Whole lines only, so that sanitizing never splits a character.
+        if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
+            let text = String::from_utf8_lossy(&pending[..=end]).into_owned();
+            pending.drain(..=end);
+            stdout.write_all(sanitize(&text).as_bytes())?;
+            stdout.flush()?;
+        }
+        Ok(())
+    })
+    .await?;
+    if !pending.is_empty() {
+        let text = String::from_utf8_lossy(&pending).into_owned();
+        let _ = writeln!(stdout, "{}", sanitize(&text));
+    }
+    Ok(Outcome::report(LogLines { lines: Vec::new() }))
+}
