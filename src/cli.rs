@@ -507,7 +507,13 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct AclArgs {
     /// The ACL file [default: SERVER_DIR/permissions.acl, see --server-dir]
-    #[arg(long, global = true, env = "WOTT_MQTT_ACL_FILE", value_name = "FILE")]
+    #[arg(
+        long = "acl-file",
+        visible_alias = "file",
+        global = true,
+        env = "WOTT_MQTT_ACL_FILE",
+        value_name = "FILE"
+    )]
     pub file: Option<PathBuf>,
 
     #[command(subcommand)]

@@ -123,7 +123,7 @@ fn aliases_on_a_hand_written_line_keep_their_address() {
     let run = f.run(["add", SERVER, "10.0.0.9", "--json"]);
     run.success();
     let doc = run.json();
-    assert_eq!(doc["actions"][0]["action"], "name_removed");
+    assert_eq!(doc["actions"][0]["action"], "name-removed");
     assert_eq!(
         doc["actions"][0]["kept"],
         serde_json::json!(["mqtt", "nas"])

@@ -234,31 +234,8 @@ impl Rules {
         if self.own.is_none() && self.patterns.is_empty() {
             return verdict(false, Reason::NoRules);
         }
-        let section = self.own_section;
-        for entry in self.own.iter().flatten() {
-            if topic.first() == Some(&b'$') && entry.filter.first() != Some(&b'$') {
-                continue;
-            }
-            if topic::matches(&entry.filter, topic) {
-                if entry.access == Access::Deny {
-                    return verdict(
-                        false,
-                        Reason::Rule {
-                            line: entry.line,
-                            section,
-                        },
-                    );
-                }
-                if entry.access.grants(need) {
-                    return verdict(
-                        true,
-                        Reason::Rule {
-                            line: entry.line,
-                            section,
-                        },
-                    );
-                }
-            }
+        if let Some(verdict) = self.own_decision(topic, need) {
+            return verdict;
         }
         if !self.patterns.is_empty() {
             if client.username.is_some_and(has_wildcard) {
@@ -268,6 +245,40 @@ impl Rules {
                 return verdict(false, Reason::DangerousClientId);
             }
         }
+        self.pattern_decision(client, topic, need)
+    }
+
+    /// Step 2: the client's own rules, denies first; `None` when none decides.
+    fn own_decision(&self, topic: &[u8], need: Need) -> Option<Verdict> {
+        let section = self.own_section;
+        for entry in self.own.iter().flatten() {
+            if topic.first() == Some(&b'$') && entry.filter.first() != Some(&b'$') {
+                continue;
+            }
+            if !topic::matches(&entry.filter, topic) {
+                continue;
+            }
+            let allowed = if entry.access == Access::Deny {
+                false
+            } else if entry.access.grants(need) {
+                true
+            } else {
+                continue;
+            };
+            return Some(Verdict {
+                allowed,
+                reason: Reason::Rule {
+                    line: entry.line,
+                    section,
+                },
+                unknown_client_id: Vec::new(),
+            });
+        }
+        None
+    }
+
+    /// Step 3 and 4: the patterns with `%u` and `%c` substituted, else denied.
+    fn pattern_decision(&self, client: Client, topic: &[u8], need: Need) -> Verdict {
         let mut unknown = Vec::new();
         for entry in &self.patterns {
             let filter = &entry.filter;
@@ -281,26 +292,24 @@ impl Rules {
                 continue;
             };
             let filter = substitute(filter, client_id, client.username);
-            if topic::matches(&filter, topic) {
-                let reason = Reason::Rule {
+            if !topic::matches(&filter, topic) {
+                continue;
+            }
+            let allowed = if entry.access == Access::Deny {
+                false
+            } else if entry.access.grants(need) {
+                true
+            } else {
+                continue;
+            };
+            return Verdict {
+                allowed,
+                reason: Reason::Rule {
                     line: entry.line,
                     section: Section::Pattern,
-                };
-                if entry.access == Access::Deny {
-                    return Verdict {
-                        allowed: false,
-                        reason,
-                        unknown_client_id: unknown,
-                    };
-                }
-                if entry.access.grants(need) {
-                    return Verdict {
-                        allowed: true,
-                        reason,
-                        unknown_client_id: unknown,
-                    };
-                }
-            }
+                },
+                unknown_client_id: unknown,
+            };
         }
         Verdict {
             allowed: false,

@@ -71,11 +71,11 @@ impl Diagnose for AclError {
         Some(match self {
             AclError::File(e) => return e.hint(),
             AclError::NotFound { path } => format!(
-                "grant a first device with `wott-mqtt acl allow <DEVICE_ID> <TOPIC> --file {}`, or pass the right --file",
+                "grant a first device with `wott-mqtt acl allow <DEVICE_ID> <TOPIC> --acl-file {}`, or pass the right --acl-file",
                 path.display()
             ),
             AclError::Refused { path, .. } | AclError::Invalid { path, .. } => format!(
-                "fix the line; `wott-mqtt acl validate --file {}` lists every problem",
+                "fix the line; `wott-mqtt acl validate --acl-file {}` lists every problem",
                 path.display()
             ),
             AclError::FilterNotTopic { .. } => {
@@ -85,7 +85,7 @@ impl Diagnose for AclError {
             AclError::ClientId { .. } => {
                 "pass the client ID the device connects with, e.g. --client-id sensor-1".into()
             }
-            AclError::TooLarge { .. } => "check that --file names the ACL file".into(),
+            AclError::TooLarge { .. } => "check that --acl-file names the ACL file".into(),
             AclError::NulByte { path, line } => format!(
                 "remove the NUL byte from line {line} (e.g. `sed -i 's/\\x00//g' {}`), then grant again",
                 path.display()

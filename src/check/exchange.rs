@@ -250,6 +250,12 @@ impl Probe<'_> {
             };
             return Err(self.report.fail(started, String::new(), error));
         };
+        self.received(started, &p, roundtrip);
+        Ok(())
+    }
+
+    /// Records the message that proves access.
+    fn received(&mut self, started: Instant, p: &Publish, roundtrip: bool) {
         let shown = &p.payload[..p.payload.len().min(200)];
         let report = MessageReport {
             topic: p.topic.clone(),
@@ -272,7 +278,6 @@ impl Probe<'_> {
         );
         self.report.message = Some(report);
         self.report.pass(Stage::Message, started, detail);
-        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@ use super::Config;
 use crate::cli::DemoArgs;
 use crate::error::Error;
 use crate::output::{Human, Outcome, Paint, sanitize};
-use crate::tutorial::demo::{self, DemoOptions, DemoReport};
+use crate::tutorial::demo::{self, DemoOptions, DemoReport, Step};
 
 pub fn run(config: &Config, args: DemoArgs) -> Result<Outcome, Error> {
     let options = DemoOptions {
@@ -47,30 +47,7 @@ impl Human for DemoView {
             );
         }
         for step in &r.steps {
-            let _ = writeln!(
-                s,
-                "{} {}",
-                p.mark(step.ok),
-                p.bold(&format!("{}. {}", step.number, step.title))
-            );
-            let check_stages = r.check.as_ref().filter(|_| step.number == 6 && step.ok);
-            match check_stages {
-                Some(check) => {
-                    for line in Human::human(check, p).lines() {
-                        let _ = writeln!(s, "     {line}");
-                    }
-                }
-                // The error that stopped it follows on stderr, with its hint.
-                None if !step.ok && !r.interrupted => {}
-                None => {
-                    let _ = writeln!(s, "     {}", sanitize(&step.detail));
-                }
-            }
-            let _ = writeln!(
-                s,
-                "     {}",
-                p.dim(&format!("on the {}: {}", step.device, step.real_world))
-            );
+            step_lines(&mut s, p, r, step);
         }
         if !r.steps.is_empty() {
             s.push('\n');
@@ -116,6 +93,34 @@ impl Human for DemoView {
         }
         s
     }
+}
+
+/// One step of the demo: its title, what it found, and its real-world command.
+fn step_lines(s: &mut String, p: Paint, r: &DemoReport, step: &Step) {
+    let _ = writeln!(
+        s,
+        "{} {}",
+        p.mark(step.ok),
+        p.bold(&format!("{}. {}", step.number, step.title))
+    );
+    let check_stages = r.check.as_ref().filter(|_| step.number == 6 && step.ok);
+    match check_stages {
+        Some(check) => {
+            for line in Human::human(check, p).lines() {
+                let _ = writeln!(s, "     {line}");
+            }
+        }
+        // The error that stopped it follows on stderr, with its hint.
+        None if !step.ok && !r.interrupted => {}
+        None => {
+            let _ = writeln!(s, "     {}", sanitize(&step.detail));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "     {}",
+        p.dim(&format!("on the {}: {}", step.device, step.real_world))
+    );
 }
 
 fn kept(s: &mut String, r: &DemoReport) {

@@ -21,7 +21,7 @@ use crate::names::DeviceId;
 /// What an edit did to one line. Line numbers are those of the file before
 /// the edit, except for `appended`, which is the new line's number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
+#[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     /// A new managed line at the end of the file.
     Appended { line: usize },

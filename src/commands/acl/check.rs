@@ -164,43 +164,15 @@ pub(super) fn check(config: &Config, file: &Path, args: &AclCheckArgs) -> Result
     let mut unknown = Vec::new();
     for &need in check_accesses(args.access) {
         let verdict = rules.check(client, topic.as_str().as_bytes(), need);
-        let (decided_by, section) = match verdict.reason {
-            Reason::Rule { line, section } => (
-                rules.rule(line).map(|rule| LineRef {
-                    line: line + 1,
-                    location: location(file, line + 1),
-                    text: text(&rule.text),
-                }),
-                Some(section),
-            ),
-            _ => (None, None),
-        };
-        checks.push(AccessCheck {
-            access: need,
-            allowed: verdict.allowed,
-            reason: reason_code(verdict.reason),
-            decided_by,
-            section,
-            explanation: explain(&verdict, need, device.as_str(), topic.as_str()),
-        });
+        checks.push(access_check(file, &rules, &verdict, need, &device, &topic));
         for line in verdict.unknown_client_id {
             if !unknown.contains(&line) {
                 unknown.push(line);
             }
         }
-        notes.push(match (need, verdict.allowed) {
-            (Need::Read, true) => format!(
-                "Mosquitto checks read access on each message it delivers: messages published on {topic} reach this device"
-            ),
-            (Need::Read, false) => format!(
-                "a SUBSCRIBE to {topic} still succeeds (Mosquitto never checks subscriptions with an acl_file), but every message on it is silently dropped for this device"
-            ),
-            (Need::Write, true) => continue,
-            (Need::Write, false) => {
-                "a denied PUBLISH is dropped without an error (QoS 0), or acknowledged and dropped (QoS 1 and 2 with MQTT 3.1.1)"
-                    .to_string()
-            }
-        });
+        if let Some(note) = delivery_note(need, verdict.allowed, &topic) {
+            notes.push(note);
+        }
     }
     if !unknown.is_empty() {
         let lines: Vec<String> = unknown.iter().map(|l| location(file, l + 1)).collect();
@@ -225,4 +197,51 @@ pub(super) fn check(config: &Config, file: &Path, args: &AclCheckArgs) -> Result
         ExitCode::Failure
     };
     Ok(Outcome::report(report).with_code(code))
+}
+
+/// One access's answer, with the line that decided it.
+fn access_check(
+    file: &Path,
+    rules: &Rules,
+    verdict: &eval::Verdict,
+    need: Need,
+    device: &DeviceId,
+    topic: &TopicName,
+) -> AccessCheck {
+    let (decided_by, section) = match verdict.reason {
+        Reason::Rule { line, section } => (
+            rules.rule(line).map(|rule| LineRef {
+                line: line + 1,
+                location: location(file, line + 1),
+                text: text(&rule.text),
+            }),
+            Some(section),
+        ),
+        _ => (None, None),
+    };
+    AccessCheck {
+        access: need,
+        allowed: verdict.allowed,
+        reason: reason_code(verdict.reason),
+        decided_by,
+        section,
+        explanation: explain(verdict, need, device.as_str(), topic.as_str()),
+    }
+}
+
+/// What the answer means for messages, as Mosquitto delivers them.
+fn delivery_note(need: Need, allowed: bool, topic: &TopicName) -> Option<String> {
+    Some(match (need, allowed) {
+        (Need::Read, true) => format!(
+            "Mosquitto checks read access on each message it delivers: messages published on {topic} reach this device"
+        ),
+        (Need::Read, false) => format!(
+            "a SUBSCRIBE to {topic} still succeeds (Mosquitto never checks subscriptions with an acl_file), but every message on it is silently dropped for this device"
+        ),
+        (Need::Write, true) => return None,
+        (Need::Write, false) => {
+            "a denied PUBLISH is dropped without an error (QoS 0), or acknowledged and dropped (QoS 1 and 2 with MQTT 3.1.1)"
+                .to_string()
+        }
+    })
 }
