@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::broker;
+
 /// `0.1.0 (abc123def456)`: the crate version and the git commit it was built from.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -168,7 +170,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// The Mosquitto 2 image to run (e.g. one loaded with `docker load`)
-    #[arg(long, value_name = "IMAGE", default_value = "eclipse-mosquitto:2", value_parser = parse_image)]
+    #[arg(long, value_name = "IMAGE", default_value = broker::DEFAULT_IMAGE, value_parser = parse_image)]
     pub image: String,
 
     /// Leave the broker running and the files in place, and print how to remove them
@@ -348,7 +350,7 @@ pub enum ServerCommand {
 #[derive(Debug, Args)]
 pub struct ContainerName {
     /// The broker's container name
-    #[arg(long, value_name = "NAME", default_value = "wott-mosquitto", value_parser = parse_container_name)]
+    #[arg(long, value_name = "NAME", default_value = broker::DEFAULT_NAME, value_parser = parse_container_name)]
     pub name: String,
 }
 
@@ -358,7 +360,7 @@ pub struct ServerUpArgs {
     pub container: ContainerName,
 
     /// The Mosquitto 2 image to run
-    #[arg(long, value_name = "IMAGE", default_value = "eclipse-mosquitto:2", value_parser = parse_image)]
+    #[arg(long, value_name = "IMAGE", default_value = broker::DEFAULT_IMAGE, value_parser = parse_image)]
     pub image: String,
 
     /// The host address to publish the broker on
@@ -366,7 +368,7 @@ pub struct ServerUpArgs {
     pub bind: IpAddr,
 
     /// The host port to publish the broker on (clients' MQTT_PORT)
-    #[arg(long, value_name = "PORT", default_value_t = 8883, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "PORT", default_value_t = broker::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
 
     /// Remove a container of that name that wott-mqtt did not create

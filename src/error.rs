@@ -89,5 +89,3 @@ impl Diagnose for Error {
         }
     }
 }
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;

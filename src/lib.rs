@@ -12,28 +12,26 @@
 //!    `diagnose`, `exit_code`.
 
 pub mod acl;
-pub mod broker;
-pub mod check;
-pub mod cli;
-pub mod commands;
-pub mod diagnose;
-pub mod error;
-pub mod exit_code;
+pub(crate) mod broker;
+pub(crate) mod check;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod diagnose;
+pub(crate) mod error;
+pub(crate) mod exit_code;
 pub mod files;
 pub mod hosts;
 pub mod identity;
 pub mod lines;
 pub mod names;
-pub mod output;
-pub mod runtime;
-pub mod tls;
-pub mod tutorial;
+pub(crate) mod output;
+pub(crate) mod runtime;
+pub(crate) mod tls;
+pub(crate) mod tutorial;
 
-pub use diagnose::Diagnose;
-pub use error::{Error, Result};
 pub use exit_code::ExitCode;
 
-pub use cli::VERSION;
+use error::Error;
 
 /// Parses the process's command line and runs it. Clap reports its own
 /// usage errors, except one: for an argument that is not UTF-8 it does not

@@ -49,10 +49,6 @@ impl Paint {
         Paint { enabled }
     }
 
-    pub fn plain() -> Self {
-        Paint { enabled: false }
-    }
-
     fn apply(&self, style: Style, text: &str) -> String {
         if self.enabled {
             style.force_styling(true).apply_to(text).to_string()
@@ -156,10 +152,6 @@ impl Outcome {
         self.code = code;
         self
     }
-
-    pub fn code(&self) -> ExitCode {
-        self.code
-    }
 }
 
 /// The global output settings: `--json`, `-q`, `-v`, `--color`.
@@ -242,22 +234,9 @@ impl Output {
         self.json
     }
 
-    pub fn is_quiet(&self) -> bool {
-        self.quiet
-    }
-
-    pub fn verbosity(&self) -> u8 {
-        self.verbose
-    }
-
     /// Whether progress bars and spinners may be drawn (stderr is a terminal, not `-q`, not `--json`).
     pub fn interactive_progress(&self) -> bool {
         self.stderr_is_terminal && !self.quiet && !self.json
-    }
-
-    /// Colour for stdout.
-    pub fn paint(&self) -> Paint {
-        self.stdout
     }
 
     /// Colour for stderr.
@@ -441,7 +420,7 @@ mod tests {
         assert!(!ColorChoice::Never.enabled(true));
         assert!(ColorChoice::Always.enabled(false));
         assert!(!ColorChoice::Auto.enabled(false));
-        assert_eq!(Paint::plain().mark(true), "✓");
+        assert_eq!(Paint::new(false).mark(true), "✓");
         assert!(Paint::new(true).mark(false).contains("\x1b["));
     }
 }

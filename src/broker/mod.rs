@@ -38,13 +38,12 @@ use crate::output::Output;
 
 pub use config::ServerDir;
 pub use down::{DownOptions, DownReport, down};
-pub use error::{BrokerError, Tried};
+pub use error::BrokerError;
 pub use reload::{ReloadOptions, ReloadReport, reload, reload_after_acl_edit};
 pub use run_as::RunAs;
 pub use server_dir::FileChange;
-pub use status::{CertSummary, Crash, StatusReport, logs, status};
-pub use up::{Action, NextStep, UpOptions, UpReport, up};
-pub use watch::Ready;
+pub use status::{StatusReport, logs, status};
+pub use up::{Action, UpOptions, UpReport, up};
 
 /// What every server command works with.
 #[derive(Debug, Clone, Copy)]

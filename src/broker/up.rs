@@ -498,7 +498,7 @@ async fn start_existing(
 
 async fn start_failure(engine: &Engine, failure: StartError, spec: &ContainerSpec) -> BrokerError {
     match failure {
-        StartError::PortBusy(_) => {
+        StartError::PortBusy => {
             let holder = engine
                 .publishers_of(spec.port)
                 .await
@@ -555,7 +555,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::broker::docker::State;
+    use crate::broker::docker::container::State;
     use crate::broker::{LABEL_MANAGED_BY, MANAGED_BY};
 
     fn container(managed: bool, hash: &str, state: &str) -> Container {

@@ -107,7 +107,7 @@ impl Probe<'_> {
     /// SUBSCRIBE, then the message, as far as the plan goes.
     pub(super) async fn mqtt(&mut self, session: &mut Session<Tls>) -> Result<(), CheckError> {
         let (subscription, expect) = match &self.plan.until {
-            Until::Tls | Until::Connect => return Ok(()),
+            Until::Connect => return Ok(()),
             Until::Subscribe(s) => (s, None),
             Until::Message {
                 subscription,

@@ -25,10 +25,10 @@
 //! async and return a [`Report`]: per-stage results, the addresses, the TLS
 //! session, the server certificate as seen on the wire
 //! ([`CertInfo`]), and the [`CheckError`] the probe ended with, if any.
-//! `server up` waits for readiness with `Until::Connect`; `server status`
-//! reads the certificate the broker serves with `Until::Tls`:
+//! `server up` waits for readiness, and `server status` reads the
+//! certificate the broker serves, with `Until::Connect`:
 //!
-//! ```no_run
+//! ```ignore
 //! # async fn f(identity: &wott_mqtt::identity::Identity) {
 //! use std::time::Duration;
 //! use wott_mqtt::check::{probe, Host, Plan, Target, Until};
@@ -45,7 +45,7 @@
 //! ```
 //!
 //! With TLS 1.3 the broker checks our certificate after the handshake has
-//! completed on our side, so `Until::Tls` proves only the server's half; the
+//! completed on our side, so a handshake proves only the server's half; the
 //! broker's verdict arrives with the first read. The probe therefore reads
 //! CONNACK before it declares the TLS stage passed, and a TLS alert at that
 //! point is a TLS failure (exit 6), not an MQTT one.
@@ -70,11 +70,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::tokio_rustls::client::TlsStream;
-use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout, timeout_at};
 
-pub use error::{ACL_SUBSCRIBE_NOTE, CheckError, ConnectFailure, SeenCert, TUTORIAL_PORT, Via};
-pub use plan::{Expect, Host, Plan, Stage, Subscription, Target, Until, random_client_id};
+pub use error::{ACL_SUBSCRIBE_NOTE, CheckError, SeenCert, Via};
+pub use plan::{Expect, Host, Plan, Stage, Subscription, Target, Until};
 pub use report::{
     HostsFileFinding, MessageReport, Report, Resolution, StageReport, SubscriptionReport,
     TlsSession,
@@ -196,16 +195,11 @@ impl Probe<'_> {
     ) -> Result<(), CheckError> {
         let (addresses, via) = self.resolve().await?;
         let (tcp, addr) = self.tcp(&addresses).await?;
-        let (mut tls, tls_started) = self.tls(config, &record, tcp, addr, via).await?;
+        let (tls, tls_started) = self.tls(config, &record, tcp, addr, via).await?;
         // The TLS stage is only recorded as passed once the broker has
         // answered: with TLS 1.3 it judges our certificate after the handshake.
         let tls_detail = self.tls_summary(&tls);
         let tls_elapsed = tls_started.elapsed();
-        if !self.plan.reaches(Stage::Connect) {
-            self.report.pass(Stage::Tls, tls_started, tls_detail);
-            let _ = timeout(Duration::from_millis(200), tls.shutdown()).await;
-            return Ok(());
-        }
         let mut session = Session::new(tls);
         self.connect(&mut session, tls_started, tls_elapsed, tls_detail)
             .await?;
@@ -217,6 +211,7 @@ impl Probe<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::plan::random_client_id;
     use super::tcp::connect_reason;
     use super::*;
 
@@ -241,11 +236,9 @@ mod tests {
     }
 
     #[test]
-    fn stages_run_in_order_and_plans_stop_where_asked() {
-        let plan = Plan::new(Until::Connect, Duration::from_secs(1));
-        assert!(plan.reaches(Stage::Tls) && plan.reaches(Stage::Connect));
-        assert!(!plan.reaches(Stage::Subscribe));
-        assert!(Stage::Resolve < Stage::Message);
+    fn stages_run_in_order() {
+        assert!(Stage::Identity < Stage::Resolve && Stage::Resolve < Stage::Tcp);
+        assert!(Stage::Tls < Stage::Connect && Stage::Subscribe < Stage::Message);
     }
 
     #[test]

@@ -121,8 +121,6 @@ pub enum Expect {
 /// How far the probe goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Until {
-    /// The TLS handshake (the server's certificate).
-    Tls,
     /// CONNACK: the broker accepted this device.
     Connect,
     /// SUBACK. Under Mosquitto's acl_file this proves nothing about access.
@@ -154,16 +152,6 @@ impl Plan {
             timeout,
             client_id: random_client_id(),
         }
-    }
-
-    pub(super) fn reaches(&self, stage: Stage) -> bool {
-        let last = match self.until {
-            Until::Tls => Stage::Tls,
-            Until::Connect => Stage::Connect,
-            Until::Subscribe(_) => Stage::Subscribe,
-            Until::Message { .. } => Stage::Message,
-        };
-        stage <= last
     }
 }
 

@@ -9,7 +9,6 @@ use tokio::time::Instant;
 
 use super::{CheckError, Stage, Target};
 use crate::diagnose::Diagnose;
-use crate::exit_code::ExitCode;
 use crate::identity::{CertInfo, Warning};
 
 /// One stage's outcome, as `--json` shows it.
@@ -136,16 +135,6 @@ impl Report {
 
     pub fn into_failure(self) -> Option<CheckError> {
         self.failure
-    }
-
-    pub fn ok(&self) -> bool {
-        self.failure.is_none()
-    }
-
-    pub fn exit_code(&self) -> ExitCode {
-        self.failure
-            .as_ref()
-            .map_or(ExitCode::Success, Diagnose::exit_code)
     }
 
     pub(super) fn pass(&mut self, stage: Stage, started: Instant, detail: String) {

@@ -12,7 +12,7 @@ mod server;
 mod setup;
 mod whoami;
 
-pub use config::{Config, DEFAULT_SERVER_DIR};
+pub use config::Config;
 
 use crate::cli::Command;
 use crate::error::Error;

@@ -139,7 +139,11 @@ impl DeviceRequest {
             not_after: not_before + WOTT_CERT_LIFETIME,
         }
     }
+}
 
+/// The broken shapes the tests need; not in the release build.
+#[cfg(any(test, feature = "test-support"))]
+impl DeviceRequest {
     /// Expired two days ago (issued nine days ago).
     pub fn expired(self) -> Self {
         let now = OffsetDateTime::now_utc();
@@ -194,18 +198,6 @@ pub struct DeviceIdentity {
 }
 
 impl DeviceIdentity {
-    /// This certificate with another identity's key: the pair does not match.
-    pub fn with_key_of(mut self, other: &DeviceIdentity) -> Self {
-        self.key_pem = other.key_pem.clone();
-        self
-    }
-
-    /// This identity trusting another CA (its own certificate stays as issued).
-    pub fn trusting(mut self, ca: &Authority) -> Self {
-        self.ca_pem = ca.cert_pem();
-        self
-    }
-
     /// Writes `client.crt`, `client.key` (mode 0600) and `ca.crt` into `dir`,
     /// creating it (mode 0700) if needed, as the agent lays them out.
     pub fn write_to(&self, dir: &Path) -> Result<(), PkiError> {
@@ -237,6 +229,22 @@ fn write_file(path: &Path, text: &str, mode: u32) -> io::Result<()> {
         .open(path)?;
     file.write_all(text.as_bytes())?;
     file.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+/// Mismatched identities for the tests; not in the release build.
+#[cfg(any(test, feature = "test-support"))]
+impl DeviceIdentity {
+    /// This certificate with another identity's key: the pair does not match.
+    pub fn with_key_of(mut self, other: &DeviceIdentity) -> Self {
+        self.key_pem = other.key_pem.clone();
+        self
+    }
+
+    /// This identity trusting another CA (its own certificate stays as issued).
+    pub fn trusting(mut self, ca: &Authority) -> Self {
+        self.ca_pem = ca.cert_pem();
+        self
+    }
 }
 
 /// A fresh ID in the agent's format: 32 lowercase hex characters + `.d.wott.local`.

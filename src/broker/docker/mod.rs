@@ -26,10 +26,10 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
-mod container;
+pub(crate) mod container;
 mod pull;
 
-pub use container::{Container, Published, State};
+pub use container::Container;
 
 use super::error::{BrokerError, Tried};
 
@@ -226,7 +226,7 @@ impl Engine {
                 if message.contains("address already in use")
                     || message.contains("port is already allocated")
                 {
-                    Err(StartError::PortBusy(message))
+                    Err(StartError::PortBusy)
                 } else {
                     Err(StartError::Other(self.fail("start the container", e)))
                 }
@@ -381,8 +381,8 @@ impl Engine {
 /// Why a start failed.
 #[derive(Debug)]
 pub enum StartError {
-    /// The engine could not bind the host port; its message.
-    PortBusy(String),
+    /// The engine could not bind the host port.
+    PortBusy,
     Other(BrokerError),
 }
 

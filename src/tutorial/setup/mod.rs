@@ -24,8 +24,8 @@ use crate::error::Error;
 use crate::identity::{Inspection, Validity};
 use crate::output::{Paint, human_duration, sanitize};
 
-pub use client::{ClientAnswers, ClientReport, port_slip_warning};
-pub use server::{Grant, GrantReport, ServerAnswers, ServerReport};
+pub use client::{ClientAnswers, ClientReport};
+pub use server::{Grant, ServerAnswers, ServerReport};
 
 /// The port the tutorial's broker listens on.
 pub const DEFAULT_PORT: u16 = 8883;
