@@ -258,11 +258,7 @@ impl Rules {
             if !topic::matches(&entry.filter, topic) {
                 continue;
             }
-            let allowed = if entry.access == Access::Deny {
-                false
-            } else if entry.access.grants(need) {
-                true
-            } else {
+            let Some(allowed) = decides(entry.access, need) else {
                 continue;
             };
             return Some(Verdict {
@@ -295,11 +291,7 @@ impl Rules {
             if !topic::matches(&filter, topic) {
                 continue;
             }
-            let allowed = if entry.access == Access::Deny {
-                false
-            } else if entry.access.grants(need) {
-                true
-            } else {
+            let Some(allowed) = decides(entry.access, need) else {
                 continue;
             };
             return Verdict {
@@ -316,6 +308,16 @@ impl Rules {
             reason: Reason::NoMatch,
             unknown_client_id: unknown,
         }
+    }
+}
+
+/// What a matching rule with `access` decides for `need`: a deny denies, a
+/// grant that includes it allows, any other grant is passed over (`None`).
+fn decides(access: Access, need: Need) -> Option<bool> {
+    if access == Access::Deny {
+        Some(false)
+    } else {
+        access.grants(need).then_some(true)
     }
 }
 

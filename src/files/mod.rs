@@ -143,3 +143,260 @@ fn sync_dir(dir: &Path) {
         let _ = dir.sync_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+    use crate::diagnose::Diagnose;
+
+    fn opts() -> UpdateOptions {
+        UpdateOptions {
+            dry_run: false,
+            new_mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn update_writes_and_keeps_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"a\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let edit = update::<FileError>(&path, opts(), |old| {
+            let mut v = old.unwrap().to_vec();
+            v.extend_from_slice(b"b\n");
+            Ok(v)
+        })
+        .unwrap();
+        assert!(edit.changed());
+        assert_eq!(edit.method, Some(WriteMethod::Rename));
+        assert_eq!(fs::read(&path).unwrap(), b"a\nb\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert!(edit.diff().contains("+b"));
+    }
+
+    #[test]
+    fn unchanged_content_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"same").unwrap();
+        let inode = fs::metadata(&path).unwrap().ino();
+        let edit = update::<FileError>(&path, opts(), |old| Ok(old.unwrap().to_vec())).unwrap();
+        assert!(!edit.changed());
+        assert_eq!(edit.method, None);
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+    }
+
+    #[test]
+    fn dry_run_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"old\n").unwrap();
+        let edit = update::<FileError>(
+            &path,
+            UpdateOptions {
+                dry_run: true,
+                ..opts()
+            },
+            |_| Ok(b"new\n".to_vec()),
+        )
+        .unwrap();
+        assert!(edit.changed());
+        assert_eq!(fs::read(&path).unwrap(), b"old\n");
+        assert!(edit.diff().contains("-old") && edit.diff().contains("+new"));
+    }
+
+    #[test]
+    fn symlinks_are_followed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        let link = dir.path().join("link");
+        fs::write(&real, b"x\n").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        update::<FileError>(&link, opts(), |_| Ok(b"y\n".to_vec())).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"y\n");
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = update::<FileError>(dir.path(), opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::IsDirectory { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_device_is_refused_and_never_replaced() {
+        // A link to /dev/null stands for `--hosts-file /dev/null` run as root:
+        // renaming a temp file over it would replace the device.
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("hosts");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let err = update::<FileError>(&link, opts(), |_| Ok(b"x\n".to_vec())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FileError::NotRegular {
+                    kind: "a character device",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.hint().unwrap().contains("regular file"));
+        use std::os::unix::fs::FileTypeExt;
+        assert!(
+            fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+    }
+
+    #[test]
+    fn a_symlink_loop_and_a_missing_folder_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let err = update::<FileError>(&a, opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::SymlinkLoop { .. }), "{err:?}");
+        assert!(matches!(
+            open_optional(&a),
+            Err(FileError::SymlinkLoop { .. })
+        ));
+        let missing = dir.path().join("no/such/hosts");
+        let err = update::<FileError>(&missing, opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::MissingFolder { .. }), "{err:?}");
+        assert!(err.hint().unwrap().contains("mkdir -p"));
+    }
+
+    #[test]
+    fn a_dangling_symlink_is_not_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("hosts");
+        std::os::unix::fs::symlink(dir.path().join("gone"), &link).unwrap();
+        assert!(matches!(
+            open_optional(&link),
+            Err(FileError::DanglingSymlink { .. })
+        ));
+        let err = update::<FileError>(&link, opts(), |_| Ok(vec![])).unwrap_err();
+        assert!(matches!(err, FileError::DanglingSymlink { .. }), "{err:?}");
+        assert!(!dir.path().join("gone").exists());
+    }
+
+    #[test]
+    fn stale_temp_files_are_cleaned_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"a\n").unwrap();
+        let stale = dir.path().join(".hosts.wott-mqtt.999999.tmp");
+        fs::write(&stale, b"half").unwrap();
+        update::<FileError>(&path, opts(), |_| Ok(b"b\n".to_vec())).unwrap();
+        assert!(!stale.exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn new_file_gets_the_requested_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.acl");
+        update::<FileError>(&path, opts(), |old| {
+            assert!(old.is_none());
+            Ok(b"user a\n".to_vec())
+        })
+        .unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+    }
+
+    #[test]
+    fn pieces_copy_old_ranges_and_add_new_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"one\ntwo\nthree\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let edit = update_pieces::<FileError>(&path, opts(), |old| {
+            assert!(old.is_some());
+            Ok(vec![
+                Piece::Old(0..4),
+                Piece::New(b"2\n".to_vec()),
+                Piece::Old(8..14),
+                Piece::New(Vec::new()),
+            ])
+        })
+        .unwrap();
+        assert!(edit.changed);
+        assert_eq!(edit.method, Some(WriteMethod::Rename));
+        assert_eq!(fs::read(&path).unwrap(), b"one\n2\nthree\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+    }
+
+    #[test]
+    fn pieces_that_spell_the_old_file_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"abc\n").unwrap();
+        let inode = fs::metadata(&path).unwrap().ino();
+        let edit = update_pieces::<FileError>(&path, opts(), |_| {
+            Ok(vec![Piece::Old(0..2), Piece::Old(2..4), Piece::New(vec![])])
+        })
+        .unwrap();
+        assert!(!edit.changed);
+        assert_eq!(edit.method, None);
+        assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+    }
+
+    #[test]
+    fn pieces_dry_run_gives_a_diff_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"a\nb\n").unwrap();
+        let edit = update_pieces::<FileError>(
+            &path,
+            UpdateOptions {
+                dry_run: true,
+                ..opts()
+            },
+            |_| Ok(vec![Piece::Old(0..2), Piece::New(b"c\n".to_vec())]),
+        )
+        .unwrap();
+        assert!(edit.changed);
+        let diff = edit.diff.unwrap();
+        assert!(diff.contains("-b") && diff.contains("+c"), "{diff}");
+        assert_eq!(fs::read(&path).unwrap(), b"a\nb\n");
+    }
+
+    #[test]
+    fn pieces_beyond_the_old_file_fail_and_leave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"short\n").unwrap();
+        let err = update_pieces::<FileError>(&path, opts(), |_| Ok(vec![Piece::Old(0..100)]))
+            .unwrap_err();
+        assert!(err.to_string().contains("changed while"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"short\n");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -335,13 +335,29 @@ impl Engine {
         &self,
         labels: &[(&str, &str)],
     ) -> Result<Vec<(String, String)>, BrokerError> {
-        let filters = HashMap::from([
+        self.list(HashMap::from([
             (
                 "label",
                 labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             ),
             ("status", vec!["running".to_string()]),
-        ]);
+        ]))
+        .await
+    }
+
+    /// The names of running containers that publish host port `port`.
+    pub async fn publishers_of(&self, port: u16) -> Result<Vec<String>, BrokerError> {
+        let list = self
+            .list(HashMap::from([("publish", vec![port.to_string()])]))
+            .await?;
+        Ok(list.into_iter().map(|(_, name)| name).collect())
+    }
+
+    /// The (ID, name) of the containers `filters` select.
+    async fn list(
+        &self,
+        filters: HashMap<&str, Vec<String>>,
+    ) -> Result<Vec<(String, String)>, BrokerError> {
         let options = ListContainersOptionsBuilder::default()
             .filters(&filters)
             .build();
@@ -356,24 +372,6 @@ impl Engine {
                 let name = c.names?.into_iter().next()?;
                 Some((c.id?, name.trim_start_matches('/').to_string()))
             })
-            .collect())
-    }
-
-    /// The names of running containers that publish host port `port`.
-    pub async fn publishers_of(&self, port: u16) -> Result<Vec<String>, BrokerError> {
-        let filters = HashMap::from([("publish", vec![port.to_string()])]);
-        let options = ListContainersOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.fail("list containers", e))?;
-        Ok(list
-            .into_iter()
-            .filter_map(|c| c.names?.into_iter().next())
-            .map(|n| n.trim_start_matches('/').to_string())
             .collect())
     }
 }
