@@ -18,8 +18,6 @@
 //! The choice is part of the container's configuration hash, so switching
 //! between the two recreates the container.
 
-use std::os::unix::fs::MetadataExt;
-
 use serde::Serialize;
 
 use super::stage::MOSQUITTO_UID;
@@ -76,9 +74,12 @@ impl RunAs {
     }
 }
 
-/// This process's effective uid and gid: the kernel makes `/proc/self` theirs.
-fn invoker() -> (u32, u32) {
-    std::fs::metadata("/proc/self").map_or((0, 0), |m| (m.uid(), m.gid()))
+/// This process's effective uid and gid.
+pub(crate) fn invoker() -> (u32, u32) {
+    (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    )
 }
 
 #[cfg(test)]

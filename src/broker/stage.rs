@@ -166,11 +166,11 @@ mod tests {
     const BROKER: (u32, u32) = (MOSQUITTO_UID, MOSQUITTO_UID);
 
     fn is_root() -> bool {
-        fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+        crate::broker::run_as::invoker().0 == 0
     }
 
     fn me() -> (u32, u32) {
-        fs::metadata("/proc/self").map_or((0, 0), |m| (m.uid(), m.gid()))
+        crate::broker::run_as::invoker()
     }
 
     fn identity(dir: &Path) -> Identity {

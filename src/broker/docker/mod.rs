@@ -399,8 +399,7 @@ pub fn split_reference(image: &str) -> (&str, Option<&str>) {
 }
 
 fn default_endpoints() -> Vec<String> {
-    let uid =
-        std::fs::metadata("/proc/self").map_or(0, |m| std::os::unix::fs::MetadataExt::uid(&m));
+    let uid = rustix::process::getuid().as_raw();
     endpoints_for(std::env::var_os("XDG_RUNTIME_DIR").as_deref(), uid)
 }
 
