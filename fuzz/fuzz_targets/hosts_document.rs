@@ -91,7 +91,7 @@ fn address(ip: &Ip, doc: &Document) -> IpAddr {
         Ip::V4(o) => IpAddr::V4(Ipv4Addr::from(*o)),
         Ip::V6(o) => IpAddr::V6(Ipv6Addr::from(*o)),
         Ip::FromFile(n) => {
-            let ips: Vec<IpAddr> = doc.lines().filter_map(|l| l.entry()).map(|e| e.ip).collect();
+            let ips: Vec<IpAddr> = doc.lines().filter_map(|l| Document::entry(&l)).map(|e| e.ip).collect();
             ips.get(usize::from(*n) % ips.len().max(1))
                 .copied()
                 .unwrap_or(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
