@@ -372,6 +372,22 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `value` as one word of a shell command: as it is when it holds only
+/// characters no shell treats specially, else in single quotes. Every value
+/// in a command printed for the user to run goes through this, so a
+/// certificate's CN or a path cannot add a second command.
+pub fn shell_word(value: &str) -> Cow<'_, str> {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(format!("'{}'", value.replace('\'', "'\\''")))
+    }
+}
+
 /// `2d 4h`, `3h 12m`, `45s`: a duration the way people read expiry times.
 pub fn human_duration(seconds: i64) -> String {
     let s = seconds.unsigned_abs();
@@ -404,6 +420,16 @@ mod tests {
         assert_eq!(sanitize("a\x1b[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(sanitize("tab\there"), "tab\\there");
         assert_eq!(sanitize("two\nlines"), "two\nlines");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word("/opt/wott/mosquitto"), "/opt/wott/mosquitto");
+        assert_eq!(shell_word("a.d.wott.local"), "a.d.wott.local");
+        assert_eq!(shell_word("my dir"), "'my dir'");
+        assert_eq!(shell_word("a;touch${IFS}/tmp/x;"), "'a;touch${IFS}/tmp/x;'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 
     #[test]

@@ -13,8 +13,9 @@ use super::config::{self, ServerDir};
 use super::docker::{Container, CreateRequest, Engine, StartError};
 use super::ready;
 use super::server_dir::{FileChange, absolute, check_broker_can_read, write_files};
+use super::sighup::{self, Reloaded, Target};
 use super::stage::{self, Staged};
-use super::watch::{Ready, reload_and_confirm, wait_ready};
+use super::watch::{Ready, wait_ready};
 use super::{BrokerError, CONTAINER_PORT, ContainerSpec, Context, LABEL_CONFIG_HASH};
 use crate::identity::Identity;
 use crate::output::{Output, sanitize};
@@ -398,7 +399,16 @@ impl Up<'_> {
                 out.note(&format!(
                     "the certificates changed: reloading the broker in {name}"
                 ));
-                reload_and_confirm(&self.engine, &id).await?;
+                let target = Target {
+                    id: &id,
+                    name,
+                    server_dir: self.server_dir.path(),
+                };
+                if sighup::reload(&self.engine, target).await? == Reloaded::NotConfirmed {
+                    out.warn(&format!(
+                        "{name} did not log \"Reloading config.\" within 3 s after SIGHUP"
+                    ));
+                }
                 id
             }
             Todo::Nothing(id) => id,

@@ -291,6 +291,16 @@ fn container_rows(s: &mut String, r: &StatusReport, c: &broker::docker::Containe
 
 /// Why the broker's last run failed, and the notes of `server status`.
 fn problems(s: &mut String, p: Paint, r: &StatusReport) {
+    if let Some(lines) = &r.acl_open {
+        let _ = writeln!(
+            s,
+            "{} the broker enforces NO ACL: its last reload failed to load permissions.acl, so every device may read and write every topic",
+            p.bad("✗")
+        );
+        for line in lines {
+            let _ = writeln!(s, "  | {}", sanitize(line));
+        }
+    }
     if let Some(crash) = &r.crash {
         let _ = writeln!(
             s,

@@ -118,6 +118,9 @@ pub fn server(
     let acl_changed = grants.iter().any(|g| g.changed);
     let reloaded = if acl_changed && !answers.up.dry_run {
         broker::reload_after_acl_edit(&acl_file)?
+            .into_iter()
+            .map(|a| a.container)
+            .collect()
     } else {
         Vec::new()
     };
