@@ -62,12 +62,7 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
     };
     // Before anything changes: a reload with a broken ACL would open the broker.
     sighup::check_acl(target)?;
-    let staged = stage::stage(
-        &identity,
-        &server_dir.certs_dir(),
-        spec.run_as.owner(),
-        opts.dry_run,
-    )?;
+    let staged = stage::stage(&identity, server_dir.path(), spec.run_as, opts.dry_run)?;
     let mut report = ReloadReport {
         changed: staged.is_changed(),
         dry_run: opts.dry_run,

@@ -50,6 +50,17 @@ impl RunAs {
         }
     }
 
+    /// The mode and owner of the staged certificates' folder. Staged by
+    /// root for the image's user: root's, readable by group 1883 only, so
+    /// that uid 1883 reads the copies but cannot create, rename or link
+    /// anything in it. For a user broker: that user's own, 0700.
+    pub fn certs_dir(self) -> (u32, (u32, u32)) {
+        match self {
+            RunAs::Image => (0o750, (0, MOSQUITTO_UID)),
+            RunAs::User { uid, gid } => (0o700, (uid, gid)),
+        }
+    }
+
     /// The container's `User`, or `None` for the image's default.
     pub fn container_user(self) -> Option<String> {
         match self {

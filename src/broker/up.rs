@@ -122,8 +122,8 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerE
     let files = write_files(&run.server_dir, run.spec, opts.dry_run)?;
     let staged = stage::stage(
         &run.identity,
-        &run.server_dir.certs_dir(),
-        run.spec.run_as.owner(),
+        run.server_dir.path(),
+        run.spec.run_as,
         opts.dry_run,
     )?;
     run.clock.lap("files written, certificates staged");
