@@ -155,6 +155,13 @@ pub enum BrokerError {
         acl_file: PathBuf,
         server_dir: PathBuf,
     },
+    #[error("refusing the server dir: {} {reason} (owner uid {uid}, mode {mode:04o})", path.display())]
+    UntrustedServerDir {
+        path: PathBuf,
+        uid: u32,
+        mode: u32,
+        reason: String,
+    },
     #[error("cannot write to stdout: {0}")]
     Stdout(String),
     #[error("refusing to purge {}: it holds no mosquitto.conf written by wott-mqtt", dir.display())]
@@ -197,6 +204,7 @@ impl Diagnose for BrokerError {
             | BrokerError::StagedInvalid { .. }
             | BrokerError::NotReadableByBroker { .. }
             | BrokerError::PurgeRefused { .. }
+            | BrokerError::UntrustedServerDir { .. }
             | BrokerError::Stdout(_) => files_hint(self),
             BrokerError::ReloadWithheld { .. } | BrokerError::RunningOpen { .. } => acl_hint(self),
             _ => container_hint(self),
@@ -326,6 +334,15 @@ fn files_hint(error: &BrokerError) -> Option<String> {
             "check --server-dir; remove the folder by hand if you really mean it".into()
         }
 
+        BrokerError::UntrustedServerDir { path, reason, .. } if reason.contains("symbolic link") => format!(
+            "remove the link (`sudo rm {}`) and run the command again: wott-mqtt writes this file itself",
+            shell_word(&path.display().to_string())
+        ),
+        BrokerError::UntrustedServerDir { path, .. } => format!(
+            "root writes the server dir and hands it to the broker, so only root may control it and every folder above it: \
+             `sudo chown root:root {p} && sudo chmod go-w {p}` if that is right, or choose another --server-dir",
+            p = shell_word(&path.display().to_string())
+        ),
         _ => return None,
     })
 }

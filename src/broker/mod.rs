@@ -139,10 +139,10 @@ impl ContainerSpec {
     }
 
     /// The folders of the server dir Mosquitto writes to, which its user must own.
-    fn writable_dirs(&self, server_dir: &ServerDir) -> Vec<PathBuf> {
+    fn writable_dirs(&self) -> Vec<&'static str> {
         match self.run_as {
-            RunAs::Image => vec![server_dir.data_dir()],
-            RunAs::User { .. } => vec![server_dir.data_dir(), server_dir.log_dir()],
+            RunAs::Image => vec![config::DATA_SUBDIR],
+            RunAs::User { .. } => vec![config::DATA_SUBDIR, config::LOG_SUBDIR],
         }
     }
 }
@@ -261,6 +261,6 @@ mod tests {
                 "/mosquitto/log"
             ]
         );
-        assert_eq!(user.writable_dirs(&dir).len(), 2);
+        assert_eq!(user.writable_dirs().len(), 2);
     }
 }

@@ -12,7 +12,7 @@ use super::docker::Engine;
 use super::down::is_managed_dir;
 use super::ready::Served;
 use super::running::{check_mounts, running_managed, spec_of};
-use super::server_dir::absolute;
+use super::server_dir::{absolute, trust};
 use super::sighup::{self, Reloaded, Target};
 use super::stage::{self, Staged};
 use super::watch::wait_ready;
@@ -60,8 +60,10 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
         name: &opts.name,
         server_dir: server_dir.path(),
     };
-    // Before anything changes: a reload with a broken ACL would open the broker.
+    // Before anything changes: a reload with a broken ACL would open the
+    // broker, and root stages into this folder.
     sighup::check_acl(target)?;
+    trust(server_dir.path(), true)?;
     let staged = stage::stage(&identity, server_dir.path(), spec.run_as, opts.dry_run)?;
     let mut report = ReloadReport {
         changed: staged.is_changed(),
