@@ -13,11 +13,14 @@ use serde_json::Value;
 use support::server::{Server, owner_and_mode};
 use support::{DeviceRequest, docker, snapshot};
 
-/// The server dir's files, without the broker's persistence (it saves on stop).
+/// The server dir's files, without what the broker writes itself: its
+/// persistence (it saves on stop) and its log.
 fn config_files(server: &Server) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     snapshot(&server.dir())
         .into_iter()
-        .filter(|(path, _)| !path.starts_with(server.path("data")))
+        .filter(|(path, _)| {
+            !path.starts_with(server.path("data")) && !path.starts_with(server.path("log"))
+        })
         .collect()
 }
 

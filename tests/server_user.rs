@@ -126,7 +126,11 @@ fn a_docker_group_user_runs_the_broker_as_themselves_and_root_takes_it_back() {
     let root = server.up().arg("--json").run();
     root.success();
     assert_eq!(actions(&root.json()), ["remove", "create"]);
-    assert_eq!(server.inspect("{{.Config.User}}").as_deref(), Some(""));
+    assert_eq!(
+        server.inspect("{{.Config.User}}").as_deref(),
+        Some("1883:1883"),
+        "Mosquitto never runs as root in the container"
+    );
     assert_eq!(
         owner_and_mode(&server.path("certs/client.key")),
         (1883, 0o600)

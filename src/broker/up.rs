@@ -381,6 +381,7 @@ impl Up<'_> {
                         container_port: CONTAINER_PORT,
                         mounts: spec.mounts(&self.server_dir),
                         user: spec.run_as.container_user(),
+                        limits: spec.limits,
                         labels: spec.labels(self.server_dir.path(), hash.unwrap_or_default()),
                     })
                     .await?;
@@ -593,6 +594,9 @@ mod tests {
             started_at: None,
             restart_count: 0,
             ports: Vec::new(),
+            memory: 0,
+            pids_limit: 0,
+            hardened: true,
         }
     }
 

@@ -30,7 +30,9 @@ use serde::Serialize;
 
 use crate::acl::{self, Access};
 use crate::broker::docker::Engine;
-use crate::broker::{self, BrokerError, ContainerSpec, Context, DownOptions, RunAs, UpOptions};
+use crate::broker::{
+    self, BrokerError, ContainerSpec, Context, DownOptions, Limits, RunAs, UpOptions,
+};
 use crate::check::{self, Expect, Host, Plan, Subscription, Target, Until};
 use crate::diagnose::Diagnose;
 use crate::error::Error;
@@ -412,6 +414,7 @@ impl<'a> Demo<'a> {
                     bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
                     port: self.report.port,
                     run_as: self.report.run_as,
+                    limits: Limits::default(),
                 },
                 replace: false,
                 dry_run: false,

@@ -32,6 +32,10 @@ pub(crate) fn up_options(args: ServerUpArgs) -> UpOptions {
             bind: args.bind,
             port: args.port,
             run_as: broker::RunAs::for_invoker(),
+            limits: broker::Limits {
+                memory: args.memory,
+                pids: args.pids_limit,
+            },
         },
         replace: args.replace,
         dry_run: args.dry_run,
