@@ -1,7 +1,7 @@
 //! The edit lock and the atomic write under it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -153,14 +153,46 @@ impl Locked {
         }
     }
 
+    /// Overwrites the file where it is (its directory entry cannot be
+    /// replaced). The space for the new content is reserved before a byte
+    /// changes, so a full disk stops it with the file as it was; a write
+    /// that fails anyway puts the old content back.
     fn write_in_place(&self, bytes: &[u8]) -> Result<(), FileError> {
-        let result = (|| {
-            let mut file = OpenOptions::new().write(true).open(&self.target)?;
-            file.write_all(bytes)?;
-            file.set_len(bytes.len() as u64)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.target)
+            .map_err(|e| self.write_error(e))?;
+        let mut old = Vec::new();
+        file.read_to_end(&mut old)
+            .map_err(|e| self.write_error(e))?;
+        if bytes.len() > old.len() {
+            match rustix::fs::fallocate(
+                &file,
+                rustix::fs::FallocateFlags::KEEP_SIZE,
+                0,
+                bytes.len() as u64,
+            ) {
+                Ok(()) => {}
+                // A filesystem that cannot reserve: the restore below is all there is.
+                Err(Errno::OPNOTSUPP) => {}
+                Err(e) => return Err(self.write_error(e.into())),
+            }
+        }
+        let overwrite = |file: &mut File, content: &[u8]| -> io::Result<()> {
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(content)?;
+            file.set_len(content.len() as u64)?;
             file.sync_all()
-        })();
-        result.map_err(|e| self.write_error(e))
+        };
+        match overwrite(&mut file, bytes) {
+            Ok(()) => Ok(()),
+            Err(source) => Err(FileError::InPlace {
+                path: self.shown.clone(),
+                source,
+                restored: overwrite(&mut file, &old).is_ok(),
+            }),
+        }
     }
 
     fn temp_prefix(&self) -> String {
