@@ -27,6 +27,13 @@ pub enum FileError {
     MissingFolder { path: PathBuf, dir: PathBuf },
     #[error("cannot lock {} for editing: {source}", path.display())]
     Lock { path: PathBuf, source: io::Error },
+    /// Another process held the folder's lock longer than the deadline.
+    #[error("cannot lock {} for editing: something has held the lock on {} for {seconds:.0} s", path.display(), dir.display())]
+    LockTimeout {
+        path: PathBuf,
+        dir: PathBuf,
+        seconds: f64,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
     /// Overwriting the file where it is failed half-way (after the space
@@ -62,7 +69,8 @@ impl FileError {
             | FileError::DanglingSymlink { .. }
             | FileError::SymlinkLoop { .. }
             | FileError::NotRegular { .. }
-            | FileError::MissingFolder { .. } => None,
+            | FileError::MissingFolder { .. }
+            | FileError::LockTimeout { .. } => None,
         }
     }
 
@@ -91,6 +99,7 @@ impl FileError {
             | FileError::NotRegular { path, .. }
             | FileError::MissingFolder { path, .. }
             | FileError::Lock { path, .. }
+            | FileError::LockTimeout { path, .. }
             | FileError::Write { path, .. }
             | FileError::InPlace { path, .. } => path,
         }
@@ -123,6 +132,13 @@ impl Diagnose for FileError {
                      which would destroy a device or a FIFO"
                         .into(),
                 );
+            }
+            FileError::LockTimeout { dir, .. } => {
+                let dir = crate::output::shell_word(&dir.display().to_string()).into_owned();
+                return Some(format!(
+                    "find what holds it with `fuser -v {dir}` (or `lsof {dir}`) and stop it, then run the command again; \
+                     WOTT_MQTT_LOCK_TIMEOUT=SECONDS waits longer (the file was not changed)"
+                ));
             }
             FileError::MissingFolder { dir, .. } => {
                 return Some(format!(

@@ -4,6 +4,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
@@ -34,16 +36,89 @@ pub struct Locked {
 /// Only a regular file (or a path where one can be created) can be edited:
 /// a device, FIFO or socket is refused before anything opens it.
 pub fn lock(path: &Path) -> Result<Locked, FileError> {
+    lock_within(path, lock_timeout())
+}
+
+/// How long an edit waits for the lock: `WOTT_MQTT_LOCK_TIMEOUT` seconds,
+/// else five minutes. Any user who may open the folder can hold its lock, so
+/// the wait must end.
+fn lock_timeout() -> Duration {
+    std::env::var("WOTT_MQTT_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(Duration::from_secs(300), Duration::from_secs_f64)
+}
+
+/// Who hears that an edit waits for its lock; set once by the binary (a
+/// line on stderr, unless `-q`).
+static WAITING: OnceLock<Box<dyn Fn(&str) + Send + Sync>> = OnceLock::new();
+
+/// Makes [`lock`] say `notice` lines while it waits.
+pub fn on_waiting(notice: impl Fn(&str) + Send + Sync + 'static) {
+    let _ = WAITING.set(Box::new(notice));
+}
+
+/// Takes the lock on `dir`, waiting at most `timeout`; says so after a
+/// second. The wait is the kernel's (a blocking `flock` on a second handle
+/// of the same open folder, in a thread), so waiters queue as before; the
+/// deadline only ends the wait.
+fn wait_for_lock_within(
+    dir_file: &File,
+    dir: &Path,
+    path: &Path,
+    timeout: Duration,
+) -> Result<(), FileError> {
+    let lock_error = |source| FileError::Lock {
+        path: path.to_path_buf(),
+        source,
+    };
+    match dir_file.try_lock() {
+        Ok(()) => return Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        Err(std::fs::TryLockError::Error(source)) => return Err(lock_error(source)),
+    }
+    // The same open folder: a lock taken through it is ours.
+    let handle = dir_file.try_clone().map_err(lock_error)?;
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(handle.lock());
+    });
+    let started = Instant::now();
+    let first = Duration::from_secs(1).min(timeout);
+    let result = match waited.recv_timeout(first) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            if let Some(notice) = WAITING.get() {
+                notice(&format!(
+                    "waiting for the edit lock on {} (another process holds it; giving up after {:.0} s)",
+                    dir.display(),
+                    timeout.as_secs_f64()
+                ));
+            }
+            waited.recv_timeout(timeout.saturating_sub(started.elapsed()))
+        }
+        other => other,
+    };
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(lock_error(source)),
+        Err(_) => Err(FileError::LockTimeout {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            seconds: timeout.as_secs_f64(),
+        }),
+    }
+}
+
+/// [`lock`] with its own deadline.
+fn lock_within(path: &Path, timeout: Duration) -> Result<Locked, FileError> {
     let target = resolve(path)?;
     let dir = parent_dir(&target);
     let dir_file = File::open(dir).map_err(|source| FileError::Lock {
         path: path.to_path_buf(),
         source,
     })?;
-    dir_file.lock().map_err(|source| FileError::Lock {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    wait_for_lock_within(&dir_file, dir, path, timeout)?;
     let locked = Locked {
         target,
         shown: path.to_path_buf(),

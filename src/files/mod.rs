@@ -30,7 +30,7 @@ use rustix::io::Errno;
 
 pub use content::{Piece, materialize};
 pub use error::FileError;
-pub use lock::{Locked, WriteMethod, lock};
+pub use lock::{Locked, WriteMethod, lock, on_waiting};
 pub use update::{Edit, PieceEdit, UpdateOptions, unified_diff, update, update_pieces};
 
 /// Reads a whole file, or `None` when it does not exist.
