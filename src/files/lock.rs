@@ -52,7 +52,10 @@ fn lock_timeout() -> Duration {
 
 /// Who hears that an edit waits for its lock; set once by the binary (a
 /// line on stderr, unless `-q`).
-static WAITING: OnceLock<Box<dyn Fn(&str) + Send + Sync>> = OnceLock::new();
+static WAITING: OnceLock<Notice> = OnceLock::new();
+
+/// A line for the user.
+type Notice = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Makes [`lock`] say `notice` lines while it waits.
 pub fn on_waiting(notice: impl Fn(&str) + Send + Sync + 'static) {
