@@ -56,6 +56,18 @@ pub enum IdentityError {
         kind: io::ErrorKind,
         reason: String,
     },
+    #[error("{} is {kind}, not a file (the device's {})", path.display(), role.noun())]
+    NotAFile {
+        path: PathBuf,
+        role: Role,
+        kind: &'static str,
+    },
+    #[error("{} is larger than {limit} bytes: not the device's {}", path.display(), role.noun())]
+    TooLarge {
+        path: PathBuf,
+        role: Role,
+        limit: u64,
+    },
     #[error("{} is empty", path.display())]
     Empty { path: PathBuf, role: Role },
     #[error("{} is not PEM: no {} line found", path.display(), role.expected_header())]
@@ -129,6 +141,11 @@ impl Diagnose for IdentityError {
             IdentityError::Missing { .. } => "enroll the device with `sudo wott-agent`, \
                  or point --cert-dir / CERT_PATH at the folder that holds the agent's client.crt, client.key and ca.crt"
                 .into(),
+            IdentityError::NotAFile { .. } | IdentityError::TooLarge { .. } => {
+                "the agent writes its certificates and key as small PEM files; point --cert-dir / CERT_PATH \
+                 at the agent's folder, or re-run `sudo wott-agent` to write them again"
+                    .into()
+            }
             IdentityError::Empty { .. } => {
                 "the agent may have been interrupted while writing it (or the disk was full); re-run `sudo wott-agent`".into()
             }
