@@ -14,6 +14,7 @@ use rustls::pki_types::{
 
 use super::error::AGENT_RENEW;
 use super::*;
+use crate::names::{DeviceId, NameError};
 
 /// The most an identity file may hold: the agent's are a few kilobytes.
 pub const MAX_IDENTITY_FILE: u64 = 1 << 20;
@@ -155,10 +156,19 @@ pub fn load_certificate(path: &Path) -> Result<LoadedCert, IdentityError> {
     let mut certs = read_certificates(path, Role::Certificate)?;
     let count = certs.len();
     let (der, info) = certs.swap_remove(0);
-    if info.common_name.is_none() {
+    let Some(cn) = &info.common_name else {
         return Err(IdentityError::NoCommonName {
             path: path.to_path_buf(),
             subject: info.subject,
+        });
+    };
+    // The device ID goes into terminals, hosts entries, ACL lines and
+    // printed commands: once here, it is a DNS name or the identity is refused.
+    if let Err(NameError::DeviceId { reason, .. }) = DeviceId::new(cn) {
+        return Err(IdentityError::InvalidCommonName {
+            path: path.to_path_buf(),
+            common_name: cn.escape_debug().take(120).collect(),
+            reason,
         });
     }
     Ok(LoadedCert {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::broker::{self, Action, DownReport, FileChange, ReloadReport, StatusReport, UpReport};
-use crate::output::{Human, Paint, human_duration, sanitize};
+use crate::output::{Human, Paint, human_duration, sanitize, sanitize_field};
 
 /// `server logs --json`; printed as it arrives otherwise.
 #[derive(Debug, Serialize)]
@@ -23,7 +23,7 @@ impl Human for LogLines {
 }
 
 pub(super) fn row(s: &mut String, label: &str, value: &str) {
-    let _ = writeln!(s, "  {label:<12}{}", sanitize(value));
+    let _ = writeln!(s, "  {label:<12}{}", sanitize_field(value));
 }
 
 pub(super) fn file_lines(s: &mut String, files: &[FileChange], dry_run: bool) {
