@@ -210,6 +210,9 @@ impl Locked {
                 }
             }
             file.set_permissions(fs::Permissions::from_mode(mode))?;
+            if owner.is_some() {
+                copy_xattrs(&self.target, &file)?;
+            }
             content.write_to(&mut file)?;
             file.sync_all()?;
             fs::rename(&temp, &self.target)
@@ -223,7 +226,8 @@ impl Locked {
                 let _ = fs::remove_file(&temp);
                 match Errno::from_io_error(&e) {
                     // EBUSY: the file is a mount point (container /etc/hosts).
-                    // EPERM from fchown: we may not give the copy the original owner.
+                    // EPERM from fchown or fsetxattr: we may not give the copy
+                    // the original's owner or attributes; in place keeps them.
                     Some(Errno::BUSY | Errno::PERM) => Err(Fallback::InPlace),
                     _ => Err(Fallback::Fail(self.write_error(e))),
                 }
@@ -325,6 +329,35 @@ impl Locked {
             other => other,
         }
     }
+}
+
+/// Gives `to` every extended attribute of the file at `from`: an SELinux
+/// label, a POSIX ACL, `user.*` attributes. A new file replacing the old
+/// one by rename would lose them otherwise.
+fn copy_xattrs(from: &Path, to: &File) -> io::Result<()> {
+    let size = match rustix::fs::listxattr_query(from) {
+        Ok(size) => size,
+        Err(Errno::NOTSUP) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if size == 0 {
+        return Ok(());
+    }
+    let mut names = vec![0u8; size];
+    let len = rustix::fs::listxattr(from, &mut names[..])?;
+    for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
+        let size = rustix::fs::getxattr_query(from, name.as_c_str())?;
+        let mut value = vec![0u8; size];
+        let len = rustix::fs::getxattr(from, name.as_c_str(), &mut value[..])?;
+        rustix::fs::fsetxattr(
+            to,
+            name.as_c_str(),
+            &value[..len],
+            rustix::fs::XattrFlags::empty(),
+        )?;
+    }
+    Ok(())
 }
 
 pub(super) enum Fallback {
