@@ -21,7 +21,16 @@ fn sub(identity: &support::DeviceIdentity, dir: &std::path::Path, port: u16, id:
     identity.write_to(dir).unwrap();
     let path = |name: &str| dir.join(name).display().to_string();
     Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "x", "-i", id])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "x",
+            "-i",
+            id,
+        ])
         .args(["--cafile", &path("ca.crt"), "--cert", &path("client.crt")])
         .args(["--key", &path("client.key")])
         .stdout(Stdio::null())
@@ -71,8 +80,18 @@ fn another_device_with_the_same_client_id_takes_the_session_over() {
     // `check` connects with a fresh random client ID: it takes nobody's session.
     let run = wott()
         .cert_dir(&fixture.dir())
-        .args(["check", "--server", "127.0.0.1", "--port", &broker.port.to_string(), "--json"])
+        .args([
+            "check",
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &broker.port.to_string(),
+            "--json",
+        ])
         .run();
-    let id = run.json()["client_id"].as_str().unwrap_or_default().to_string();
+    let id = run.json()["client_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(id.starts_with("wott-check-") && id.len() == 23, "{id:?}");
 }
