@@ -86,9 +86,14 @@ pub(super) async fn wait_ready(
             Err(failure) => failure.message(),
         };
         let container = engine.existing(id, name).await?;
-        // A restart alone may be the one that fixes it (after a reload); a
-        // container seen exited or waiting to restart has failed.
-        if !container.running || container.restarting {
+        // A restart alone may be the one that fixes it (after a reload), and
+        // a broker killed just before we looked comes back by the restart
+        // policy: one restart gets a few seconds. A container seen exited,
+        // or restarting again, has failed.
+        let one_restart = container.restart_count <= baseline + 1
+            && started.elapsed() < RESTART_GRACE
+            && (container.running || container.restarting);
+        if (!container.running || container.restarting) && !one_restart {
             return Err(crashed(engine, &container, baseline).await);
         }
         if started.elapsed() >= timeout {
@@ -103,6 +108,10 @@ pub(super) async fn wait_ready(
         last,
     })
 }
+
+/// How long a broker that restarts once (killed just before `up` looked)
+/// has to come back before it is judged to crash.
+const RESTART_GRACE: Duration = Duration::from_secs(3);
 
 /// The longest pause between attempts: short, because a broker that starts
 /// in half a second should not be reported ready a quarter second late.
