@@ -28,7 +28,7 @@ pub mod sighup;
 pub mod stage;
 mod status;
 mod up;
-mod watch;
+mod wait;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

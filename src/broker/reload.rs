@@ -15,7 +15,7 @@ use super::running::{check_mounts, running_managed, spec_of};
 use super::server_dir::{absolute, trust};
 use super::sighup::{self, Reloaded, Target};
 use super::stage::{self, Staged};
-use super::watch::wait_ready;
+use super::wait::wait_ready;
 use super::{BrokerError, LABEL_MANAGED_BY, LABEL_SERVER_DIR, MANAGED_BY};
 use crate::identity::Identity;
 use crate::output::sanitize;

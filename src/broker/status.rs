@@ -16,7 +16,7 @@ use super::ready::{self, Served};
 use super::running::spec_of;
 use super::server_dir::absolute;
 use super::sighup;
-use super::watch::probe_address;
+use super::wait::probe_address;
 use super::{BrokerError, ContainerSpec, LABEL_CONFIG_HASH, LABEL_SERVER_DIR};
 use crate::identity::{self, CertInfo, Identity, Timestamp};
 

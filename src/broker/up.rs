@@ -15,7 +15,7 @@ use super::ready;
 use super::server_dir::{FileChange, absolute, check_broker_can_read, write_files};
 use super::sighup::{self, Reloaded, Target};
 use super::stage::{self, Staged};
-use super::watch::{Ready, wait_ready};
+use super::wait::{Ready, wait_ready};
 use super::{BrokerError, CONTAINER_PORT, ContainerSpec, Context, LABEL_CONFIG_HASH};
 use crate::identity::Identity;
 use crate::output::{Output, sanitize};
@@ -465,7 +465,7 @@ fn decide(existing: Option<Container>, hash: Option<&str>, certs_changed: bool) 
 /// it is judged not to answer.
 async fn answers(identity: &Identity, spec: &ContainerSpec) -> bool {
     const GRACE: Duration = Duration::from_secs(3);
-    let address = super::watch::probe_address(spec.bind);
+    let address = super::wait::probe_address(spec.bind);
     let deadline = Instant::now() + GRACE;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
