@@ -363,8 +363,7 @@ fn invalid_topics_are_refused_and_the_file_is_untouched() {
 
 #[test]
 fn a_file_the_user_may_not_write_is_left_alone_with_a_sudo_hint() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root to run as another user");
+    if !support::root_available("to run as another user") {
         return;
     }
     let acl = Acl::new(ORIGINAL);

@@ -341,8 +341,7 @@ fn a_key_from_another_certificate_is_an_identity_error() {
 
 #[test]
 fn an_unreadable_key_says_to_use_sudo() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root to run the binary as another user");
+    if !support::root_available("to run the binary as another user") {
         return;
     }
     let ca = Authority::new("CA").unwrap();
@@ -469,8 +468,10 @@ fn nothing_listening_names_server_status_and_the_port_slip() {
 #[test]
 fn port_8333_is_called_out_as_the_tutorial_slip() {
     let d = Devices::new();
-    if std::net::TcpStream::connect(("127.0.0.1", 8333)).is_ok() {
-        eprintln!("SKIPPED: something listens on 127.0.0.1:8333");
+    if support::skip_without(
+        "port 8333 on 127.0.0.1 with nothing listening",
+        std::net::TcpStream::connect(("127.0.0.1", 8333)).is_err(),
+    ) {
         return;
     }
     d.check(8333)

@@ -106,7 +106,7 @@ fn a_container_we_did_not_create_is_refused_without_replace() {
     }
     let server = Server::new("clash");
     let out = Command::new("docker")
-        .args(["create", "--name", &server.name, &server.image])
+        .args(["create", "--name", &server.name, server.image()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -115,7 +115,7 @@ fn a_container_we_did_not_create_is_refused_without_replace() {
     server.up().run().code(1).error(
         &format!(
             "a container named {} already exists and wott-mqtt did not create it (image {}, created)",
-            server.name, server.image
+            server.name, server.image()
         ),
         "pass --replace",
     );
@@ -159,7 +159,7 @@ fn a_port_held_by_another_container_names_that_container() {
     let out = Command::new("docker")
         .args(["run", "-d", "--name", &other.0, "-p"])
         .arg(format!("127.0.0.1:{}:1883", server.port))
-        .arg(&server.image)
+        .arg(server.image())
         // Without -c, Mosquitto runs in local-only mode: it stays up.
         .arg("/usr/sbin/mosquitto")
         .output()
@@ -237,8 +237,7 @@ fn a_key_of_another_certificate_is_refused() {
 
 #[test]
 fn without_root_the_agents_key_cannot_be_read_and_sudo_is_suggested() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root to run a command as nobody");
+    if !support::root_available("to run a command as nobody") {
         return;
     }
     let server = Server::new("nobody");
