@@ -372,6 +372,20 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` as one shell word, for commands printed to be copied: as is when
+/// it is plain, else single-quoted.
+pub fn shell_word(text: &str) -> Cow<'_, str> {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c));
+    if plain {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(format!("'{}'", text.replace('\'', r"'\''")))
+    }
+}
+
 /// `2d 4h`, `3h 12m`, `45s`: a duration the way people read expiry times.
 pub fn human_duration(seconds: i64) -> String {
     let s = seconds.unsigned_abs();

@@ -212,7 +212,7 @@ fn an_edit_keeps_a_line_mosquitto_refuses_and_says_so() {
         "user a\n  # indented comment\ntopic read a\ntopic readwrite b\n"
     );
     let doc = acl.run(&["list", "--json"]).json();
-    assert_eq!(doc["exit_code"], 1);
+    assert_eq!(doc["exit_code"], 11);
     assert_eq!(doc["users"][0]["rules"][1]["filter"], "b");
 }
 
@@ -251,20 +251,69 @@ fn allow_self_uses_this_devices_id() {
 #[test]
 fn the_file_defaults_to_the_server_dir_and_follows_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    wott()
-        .args(["acl", "allow", D1, "a", "--server-dir"])
-        .arg(dir.path())
-        .run()
-        .success();
-    assert!(dir.path().join("permissions.acl").exists());
+    let grant = |line: &str| format!("user {D1}\ntopic readwrite {line}\n");
+    let allow = |topic: &str| {
+        wott()
+            .args(["acl", "allow", D1, topic, "--server-dir"])
+            .arg(dir.path())
+    };
+    let (default, env, flag) = (
+        dir.path().join("permissions.acl"),
+        dir.path().join("env.acl"),
+        dir.path().join("flag.acl"),
+    );
+    allow("a").run().success();
+    assert_eq!(fs::read_to_string(&default).unwrap(), grant("a"));
 
-    let other = dir.path().join("other.acl");
-    wott()
-        .args(["acl", "allow", D1, "a"])
-        .env("WOTT_MQTT_ACL_FILE", &other)
+    // The environment beats the server dir; --file (and --acl-file) beat the environment.
+    allow("b").env("WOTT_MQTT_ACL_FILE", &env).run().success();
+    assert_eq!(fs::read_to_string(&env).unwrap(), grant("b"));
+    allow("c")
+        .env("WOTT_MQTT_ACL_FILE", &env)
+        .arg("--file")
+        .arg(&flag)
         .run()
         .success();
-    assert!(other.exists());
+    assert_eq!(fs::read_to_string(&flag).unwrap(), grant("c"));
+    assert_eq!(fs::read_to_string(&env).unwrap(), grant("b"));
+    assert_eq!(fs::read_to_string(&default).unwrap(), grant("a"));
+}
+
+/// `WOTT_MQTT_ACL_FILE=` counts as unset, with or without --file, as every
+/// other path variable does (clap used to refuse the empty value).
+#[test]
+fn an_empty_acl_file_variable_counts_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("flag.acl");
+    for sub in [
+        &["allow", D1, "x"][..],
+        &["list"],
+        &["validate"],
+        &["check", D1, "x"],
+    ] {
+        wott()
+            .arg("acl")
+            .args(sub)
+            .arg("--file")
+            .arg(&flag)
+            .env("WOTT_MQTT_ACL_FILE", "")
+            .run()
+            .success();
+    }
+    assert_eq!(
+        fs::read_to_string(&flag).unwrap(),
+        format!("user {D1}\ntopic readwrite x\n")
+    );
+    wott()
+        .args(["acl", "allow", D1, "y", "--server-dir"])
+        .arg(dir.path())
+        .env("WOTT_MQTT_ACL_FILE", "")
+        .run()
+        .success();
+    assert_eq!(
+        fs::read_to_string(dir.path().join("permissions.acl")).unwrap(),
+        format!("user {D1}\ntopic readwrite y\n")
+    );
 }
 
 #[test]
@@ -381,8 +430,10 @@ fn a_file_the_user_may_not_write_is_left_alone_with_a_sudo_hint() {
         .args(["acl", "check", D1, "a", "--file"])
         .arg(acl.path())
         .run()
-        .code(1)
-        .error("cannot read", "sudo");
+        // Not 1, which would read as "denied".
+        .code(10)
+        .error("cannot read", "run the command with sudo");
+    assert_eq!(acl.bytes(), ORIGINAL.as_bytes());
 }
 
 // ------------------------------------------------------------------ revoke
@@ -435,10 +486,12 @@ fn revoke_of_an_unknown_grant_changes_nothing() {
         .stdout_has("unchanged:")
         .stderr_is_empty();
     assert_eq!(acl.bytes(), ORIGINAL.as_bytes());
-    Acl::empty()
+    let missing = Acl::empty();
+    missing
         .run(&["revoke", D1])
-        .code(1)
+        .code(9)
         .error("does not exist", "acl allow");
+    assert!(!missing.path().exists());
 }
 
 #[test]
@@ -628,29 +681,111 @@ fn check_refuses_a_filter_with_the_reason() {
         .error("invalid client ID", "--client-id");
 }
 
+/// `acl check` answers 0 (allowed) and 1 (denied), like grep; every error
+/// has a code of its own, at least 2 (docs/exit-codes.md), and a JSON
+/// document that says so. Nothing is ever written.
 #[test]
-fn check_refuses_a_file_mosquitto_would_refuse() {
-    let acl = Acl::new(format!("user {D1}\ntopic readwrite #\n  # indented\n"));
-    acl.run(&["check", D1, "a"])
-        .code(1)
-        .error(":3:", "acl validate")
-        .stderr_has("Mosquitto would refuse");
-    Acl::empty()
-        .run(&["check", D1, "a"])
-        .code(1)
-        .error("does not exist", "acl allow");
+fn check_errors_exit_with_their_own_codes_never_1() {
+    let case = |acl: &Acl, args: &[&str], code: i32, message: &str, hint: &str| {
+        let before = snapshot(acl.dir.path());
+        acl.run(args).code(code).error(message, hint);
+        let mut json_args = args.to_vec();
+        json_args.push("--json");
+        let run = acl.run(&json_args);
+        run.code(code);
+        let doc = run.json();
+        assert_eq!(doc["exit_code"], code, "{doc:#}");
+        assert!(
+            doc["error"]["message"].as_str().unwrap().contains(message),
+            "{doc:#}"
+        );
+        assert_eq!(snapshot(acl.dir.path()), before, "{args:?} changed a file");
+    };
+    // 9: the file does not exist (and is not created).
+    let missing = Acl::empty();
+    case(
+        &missing,
+        &["check", D1, "a"],
+        9,
+        "does not exist",
+        "acl allow",
+    );
+    assert!(!missing.path().exists());
+    // 10: it cannot be read: a directory, a dangling link.
+    let dir = Acl::empty();
+    fs::create_dir(dir.path()).unwrap();
+    case(
+        &dir,
+        &["check", D1, "a"],
+        10,
+        "is a directory",
+        "not of a directory",
+    );
+    let link = Acl::empty();
+    std::os::unix::fs::symlink("nowhere.acl", link.path()).unwrap();
+    case(
+        &link,
+        &["check", D1, "a"],
+        10,
+        "is a symbolic link to nowhere.acl",
+        "point the link",
+    );
+    assert_eq!(
+        fs::read_link(link.path()).unwrap(),
+        Path::new("nowhere.acl")
+    );
+    // 11: Mosquitto would refuse it, so its rules decide nothing.
+    let refused = Acl::new(format!("user {D1}\ntopic readwrite #\n  # indented\n"));
+    case(
+        &refused,
+        &["check", D1, "a"],
+        11,
+        "Mosquitto would refuse",
+        "acl validate",
+    );
+    assert_eq!(
+        refused.text(),
+        format!("user {D1}\ntopic readwrite #\n  # indented\n")
+    );
+    // 2: the command line; 3: `self` without an identity.
+    let acl = check_acl();
+    case(
+        &acl,
+        &["check", D1, "wott/#"],
+        2,
+        "needs a topic name",
+        "wott/temperature",
+    );
+    case(
+        &acl,
+        &["check", "self", "a", "--cert-dir", "/nonexistent"],
+        3,
+        "/nonexistent",
+        "--cert-dir",
+    );
+    // And the answers themselves.
+    acl.run(&["check", D1, "wott/temperature"]).code(0);
+    acl.run(&["check", D1, "wott/secret"]).code(1);
 }
 
 #[test]
-fn check_self() {
+fn check_self_checks_this_devices_id() {
     let fx = CertFixture::new();
     let acl = Acl::new(format!("user {}\ntopic read wott/#\n", fx.id()));
-    wott()
-        .args([
-            "acl", "check", "self", "wott/t", "--access", "read", "--file",
-        ])
-        .arg(acl.path())
-        .cert_dir(&fx.dir())
-        .run()
-        .success();
+    let check = |extra: &[&str]| {
+        wott()
+            .args([
+                "acl", "check", "self", "wott/t", "--access", "read", "--file",
+            ])
+            .arg(acl.path())
+            .args(extra)
+            .cert_dir(&fx.dir())
+            .run()
+    };
+    check(&[])
+        .success()
+        .stdout_has(&format!("{}'s own rule grants read on wott/t", fx.id()));
+    let doc = check(&["--json"]).json();
+    assert_eq!(doc["device_id"], fx.id());
+    assert_eq!(doc["checks"][0]["decided_by"]["line"], 2);
 }

@@ -397,9 +397,7 @@ fn as_docker_user(tmp: &Tmp) -> Option<support::Wott> {
     if !docker::available() {
         return None;
     }
-    let Some(group) = docker::socket_group_or_skip() else {
-        return None;
-    };
+    let group = docker::socket_group_or_skip()?;
     Some(
         wott_as(NOBODY, NOBODY, &[group])
             .env("TMPDIR", tmp.path())

@@ -231,6 +231,56 @@ fn remove_deletes_only_its_own_lines_and_warns_about_the_rest() {
     assert_eq!(f.read(), format!("10.0.0.7 mqtt {SERVER}\n"));
 }
 
+/// A dangling link, or a missing folder, is refused by `remove` exactly as
+/// by `add`: both decide under the lock, and neither touches the link.
+#[test]
+fn remove_and_add_give_the_same_answer_on_a_dangling_link_or_a_missing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("hosts");
+    std::os::unix::fs::symlink("gone", &link).unwrap();
+    let missing_folder = dir.path().join("no-such-dir/hosts");
+    for (path, message, hint) in [
+        (
+            &link,
+            format!(
+                "{} is a symbolic link to gone, which does not exist",
+                link.display()
+            ),
+            "point the link at an existing file",
+        ),
+        (
+            &missing_folder,
+            format!(
+                "the folder {} does not exist",
+                dir.path().join("no-such-dir").display()
+            ),
+            "create it first",
+        ),
+    ] {
+        let run = |args: &[&str]| {
+            wott()
+                .arg("hosts")
+                .args(args)
+                .arg("--hosts-file")
+                .arg(path)
+                .run()
+        };
+        let add = run(&["add", SERVER, "10.0.0.1"]);
+        add.code(1).error(&message, hint);
+        for remove in [&["remove", SERVER][..], &["remove", SERVER, "--dry-run"]] {
+            let run = run(remove);
+            run.code(1).error(&message, hint);
+            assert_eq!(run.stderr, add.stderr, "{remove:?}");
+        }
+    }
+    assert_eq!(fs::read_link(&link).unwrap(), PathBuf::from("gone"));
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing created"
+    );
+}
+
 #[test]
 fn a_missing_file_is_created_by_add_and_left_missing_by_remove() {
     let dir = tempfile::tempdir().unwrap();

@@ -41,6 +41,9 @@ pub const NEW_FILE_MODE: u32 = 0o644;
 pub enum AclError {
     #[error(transparent)]
     File(#[from] crate::files::FileError),
+    /// The file could not be read (for a command that only reads it).
+    #[error(transparent)]
+    Unreadable(crate::files::FileError),
     #[error("{} does not exist", path.display())]
     NotFound { path: PathBuf },
     #[error("Mosquitto would refuse {}:{line}: {message}", path.display())]
@@ -69,7 +72,7 @@ pub enum AclError {
 impl Diagnose for AclError {
     fn hint(&self) -> Option<String> {
         Some(match self {
-            AclError::File(e) => return e.hint(),
+            AclError::File(e) | AclError::Unreadable(e) => return e.hint(),
             AclError::NotFound { path } => format!(
                 "grant a first device with `wott-mqtt acl allow <DEVICE_ID> <TOPIC> --acl-file {}`, or pass the right --acl-file",
                 path.display()
@@ -93,11 +96,17 @@ impl Diagnose for AclError {
         })
     }
 
+    /// Reading commands answer with 0 and 1 (`acl check`: allowed, denied;
+    /// `acl validate`: accepted, refused), so a file they cannot use has a
+    /// code of its own.
     fn exit_code(&self) -> ExitCode {
         match self {
             AclError::File(e) => e.exit_code(),
             AclError::FilterNotTopic { .. } | AclError::ClientId { .. } => ExitCode::Usage,
-            _ => ExitCode::Failure,
+            AclError::NotFound { .. } => ExitCode::AclMissing,
+            AclError::Unreadable(_) | AclError::TooLarge { .. } => ExitCode::AclUnreadable,
+            AclError::Refused { .. } => ExitCode::AclRefused,
+            AclError::Invalid { .. } | AclError::NulByte { .. } => ExitCode::Failure,
         }
     }
 }

@@ -146,9 +146,11 @@ pub(super) fn check(config: &Config, file: &Path, args: &AclCheckArgs) -> Result
     }
     // Streamed: a 20,000-device file is never held in memory for a check.
     let username = device.as_str().as_bytes();
-    let scanned = Rules::scan(open(file)?, Some(username)).map_err(|source| FileError::Read {
-        path: file.to_path_buf(),
-        source,
+    let scanned = Rules::scan(open(file)?, Some(username)).map_err(|source| {
+        AclError::Unreadable(FileError::Read {
+            path: file.to_path_buf(),
+            source,
+        })
     })?;
     let rules = scanned.map_err(|refused| AclError::Refused {
         path: file.to_path_buf(),
