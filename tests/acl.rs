@@ -216,6 +216,29 @@ fn an_edit_keeps_a_line_mosquitto_refuses_and_says_so() {
     assert_eq!(doc["users"][0]["rules"][1]["filter"], "b");
 }
 
+/// Past a NUL byte Mosquitto reads nothing: a grant that would land there
+/// is refused and the file left as it was; one before it is written, with
+/// the warning every edit of a damaged file gets.
+#[test]
+fn allow_refuses_a_grant_past_a_nul_byte_and_writes_one_before_it() {
+    let original = format!("user {D1}\ntopic read a\nuser {D2}\ntopic read b\0x\n");
+    let acl = Acl::new(&original);
+    acl.run(&["allow", "other.d.wott.local", "c"])
+        .code(1)
+        .error(":4 contains a NUL byte", "remove the NUL byte");
+    assert_eq!(acl.bytes(), original.as_bytes());
+    acl.run(&["allow", D1, "c"])
+        .success()
+        .stderr_has("warning: ")
+        .stderr_has(":4: the line contains a NUL byte")
+        .stderr_lacks("would refuse");
+    assert_eq!(
+        acl.bytes(),
+        format!("user {D1}\ntopic read a\ntopic readwrite c\nuser {D2}\ntopic read b\0x\n")
+            .as_bytes()
+    );
+}
+
 #[test]
 fn allow_self_uses_this_devices_id() {
     let fx = CertFixture::new();

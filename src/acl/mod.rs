@@ -23,7 +23,7 @@ pub mod file;
 pub mod lint;
 pub mod topic;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use document::{Access, Document, Kind, Need};
 pub use eval::{Client, Reason, Rules, Section, Verdict};
@@ -46,14 +46,23 @@ pub enum AclError {
     Unreadable(crate::files::FileError),
     #[error("{} does not exist", path.display())]
     NotFound { path: PathBuf },
-    #[error("Mosquitto would refuse {}:{line}: {message}", path.display())]
+    /// The first line Mosquitto refuses, or the NUL byte's from which it
+    /// reads nothing (`ignores_rest`: it starts, with the lines before).
+    #[error("{}", refusal_message(path, *line, message, *ignores_rest))]
     Refused {
         path: PathBuf,
         line: usize,
         message: String,
+        ignores_rest: bool,
     },
-    #[error("{} has {errors} line(s) Mosquitto refuses", path.display())]
-    Invalid { path: PathBuf, errors: usize },
+    /// `acl validate`'s "no": `errors` lines are wrong; `ignored_from` is
+    /// the NUL byte's line when Mosquitto meets that one first.
+    #[error("{}", invalid_message(path, *errors, *ignored_from))]
+    Invalid {
+        path: PathBuf,
+        errors: usize,
+        ignored_from: Option<usize>,
+    },
     #[error(
         "`acl check` needs a topic name, not the filter {topic:?}: Mosquitto checks the topic of each message it delivers, never the SUBSCRIBE"
     )]
@@ -61,7 +70,7 @@ pub enum AclError {
     #[error("invalid client ID {value:?}: {reason}")]
     ClientId { value: String, reason: String },
     #[error(
-        "{}:{line} contains a NUL byte: Mosquitto ignores everything from there to the end of the file, so a grant written after it would never apply",
+        "{}:{line} contains a NUL byte: Mosquitto ignores that line and every line after it, so a grant written after it would never apply",
         path.display()
     )]
     NulByte { path: PathBuf, line: usize },
@@ -111,6 +120,31 @@ impl Diagnose for AclError {
     }
 }
 
+/// The lint code of a line with a NUL byte: Mosquitto starts with such a
+/// file, but ignores that line and every line after it.
+pub const NUL_BYTE: &str = "nul-byte";
+
+fn refusal_message(path: &Path, line: usize, message: &str, ignores_rest: bool) -> String {
+    if ignores_rest {
+        format!("{}:{line}: {message}", path.display())
+    } else {
+        format!(
+            "Mosquitto would refuse {}:{line}: {message}",
+            path.display()
+        )
+    }
+}
+
+fn invalid_message(path: &Path, errors: usize, ignored_from: Option<usize>) -> String {
+    match ignored_from {
+        Some(line) => format!(
+            "{} has {errors} line(s) in error: Mosquitto ignores it from line {line} on (a NUL byte)",
+            path.display()
+        ),
+        None => format!("{} has {errors} line(s) Mosquitto refuses", path.display()),
+    }
+}
+
 /// Checks a client ID as Mosquitto's CONNECT does: UTF-8 without control characters.
 pub fn check_client_id(value: &str) -> Result<(), AclError> {
     let fail = |reason: &str| AclError::ClientId {
@@ -134,19 +168,20 @@ pub fn check_client_id(value: &str) -> Result<(), AclError> {
 }
 
 /// Parses the bytes of the ACL file at `path`.
-pub fn parse<'a>(bytes: &'a [u8], path: &std::path::Path) -> Result<Document<'a>, AclError> {
+pub fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<Document<'a>, AclError> {
     Document::parse(bytes).map_err(|_| AclError::TooLarge {
         path: path.to_path_buf(),
     })
 }
 
 /// The first line Mosquitto refuses, as an error.
-pub fn refusal(doc: &Document, path: &std::path::Path) -> Option<AclError> {
+pub fn refusal(doc: &Document, path: &Path) -> Option<AclError> {
     let (index, invalid) = doc.first_invalid()?;
-    let (_, message) = lint::explain(doc, index, invalid);
+    let (code, message) = lint::explain(doc, index, invalid);
     Some(AclError::Refused {
         path: path.to_path_buf(),
         line: index + 1,
         message,
+        ignores_rest: code == NUL_BYTE,
     })
 }

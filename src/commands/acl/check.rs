@@ -152,10 +152,12 @@ pub(super) fn check(config: &Config, file: &Path, args: &AclCheckArgs) -> Result
             source,
         })
     })?;
+    // A NUL byte is no refusal, but past it Mosquitto reads nothing: no answer either.
     let rules = scanned.map_err(|refused| AclError::Refused {
         path: file.to_path_buf(),
         line: refused.line + 1,
         message: refused.message,
+        ignores_rest: refused.code == acl::NUL_BYTE,
     })?;
     let client = Client {
         username: Some(username),

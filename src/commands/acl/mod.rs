@@ -143,10 +143,14 @@ fn reloaded_lines(s: &mut String, p: Paint, reloaded: &[String]) {
 /// Says so when the file has lines Mosquitto refuses: the edit keeps them.
 fn warn_if_refused(config: &Config, file: &Path, refused: Option<&Refused>) {
     if let Some(refused) = refused {
+        let refusal = AclError::Refused {
+            path: file.to_path_buf(),
+            line: refused.line + 1,
+            message: refused.message.clone(),
+            ignores_rest: refused.code == acl::NUL_BYTE,
+        };
         config.output.warn(&sanitize(&format!(
-            "Mosquitto would refuse {}: {}; run `wott-mqtt acl validate` for details",
-            location(file, refused.line + 1),
-            refused.message
+            "{refusal}; run `wott-mqtt acl validate` for details"
         )));
     }
 }
