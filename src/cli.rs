@@ -121,6 +121,7 @@ pub enum Command {
     /// Exit codes: 0 passed, 3 local identity, 4 resolve, 5 TCP, 6 TLS,
     /// 7 MQTT CONNECT refused, 8 no message (ACL or publisher). See docs/check.md.
     #[command(display_order = 4)]
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     Check(CheckArgs),
 
     /// Grant, revoke and check access in Mosquitto's permissions.acl
@@ -259,10 +260,16 @@ pub enum HostsCommand {
     /// Remove the line wott-mqtt wrote for a server
     Remove(HostsRemoveArgs),
     /// Show the lines wott-mqtt manages and any other *.d.wott.local entries
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     List(HostsListArgs),
     /// Compare what the system resolver returns for a name with the hosts file
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     Check(HostsCheckArgs),
 }
+
+/// `--hosts-file` of the commands that only read it (`check`, `hosts list|check`).
+const READ_ONLY_HOSTS_FILE: &str =
+    "The hosts file to read; it is never written [default: /etc/hosts]";
 
 /// `--hosts-file`, for every command that reads or edits the hosts file.
 #[derive(Debug, Clone, Default, Args)]

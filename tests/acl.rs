@@ -665,7 +665,25 @@ fn check_uses_the_client_id_for_patterns() {
     let acl = check_acl();
     acl.run(&["check", D2, "clients/sensor-1/x", "--client-id", "sensor-1"])
         .success()
-        .stdout_has(":9  pattern readwrite clients/%c/#");
+        .stdout_has(":9  pattern readwrite clients/%c/#  → clients/sensor-1/#\n");
+    let doc = acl
+        .run(&[
+            "check",
+            D2,
+            "clients/sensor-1/x",
+            "--client-id",
+            "sensor-1",
+            "--json",
+        ])
+        .json();
+    let decided = &doc["checks"][0]["decided_by"];
+    assert_eq!(decided["text"], "pattern readwrite clients/%c/#");
+    assert_eq!(decided["filter"], "clients/sensor-1/#");
+    assert_eq!(decided["substituted"], true);
+    // A user's own line is shown as it is: nothing to substitute.
+    let doc = acl.run(&["check", D1, "wott/t", "--json"]).json();
+    assert_eq!(doc["checks"][0]["decided_by"]["filter"], "wott/#");
+    assert_eq!(doc["checks"][0]["decided_by"]["substituted"], false);
     acl.run(&["check", D2, "clients/sensor-1/x", "--client-id", "other"])
         .code(1);
     acl.run(&["check", D2, "clients/sensor-1/x"])
@@ -674,6 +692,27 @@ fn check_uses_the_client_id_for_patterns() {
     acl.run(&["check", D2, "clients/a/x", "--client-id", "x+y"])
         .code(1)
         .stdout_has("the client ID contains + or #");
+}
+
+/// docs/scaling.md's fleet pattern: the deciding line, and the filter it
+/// becomes for this device.
+#[test]
+fn check_shows_a_pattern_with_the_substitution_done() {
+    let acl = Acl::new("pattern write devices/%u/#\npattern read  commands/#\n");
+    acl.run(&[
+        "check",
+        D1,
+        &format!("devices/{D1}/temp"),
+        "--access",
+        "write",
+    ])
+    .success()
+    .stdout_has(&format!(
+        ":1  pattern write devices/%u/#  → devices/{D1}/#\n"
+    ));
+    acl.run(&["check", D1, "commands/reboot", "--access", "read"])
+        .success()
+        .stdout_has(":2  pattern read  commands/#\n");
 }
 
 #[test]

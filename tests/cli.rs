@@ -218,3 +218,59 @@ fn with_json_every_usage_error_is_one_json_document() {
         .success()
         .stdout_has("Usage: wott-mqtt check");
 }
+
+/// `--hosts-file`'s help says what each command does with the file, and the
+/// read-only commands leave it exactly as it was.
+#[test]
+fn hosts_file_help_says_read_only_where_the_command_only_reads() {
+    let help = |args: &[&str]| {
+        let run = wott().args(args).arg("--help").run();
+        run.success();
+        let text = run.stdout.clone();
+        let at = text.find("--hosts-file").expect("--hosts-file in the help");
+        text[at..]
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    for read_only in [&["check"][..], &["hosts", "list"], &["hosts", "check"]] {
+        assert_eq!(
+            help(read_only),
+            "The hosts file to read; it is never written [default: /etc/hosts]",
+            "{read_only:?}"
+        );
+    }
+    for edits in [
+        &["hosts", "add"][..],
+        &["hosts", "remove"],
+        &["setup", "client"],
+    ] {
+        assert_eq!(
+            help(edits),
+            "The hosts file to read and edit [default: /etc/hosts]",
+            "{edits:?}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    let text = "127.0.0.1 localhost\n192.0.2.7 a.d.wott.invalid # wott-mqtt\n";
+    std::fs::write(&hosts, text).unwrap();
+    let fx = CertFixture::new();
+    let before = support::snapshot(dir.path());
+    let modified = std::fs::metadata(&hosts).unwrap().modified().unwrap();
+    for args in [
+        &["check", "--server", "a.d.wott.invalid", "--hosts-file"][..],
+        &["hosts", "list", "--hosts-file"],
+        &["hosts", "check", "a.d.wott.invalid", "--hosts-file"],
+    ] {
+        wott().args(args).arg(&hosts).cert_dir(&fx.dir()).run();
+    }
+    assert_eq!(support::snapshot(dir.path()), before);
+    assert_eq!(
+        std::fs::metadata(&hosts).unwrap().modified().unwrap(),
+        modified
+    );
+}

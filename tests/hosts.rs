@@ -220,7 +220,8 @@ fn remove_deletes_only_its_own_lines_and_warns_about_the_rest() {
     run.success()
         .stdout_has(&format!("✓ removed line 1 (10.0.0.1 {SERVER})"))
         .stderr_has(&format!(
-            "warning: line 2 of {} still maps {SERVER} to 10.0.0.7; wott-mqtt did not write that line",
+            "warning: line 2 of {} still maps {SERVER} to 10.0.0.7; wott-mqtt did not write that line, \
+             so it was left alone: edit it by hand\n",
             f.path.display()
         ));
     assert_eq!(f.read(), format!("10.0.0.7 mqtt {SERVER}\n"));
