@@ -135,8 +135,10 @@ fn a_busy_port_is_named_and_leaves_no_container() {
     if !docker::available() {
         return;
     }
-    let server = Server::new("port");
-    let holder = TcpListener::bind(("127.0.0.1", server.port)).unwrap();
+    let mut server = Server::new("port");
+    // The OS picks the port the holder keeps busy.
+    let holder = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    server.port = holder.local_addr().unwrap().port();
     server.up().run().code(1).error(
         &format!("port {} on 127.0.0.1 is already in use", server.port),
         "--port",

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::mosquitto::{Broker, BrokerConfig, free_port};
+use support::mosquitto::{Broker, BrokerConfig, ClosedPort};
 use support::{Authority, DeviceIdentity, DeviceRequest, random_device_id, wott};
 
 /// A broker device and a client device from one CA, the client granted
@@ -276,7 +276,8 @@ fn dry_run_shows_the_diff_and_the_check_and_its_probe_command_runs() {
 #[test]
 fn a_failing_check_exits_with_its_code_and_says_why() {
     let Some(t) = Tutorial::new() else { return };
-    let closed = free_port().to_string();
+    let closed = ClosedPort::new();
+    let closed_port = closed.port.to_string();
     t.setup_client()
         .args([
             "--server",
@@ -284,7 +285,7 @@ fn a_failing_check_exits_with_its_code_and_says_why() {
             "--ip",
             "127.0.0.1",
             "--port",
-            &closed,
+            &closed_port,
             "--yes",
         ])
         .run()
@@ -407,7 +408,8 @@ fn the_wizard_warns_on_port_8333_and_asks_again() {
 #[test]
 fn a_failed_check_offers_to_change_an_answer() {
     let Some(t) = Tutorial::new() else { return };
-    let closed = free_port().to_string();
+    let closed = ClosedPort::new();
+    let closed_port = closed.port.to_string();
     let mut p = spawn(
         &t,
         &[
@@ -417,7 +419,7 @@ fn a_failed_check_offers_to_change_an_answer() {
             "--ip",
             "127.0.0.1",
             "--port",
-            &closed,
+            &closed_port,
             "--yes",
         ],
     );
