@@ -530,7 +530,8 @@ fn revoke_dry_run_writes_nothing() {
 
 #[test]
 fn validate_names_each_line_mosquitto_refuses() {
-    let acl = Acl::new("user a\ntopic read ok\n # note\n\ttopic read x\ntopic read a/#/b\ntopic\n");
+    let original = "user a\ntopic read ok\n # note\n\ttopic read x\ntopic read a/#/b\ntopic\n";
+    let acl = Acl::new(original);
     let run = acl.run(&["validate"]);
     let file = acl.path().display().to_string();
     run.code(1)
@@ -550,7 +551,9 @@ fn validate_names_each_line_mosquitto_refuses() {
     assert_eq!(doc["valid"], false);
     assert_eq!(doc["errors"], 4);
     assert_eq!(doc["findings"][0]["code"], "invalid-line");
+    assert_eq!(doc["ignored_from"], serde_json::Value::Null);
     assert_eq!(doc["exit_code"], 1);
+    assert_eq!(acl.text(), original);
 }
 
 #[test]
@@ -741,6 +744,7 @@ fn check_refuses_a_filter_with_the_reason() {
     acl.run(&["check", D1, "a", "--client-id", "bad\nid"])
         .code(2)
         .error("invalid client ID", "--client-id");
+    assert_eq!(acl.bytes(), check_acl().bytes());
 }
 
 /// `acl check` answers 0 (allowed) and 1 (denied), like grep; every error

@@ -369,7 +369,10 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
     let original = format!("127.0.0.1 localhost\n10.0.0.1 {SERVER} # wott-mqtt\n");
     let long_label = format!("{}.d.wott.local", "a".repeat(300));
     let label_64 = "b".repeat(64);
-    let cases: Vec<(Vec<&OsStr>, &str)> = vec![
+    // The hint of each kind of bad argument.
+    const ID: &str = "a device ID is a DNS name such as";
+    const IP: &str = "give the server's IPv4 or IPv6 address";
+    let cases: Vec<(Vec<&OsStr>, &str, &str)> = vec![
         (
             vec![
                 OsStr::new("add"),
@@ -377,6 +380,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "invalid device ID",
+            ID,
         ),
         (
             vec![
@@ -385,6 +389,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "whitespace",
+            ID,
         ),
         (
             vec![
@@ -393,6 +398,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "whitespace",
+            ID,
         ),
         (
             vec![
@@ -401,6 +407,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "'#'",
+            ID,
         ),
         (
             vec![
@@ -409,6 +416,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "control characters",
+            ID,
         ),
         (
             vec![
@@ -418,6 +426,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "starts or ends with '-'",
+            ID,
         ),
         (
             vec![
@@ -426,6 +435,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "at most 253",
+            ID,
         ),
         (
             vec![
@@ -434,6 +444,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "at most 63",
+            ID,
         ),
         (
             vec![
@@ -442,6 +453,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "not UTF-8",
+            ID,
         ),
         (
             vec![
@@ -450,6 +462,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2\n10.6.6.6 bank.example"),
             ],
             "invalid IP address",
+            IP,
         ),
         (
             vec![
@@ -458,6 +471,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2 bank.example"),
             ],
             "invalid IP address",
+            IP,
         ),
         (
             vec![
@@ -466,22 +480,27 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("999.0.0.1"),
             ],
             "invalid IP address",
+            IP,
         ),
         (
             vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("10.0.0")],
             "invalid IP address",
+            IP,
         ),
         (
             vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("")],
             "invalid IP address",
+            IP,
         ),
         (
             vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("0.0.0.0")],
             "unspecified",
+            IP,
         ),
         (
             vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("ff02::1")],
             "multicast",
+            IP,
         ),
         (
             vec![
@@ -490,6 +509,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("fe80::1%eth0"),
             ],
             "zone IDs",
+            IP,
         ),
         (
             vec![
@@ -498,6 +518,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::from_bytes(b"10.0.0.\xff"),
             ],
             "not UTF-8",
+            IP,
         ),
         (
             vec![
@@ -506,20 +527,23 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "loopback name",
+            "not localhost",
         ),
         (
             vec![OsStr::new("remove"), OsStr::new("evil\n10.0.0.1")],
             "invalid device ID",
+            ID,
         ),
         (
             vec![OsStr::new("remove"), OsStr::new("--"), OsStr::new("-rf")],
             "starts or ends with '-'",
+            ID,
         ),
     ];
-    for (args, message) in cases {
+    for (args, message, hint) in cases {
         let f = HostsFile::new(&original);
         let run = f.run(&args);
-        run.code(2).error(message, "");
+        run.code(2).error(message, hint);
         assert!(
             run.stderr.lines().any(|l| l.starts_with("hint: ")),
             "{args:?}: no hint\n{}",
@@ -537,10 +561,12 @@ fn a_leading_dash_without_a_separator_is_a_usage_error() {
     let f = HostsFile::new(original);
     f.run(["add", "-rf", "10.0.0.2"])
         .code(2)
-        .stderr_has("error:");
+        .stderr_has("error: unexpected argument '-r' found")
+        .stderr_has("to pass '-r' as a value, use '-- -r'");
     f.run(["add", SERVER, "-10.0.0.2"])
         .code(2)
-        .stderr_has("error:");
+        .stderr_has("error: unexpected argument '-1' found")
+        .stderr_has("to pass '-1' as a value, use '-- -1'");
     assert_eq!(f.read(), original);
 }
 

@@ -54,6 +54,7 @@ fn an_unsupported_docker_host_scheme_is_refused() {
         .run()
         .code(1)
         .error("DOCKER_HOST=ssh://user@host", "tunnel it");
+    assert!(!server.dir().exists(), "nothing may be written");
 }
 
 #[test]
@@ -343,15 +344,17 @@ fn logs_status_and_reload_of_a_missing_container_say_so() {
 #[test]
 fn bad_names_and_images_are_usage_errors() {
     let server = Server::new("usage");
-    for (flag, value) in [
-        ("--name", "-leading-dash"),
-        ("--name", "has space"),
-        ("--name", "semi;colon"),
-        ("--image", ""),
-        ("--image", "eclipse mosquitto"),
-        ("--bind", "not-an-ip"),
-        ("--port", "0"),
-        ("--port", "70000"),
+    const NAME: &str = "a container name starts with a letter or digit and holds only letters, digits, `_`, `.` and `-`";
+    const IMAGE: &str = "an image reference such as eclipse-mosquitto:2, without spaces";
+    for (flag, value, reason) in [
+        ("--name", "-leading-dash", NAME),
+        ("--name", "has space", NAME),
+        ("--name", "semi;colon", NAME),
+        ("--image", "", IMAGE),
+        ("--image", "eclipse mosquitto", IMAGE),
+        ("--bind", "not-an-ip", "invalid IP address syntax"),
+        ("--port", "0", "0 is not in 1..=65535"),
+        ("--port", "70000", "70000 is not in 1..=65535"),
     ] {
         let run = support::wott()
             .cert_dir(&server.certs.dir())
@@ -359,7 +362,10 @@ fn bad_names_and_images_are_usage_errors() {
             .arg(server.dir())
             .args(["server", "up", &format!("{flag}={value}")])
             .run();
-        run.code(2).stderr_has(flag);
+        // The value, the flag and why: not just the flag clap echoes.
+        run.code(2)
+            .stderr_has(&format!("error: invalid value '{value}' for '{flag} <"))
+            .stderr_has(&format!(">': {reason}\n"));
     }
     assert!(!server.dir().exists());
 }

@@ -116,11 +116,9 @@ fn flags_alone_set_up_the_server_and_the_granted_client_gets_its_messages() {
     roundtrip(&s, &second, "wott/temperature").success();
 }
 
+/// Refused before the engine is asked anything: runs without Docker.
 #[test]
 fn without_a_terminal_it_needs_yes_and_changes_nothing() {
-    if !docker::available() {
-        return;
-    }
     let s = Server::new("setup-noyes");
     setup_server(&s)
         .args(["--allow", "a.d.wott.local"])
@@ -141,11 +139,9 @@ fn without_a_terminal_it_needs_yes_and_changes_nothing() {
     assert_eq!(s.inspect("{{.Id}}"), None);
 }
 
+/// Refused before the engine is asked anything: runs without Docker.
 #[test]
 fn an_unhealthy_identity_stops_the_wizard_before_anything_changes() {
-    if !docker::available() {
-        return;
-    }
     let s = Server::new("setup-badkey");
     let other = s
         .certs
