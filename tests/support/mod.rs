@@ -23,6 +23,8 @@
 
 #![allow(dead_code)]
 
+pub mod acl;
+pub mod deliveries;
 pub mod docker;
 pub mod mosquitto;
 pub mod server;

@@ -295,12 +295,9 @@ fn client_once(
         // it does not write, and --roundtrip publishes a message that every
         // subscriber of the topic receives. It says what the check would do
         // and prints the command that runs that probe now, by the IP.
-        say(
-            ctx,
-            &mut prompter,
-            &dry_run_check(&server, ip, port, &topic, answers.roundtrip),
-        );
-        report.probe = Some(probe_command(&server, ip, port, &topic, answers.roundtrip));
+        let (would, command) = dry_run_probe(&server, ip, port, &topic, answers.roundtrip);
+        say(ctx, &mut prompter, &would);
+        report.probe = Some(command);
         return Ok((report, None));
     }
     let checked = probe(ctx, answers, &server, ip, port, &topic)?;
@@ -335,38 +332,32 @@ fn probe(
         .ok_or(Error::Interrupted)
 }
 
-/// What the check would do, for a dry run.
-fn dry_run_check(
+/// For a dry run: what the check would do, and the `sudo wott-mqtt check …`
+/// that runs that probe now, by the IP, without the hosts entry.
+fn dry_run_probe(
     server: &DeviceId,
     ip: IpAddr,
     port: u16,
     topic: &TopicFilter,
     roundtrip: bool,
-) -> String {
-    format!(
-        "- check     would connect to {ip}:{port} as this device, verify that the server's \
-         certificate carries {server}, and subscribe to {topic}{}; not run in a dry run",
-        if roundtrip {
-            ", then publish a probe there and wait for it"
-        } else {
-            ""
-        }
-    )
-}
-
-/// `sudo wott-mqtt check …` that probes the server by its IP, as the
-/// check would, without the hosts entry.
-fn probe_command(
-    server: &DeviceId,
-    ip: IpAddr,
-    port: u16,
-    topic: &TopicFilter,
-    roundtrip: bool,
-) -> String {
-    format!(
-        "sudo wott-mqtt check --server {server} --connect-to {ip} --port {port} --topic {}{}",
-        shell_word(topic.as_str()),
-        if roundtrip { " --roundtrip" } else { "" }
+) -> (String, String) {
+    let (then, flag) = if roundtrip {
+        (
+            ", then publish a probe there and wait for it",
+            " --roundtrip",
+        )
+    } else {
+        ("", "")
+    };
+    (
+        format!(
+            "- check     would connect to {ip}:{port} as this device, verify that the server's \
+             certificate carries {server}, and subscribe to {topic}{then}; not run in a dry run"
+        ),
+        format!(
+            "sudo wott-mqtt check --server {server} --connect-to {ip} --port {port} --topic {}{flag}",
+            shell_word(topic.as_str())
+        ),
     )
 }
 
