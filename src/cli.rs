@@ -29,8 +29,9 @@ wott-mqtt automates the tutorial \"secure a Mosquitto server and a Paho client w
 it reads the WoTT agent's device identity, and every command is safe to re-run.";
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 success, 1 error, 2 usage, 3 local identity, 4 name resolution, \
-5 TCP connect, 6 TLS, 7 MQTT refused, 8 no message. See docs/exit-codes.md.";
+Exit codes: 0 success, 1 error (acl check: denied), 2 usage, 3 local identity, \
+4 name resolution, 5 TCP connect, 6 TLS, 7 MQTT refused, 8 no message, \
+9 no ACL file, 10 ACL file unreadable, 11 ACL file refused. See docs/exit-codes.md.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -120,6 +121,7 @@ pub enum Command {
     /// Exit codes: 0 passed, 3 local identity, 4 resolve, 5 TCP, 6 TLS,
     /// 7 MQTT CONNECT refused, 8 no message (ACL or publisher). See docs/check.md.
     #[command(display_order = 4)]
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     Check(CheckArgs),
 
     /// Grant, revoke and check access in Mosquitto's permissions.acl
@@ -245,6 +247,10 @@ pub struct SetupClientArgs {
     /// Also publish a probe and wait for it: proves read and write access
     #[arg(long)]
     pub roundtrip: bool,
+
+    /// Print the hosts file's diff and the check it would run; write nothing and contact nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,10 +260,16 @@ pub enum HostsCommand {
     /// Remove the line wott-mqtt wrote for a server
     Remove(HostsRemoveArgs),
     /// Show the lines wott-mqtt manages and any other *.d.wott.local entries
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     List(HostsListArgs),
     /// Compare what the system resolver returns for a name with the hosts file
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     Check(HostsCheckArgs),
 }
+
+/// `--hosts-file` of the commands that only read it (`check`, `hosts list|check`).
+const READ_ONLY_HOSTS_FILE: &str =
+    "The hosts file to read; it is never written [default: /etc/hosts]";
 
 /// `--hosts-file`, for every command that reads or edits the hosts file.
 #[derive(Debug, Clone, Default, Args)]
@@ -548,7 +560,7 @@ pub struct AclArgs {
         env = "WOTT_MQTT_ACL_FILE",
         value_name = "FILE"
     )]
-    pub file: Option<PathBuf>,
+    pub file: Option<OsString>,
 
     #[command(subcommand)]
     pub command: AclCommand,
@@ -575,6 +587,8 @@ pub enum AclCommand {
     ///
     /// TOPIC is a topic name as published (no wildcards): Mosquitto grants
     /// every SUBSCRIBE and checks each delivered message's topic instead.
+    /// Errors never exit 1: 2 usage, 3 `self` without a client.crt, 9 no
+    /// ACL file, 10 ACL file unreadable, 11 an ACL file Mosquitto would refuse.
     Check(AclCheckArgs),
 }
 

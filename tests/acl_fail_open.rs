@@ -152,7 +152,7 @@ fn no_command_reloads_a_broken_acl_and_status_sees_an_open_broker() {
         .args(["setup", "server", "--yes", "--allow", &fourth.id])
         .args([
             "--image",
-            &server.image,
+            server.image(),
             "--bind",
             "127.0.0.1",
             "--name",

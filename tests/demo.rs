@@ -283,8 +283,7 @@ fn without_an_engine_it_says_so_and_creates_nothing() {
 
 #[test]
 fn a_user_who_may_not_use_docker_is_told_about_the_docker_group() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run the demo as nobody");
+    if !support::root_available("to run the demo as nobody") {
         return;
     }
     if !docker::available() {
@@ -392,17 +391,13 @@ fn ctrl_c_removes_what_it_made_and_exits_130() {
 
 /// The demo as nobody in the socket's group: no root anywhere.
 fn as_docker_user(tmp: &Tmp) -> Option<support::Wott> {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run the demo as an unprivileged user");
+    if !support::root_available("to run the demo as an unprivileged user") {
         return None;
     }
     if !docker::available() {
         return None;
     }
-    let Some(group) = docker::socket_group() else {
-        eprintln!("SKIPPED: the Docker socket has no group that may use it");
-        return None;
-    };
+    let group = docker::socket_group_or_skip()?;
     Some(
         wott_as(NOBODY, NOBODY, &[group])
             .env("TMPDIR", tmp.path())

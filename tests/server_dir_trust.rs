@@ -107,7 +107,7 @@ fn a_folder_above_that_others_may_write_is_refused_but_tmp_is_fine() {
             "--name",
             &server.name,
             "--image",
-            &server.image,
+            server.image(),
         ])
         .args(["--bind", "127.0.0.1", "--port", &server.port.to_string()])
         .run();
@@ -140,7 +140,7 @@ fn folders_it_creates_are_0755_whatever_the_umask() {
             "--name",
             &server.name,
             "--image",
-            &server.image,
+            server.image(),
         ])
         .args(["--bind", "127.0.0.1", "--port", &server.port.to_string()])
         .env("WOTT_MQTT_TEST", "1")

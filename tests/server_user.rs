@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use support::server::{Server, owner_and_mode};
-use support::{docker, is_root, random_device_id, wott_as};
+use support::{docker, random_device_id, wott_as};
 
 const NOBODY: u32 = 65534;
 
@@ -40,7 +40,7 @@ fn as_user(server: &Server, group: u32, sub: &str) -> support::Wott {
 fn up_args(server: &Server) -> Vec<String> {
     vec![
         "--image".into(),
-        server.image.clone(),
+        server.image().to_string(),
         "--bind".into(),
         "127.0.0.1".into(),
         "--port".into(),
@@ -60,15 +60,13 @@ fn actions(json: &Value) -> Vec<String> {
 
 #[test]
 fn a_docker_group_user_runs_the_broker_as_themselves_and_root_takes_it_back() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run the binary as an unprivileged user");
+    if !support::root_available("to run the binary as an unprivileged user") {
         return;
     }
     if !docker::available() {
         return;
     }
-    let Some(group) = docker::socket_group() else {
-        eprintln!("SKIPPED: the Docker socket has no group that may use it");
+    let Some(group) = docker::socket_group_or_skip() else {
         return;
     };
     let server = Server::new("user");

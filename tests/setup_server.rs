@@ -38,7 +38,7 @@ fn setup_server(s: &Server) -> support::Wott {
             "--name",
             &s.name,
             "--image",
-            &s.image,
+            s.image(),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -116,11 +116,9 @@ fn flags_alone_set_up_the_server_and_the_granted_client_gets_its_messages() {
     roundtrip(&s, &second, "wott/temperature").success();
 }
 
+/// Refused before the engine is asked anything: runs without Docker.
 #[test]
 fn without_a_terminal_it_needs_yes_and_changes_nothing() {
-    if !docker::available() {
-        return;
-    }
     let s = Server::new("setup-noyes");
     setup_server(&s)
         .args(["--allow", "a.d.wott.local"])
@@ -141,11 +139,9 @@ fn without_a_terminal_it_needs_yes_and_changes_nothing() {
     assert_eq!(s.inspect("{{.Id}}"), None);
 }
 
+/// Refused before the engine is asked anything: runs without Docker.
 #[test]
 fn an_unhealthy_identity_stops_the_wizard_before_anything_changes() {
-    if !docker::available() {
-        return;
-    }
     let s = Server::new("setup-badkey");
     let other = s
         .certs
@@ -180,7 +176,7 @@ fn the_wizard_asks_for_grants_with_validation_and_starts_the_broker() {
             "--name",
             &s.name,
             "--image",
-            &s.image,
+            s.image(),
             "--bind",
             "127.0.0.1",
             "--port",

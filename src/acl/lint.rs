@@ -113,7 +113,7 @@ pub fn explain_in(text: &[u8], content: Range<usize>, invalid: &Invalid) -> (&'s
         ),
         Invalid::NulByte => (
             "nul-byte",
-            "the line contains a NUL byte; Mosquitto silently ignores everything from here to the end of the file"
+            "the line contains a NUL byte: Mosquitto starts, but silently ignores this line and every line after it"
                 .to_string(),
         ),
     }

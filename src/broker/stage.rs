@@ -127,6 +127,11 @@ fn stage_error(path: &Path, e: &io::Error) -> BrokerError {
     }
 }
 
+/// The tests' one skip helper (a failure under CI, a recorded skip elsewhere).
+#[cfg(test)]
+#[path = "../../tests/support/skip.rs"]
+mod skip;
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -134,8 +139,10 @@ mod tests {
     use super::*;
     use crate::identity::pki::{Authority, DeviceRequest, random_device_id};
 
-    fn is_root() -> bool {
-        crate::broker::run_as::invoker().0 == 0
+    /// Staging chowns to uid 1883, which needs root.
+    fn skip_without_root() -> bool {
+        let root = crate::broker::run_as::invoker().0 == 0;
+        super::skip::skip_without("root (staging chowns to uid 1883)", root)
     }
 
     fn me() -> (u32, u32) {
@@ -160,8 +167,7 @@ mod tests {
 
     #[test]
     fn copies_belong_to_the_broker_and_a_second_run_changes_nothing() {
-        if !is_root() {
-            eprintln!("SKIPPED: staging chowns to uid 1883, which needs root");
+        if skip_without_root() {
             return;
         }
         let tmp = tempfile::tempdir().unwrap();
@@ -208,8 +214,7 @@ mod tests {
 
     #[test]
     fn a_copy_someone_loosened_is_put_right() {
-        if !is_root() {
-            eprintln!("SKIPPED: staging chowns to uid 1883, which needs root");
+        if skip_without_root() {
             return;
         }
         let tmp = tempfile::tempdir().unwrap();
@@ -227,8 +232,7 @@ mod tests {
 
     #[test]
     fn a_renewed_certificate_is_staged_again() {
-        if !is_root() {
-            eprintln!("SKIPPED: staging chowns to uid 1883, which needs root");
+        if skip_without_root() {
             return;
         }
         let tmp = tempfile::tempdir().unwrap();
@@ -281,8 +285,7 @@ mod tests {
     /// with links to root's files, which staging then overwrote and chowned.
     #[test]
     fn links_planted_in_certs_are_replaced_and_their_targets_untouched() {
-        if !is_root() {
-            eprintln!("SKIPPED: staging chowns to uid 1883, which needs root");
+        if skip_without_root() {
             return;
         }
         let tmp = tempfile::tempdir().unwrap();

@@ -102,6 +102,7 @@ fn client(
         hosts_file: setup.file.path(),
         yes: setup.yes,
         roundtrip: args.roundtrip,
+        dry_run: args.dry_run,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
     let (report, failure) = setup::client::client(&config.context(), answers, prompter)?;
@@ -205,7 +206,21 @@ impl Human for ClientView {
     fn human(&self, p: Paint) -> String {
         let r = &self.0;
         let mut s = String::new();
-        let ok = r.check.failure().is_none();
+        if r.dry_run {
+            s.push_str(&super::hosts::show_diff(
+                r.diff.as_deref().unwrap_or_default(),
+            ));
+            let _ = writeln!(
+                s,
+                "{} nothing was written and nothing contacted; to probe {}:{} now, by its IP:",
+                p.good("Dry run:"),
+                sanitize(&r.server),
+                r.port
+            );
+            let _ = writeln!(s, "  {}", r.probe.as_deref().unwrap_or_default());
+            return s;
+        }
+        let ok = r.check.as_ref().is_some_and(|c| c.failure().is_none());
         let _ = writeln!(
             s,
             "{} client of {}:{} (topic {})",

@@ -368,6 +368,23 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_that_leaves_a_missing_file_empty_does_not_create_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        for dry_run in [true, false] {
+            let options = UpdateOptions { dry_run, ..opts() };
+            let edit = update_pieces::<FileError>(&path, options, |old| {
+                assert!(old.is_none());
+                Ok(vec![Piece::New(Vec::new())])
+            })
+            .unwrap();
+            assert!(!edit.changed);
+            assert_eq!(edit.method, None);
+            assert!(!path.exists());
+        }
+    }
+
+    #[test]
     fn pieces_dry_run_gives_a_diff_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hosts");

@@ -101,10 +101,10 @@ pub fn update_pieces<E: From<FileError>>(
         None => None,
     };
     let pieces = normalize(edit(old.as_ref())?);
+    // An edit that leaves a missing file empty does not create it.
     let changed = match old_len {
-        Some(0) => !pieces.is_empty(),
+        Some(0) | None => !pieces.is_empty(),
         Some(len) => pieces != [Piece::Old(0..len)],
-        None => true,
     };
     let mut result = PieceEdit {
         path: path.to_path_buf(),

@@ -620,16 +620,7 @@ fn random_suffix() -> String {
 
 /// A path as a shell word: as is when it is plain, else single-quoted.
 fn quote(path: &Path) -> String {
-    let text = path.display().to_string();
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c));
-    if plain {
-        text
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
+    crate::output::shell_word(&path.display().to_string()).into_owned()
 }
 
 #[cfg(test)]

@@ -17,36 +17,62 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// The image tag. Bump the suffix when the layout changes.
-pub const TEST_IMAGE: &str = "wott-mqtt-test/mosquitto:2.0.11-1";
+/// Bump when the image's layout changes.
+const LAYOUT: u32 = 1;
 
-/// Whether a Docker engine answers; under CI its absence fails the test.
-/// Returns false (after saying so) when the caller should skip.
-pub fn available() -> bool {
-    let found = Command::new("docker")
+/// The host's Mosquitto version, from the binary itself (`mosquitto -h`
+/// prints `mosquitto version 2.0.11` first), e.g. `2.0.11`: the version the
+/// test image runs, so tests compare logs with it instead of a pinned one.
+pub fn mosquitto_version() -> String {
+    let out = Command::new("mosquitto")
+        .arg("-h")
+        .output()
+        .expect("run `mosquitto -h` (apt-get install mosquitto)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("mosquitto version "))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("`mosquitto -h` names no version:\n{text}"))
+}
+
+/// The test image's tag, e.g. `wott-mqtt-test/mosquitto:2.0.11-1`: another
+/// host version or layout is another image.
+pub fn test_image_tag() -> String {
+    format!("wott-mqtt-test/mosquitto:{}-{LAYOUT}", mosquitto_version())
+}
+
+/// Whether a Docker engine answers (`docker version`), silently.
+pub fn engine_answers() -> bool {
+    Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    !super::skip_without("a Docker engine (docker version)", found)
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether a Docker engine answers; under CI its absence fails the test.
+/// Returns false (after saying so) when the caller should skip.
+pub fn available() -> bool {
+    !super::skip_without("a Docker engine (docker version)", engine_answers())
 }
 
 /// The local test image, built on first use.
 pub fn test_image() -> String {
+    let tag = test_image_tag();
     let lock =
         File::create(std::env::temp_dir().join("wott-mqtt-test-image.lock")).expect("lock file");
     lock.lock().expect("lock the image build");
     let exists = Command::new("docker")
-        .args(["image", "inspect", TEST_IMAGE])
+        .args(["image", "inspect", &tag])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if !exists {
-        build(TEST_IMAGE);
+        build(&tag);
     }
-    TEST_IMAGE.to_string()
+    tag
 }
 
 fn build(tag: &str) {
@@ -176,12 +202,28 @@ pub fn socket_group() -> Option<u32> {
     (meta.permissions().mode() & 0o060 == 0o060 && meta.gid() != 0).then(|| meta.gid())
 }
 
+/// [`socket_group`], or `None` after skipping the test through
+/// [`super::skip_without`] (a failure under CI).
+pub fn socket_group_or_skip() -> Option<u32> {
+    let group = socket_group();
+    if super::skip_without(
+        "a group that may use the Docker socket (e.g. `docker`)",
+        group.is_some(),
+    ) {
+        return None;
+    }
+    group
+}
+
 /// The test image with another command (`CMD` as JSON), e.g. a broker that
 /// never listens on 8883 or one that exits at once. Built once, like
 /// [`test_image`], and tagged `wott-mqtt-test/mosquitto-<variant>`.
 pub fn test_image_with_cmd(variant: &str, cmd_json: &str) -> String {
     let base = test_image();
-    let tag = format!("wott-mqtt-test/mosquitto-{variant}:1");
+    let tag = format!(
+        "wott-mqtt-test/mosquitto-{variant}:{}-{LAYOUT}",
+        mosquitto_version()
+    );
     let lock =
         File::create(std::env::temp_dir().join(format!("wott-mqtt-test-image-{variant}.lock")))
             .expect("lock file");

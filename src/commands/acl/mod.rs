@@ -8,7 +8,7 @@ mod rules;
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -31,10 +31,11 @@ use crate::names::{DeviceId, TopicFilter, TopicName};
 use crate::output::{Human, Outcome, Paint, excerpt, sanitize};
 
 pub fn run(config: &Config, args: AclArgs) -> Result<Outcome, Error> {
+    // Empty (e.g. `WOTT_MQTT_ACL_FILE=`) counts as unset, like every path option.
     let file = args
         .file
-        .filter(|f| !f.as_os_str().is_empty())
-        .unwrap_or_else(|| config.server_dir.join(acl::FILE_NAME));
+        .filter(|f| !f.is_empty())
+        .map_or_else(|| config.server_dir.join(acl::FILE_NAME), PathBuf::from);
     match args.command {
         AclCommand::List(a) => rules::list(config, &file, &a),
         AclCommand::Allow(a) => grant::allow(config, &file, &a),
@@ -53,24 +54,22 @@ fn device(config: &Config, value: &str) -> Result<DeviceId, Error> {
     Ok(DeviceId::new(value)?)
 }
 
-fn read(file: &Path) -> Result<Vec<u8>, Error> {
-    files::read_optional(file)?.ok_or_else(|| {
-        AclError::NotFound {
+/// The ACL file's bytes, for the commands that only read it.
+fn read(file: &Path) -> Result<Vec<u8>, AclError> {
+    files::read_optional(file)
+        .map_err(AclError::Unreadable)?
+        .ok_or_else(|| AclError::NotFound {
             path: file.to_path_buf(),
-        }
-        .into()
-    })
+        })
 }
 
 /// The ACL file, for reading as a stream.
-fn open(file: &Path) -> Result<File, Error> {
-    match files::open_optional(file)? {
-        Some(handle) => Ok(handle),
-        None => Err(AclError::NotFound {
+fn open(file: &Path) -> Result<File, AclError> {
+    files::open_optional(file)
+        .map_err(AclError::Unreadable)?
+        .ok_or_else(|| AclError::NotFound {
             path: file.to_path_buf(),
-        }
-        .into()),
-    }
+        })
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -181,10 +180,14 @@ impl Reloads {
 /// Says so when the file has lines Mosquitto refuses: the edit keeps them.
 fn warn_if_refused(config: &Config, file: &Path, refused: Option<&Refused>) {
     if let Some(refused) = refused {
+        let refusal = AclError::Refused {
+            path: file.to_path_buf(),
+            line: refused.line + 1,
+            message: refused.message.clone(),
+            ignores_rest: refused.code == acl::NUL_BYTE,
+        };
         config.output.warn(&sanitize(&format!(
-            "Mosquitto would refuse {}: {}; run `wott-mqtt acl validate` for details",
-            location(file, refused.line + 1),
-            refused.message
+            "{refusal}; run `wott-mqtt acl validate` for details"
         )));
     }
 }
