@@ -14,7 +14,7 @@ mod support;
 use std::ffi::OsStr;
 use std::path::Path;
 
-use support::{is_root, wott_inside};
+use support::{root_available, wott_inside};
 
 /// Runs `wott-mqtt ARGS` as `nobody` in a mount namespace where `dir` is a
 /// full 1 MiB tmpfs, root's and closed to others, holding a copy of `file`
@@ -55,7 +55,7 @@ exit $code"#;
 
 #[test]
 fn a_full_disk_stops_an_in_place_edit_before_it_changes_a_byte() {
-    if !is_root() {
+    if !root_available("to mount a small tmpfs") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
