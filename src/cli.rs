@@ -169,9 +169,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The Mosquitto 2 image to run (e.g. one loaded with `docker load`)
-    #[arg(long, value_name = "IMAGE", default_value = broker::DEFAULT_IMAGE, value_parser = parse_image)]
-    pub image: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     /// Leave the broker running and the files in place, and print how to remove them
     #[arg(long)]
@@ -192,6 +191,21 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// The broker's image: `--image`, or the image policy with the Mosquitto
+/// binary a local image is built from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ImageArgs {
+    /// The Mosquitto 2 image to run, here or pulled [default: eclipse-mosquitto:2, pulled if
+    /// missing; where no registry answers, a local image built from this machine's Mosquitto]
+    #[arg(long, env = "WOTT_MQTT_IMAGE", value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<String>,
+
+    /// The Mosquitto binary a local image is built from when no registry answers
+    /// [default: mosquitto on PATH, then in /usr/local/sbin, /usr/sbin, /sbin]
+    #[arg(long, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
+    pub mosquitto: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct SetupArgs {
     #[command(subcommand)]
@@ -203,6 +217,36 @@ pub struct SetupArgs {
 
     #[command(flatten)]
     pub file: HostsFileArgs,
+
+    #[command(flatten)]
+    pub broker: SetupBrokerArgs,
+}
+
+/// The broker's flags, before or after the role: `setup --image IMG`,
+/// `setup server --port 8884`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SetupBrokerArgs {
+    /// The broker's container name (server role) [default: wott-mosquitto]
+    #[arg(long, global = true, value_name = "NAME", value_parser = parse_container_name)]
+    pub name: Option<String>,
+
+    /// The Mosquitto 2 image to run (server role) [default: eclipse-mosquitto:2, pulled if
+    /// missing; where no registry answers, a local image built from this machine's Mosquitto]
+    #[arg(long, global = true, env = "WOTT_MQTT_IMAGE", value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<String>,
+
+    /// The Mosquitto binary a local image is built from when no registry answers (server role)
+    /// [default: mosquitto on PATH, then in /usr/local/sbin, /usr/sbin, /sbin]
+    #[arg(long, global = true, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
+    pub mosquitto: Option<PathBuf>,
+
+    /// The host address to publish the broker on (server role) [default: 0.0.0.0]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+
+    /// The broker's port: the server publishes it, a client connects to it [default: 8883]
+    #[arg(long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,7 +265,7 @@ pub struct SetupServerArgs {
     pub allow: Vec<String>,
 
     #[command(flatten)]
-    pub up: ServerUpArgs,
+    pub run: UpRunArgs,
 }
 
 #[derive(Debug, Default, Args)]
@@ -233,10 +277,6 @@ pub struct SetupClientArgs {
     /// The server's IP address
     #[arg(long, value_name = "IP")]
     pub ip: Option<OsString>,
-
-    /// The broker's port [default: 8883]
-    #[arg(long)]
-    pub port: Option<u16>,
 
     /// The topic to subscribe to [default: wott/temperature]
     #[arg(long)]
@@ -344,6 +384,15 @@ pub enum ServerCommand {
     /// Run it after the agent renews the certificate; the broker also
     /// re-reads permissions.acl.
     Reload(ServerReloadArgs),
+    /// Build a local Mosquitto image from this machine's Mosquitto, for engines that cannot pull
+    ///
+    /// The image has the layout of eclipse-mosquitto:2 (/mosquitto/{config,data,log}
+    /// owned by uid 1883, a mosquitto user 1883, the same CMD) and holds this
+    /// machine's mosquitto binary with every library it links. It is tagged
+    /// wott-mqtt/mosquitto:<version>-local and built again only when the binary,
+    /// a library or the layout changed. server up, setup server and demo use it
+    /// by themselves when eclipse-mosquitto:2 cannot be pulled.
+    Image(ServerImageArgs),
 }
 
 /// The container to act on.
@@ -359,9 +408,8 @@ pub struct ServerUpArgs {
     #[command(flatten)]
     pub container: ContainerName,
 
-    /// The Mosquitto 2 image to run
-    #[arg(long, value_name = "IMAGE", default_value = broker::DEFAULT_IMAGE, value_parser = parse_image)]
-    pub image: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     /// The host address to publish the broker on
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
@@ -371,6 +419,13 @@ pub struct ServerUpArgs {
     #[arg(long, value_name = "PORT", default_value_t = broker::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
 
+    #[command(flatten)]
+    pub run: UpRunArgs,
+}
+
+/// How `server up` (and `setup server`) goes about it.
+#[derive(Debug, Args)]
+pub struct UpRunArgs {
     /// Remove a container of that name that wott-mqtt did not create
     #[arg(long)]
     pub replace: bool,
@@ -382,6 +437,22 @@ pub struct ServerUpArgs {
     /// Seconds to wait for the broker to accept an mTLS CONNECT
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerImageArgs {
+    /// The image's tag [default: wott-mqtt/mosquitto:<version>-local]
+    #[arg(long, value_name = "TAG", value_parser = parse_tag)]
+    pub tag: Option<String>,
+
+    /// The Mosquitto binary to build from
+    /// [default: mosquitto on PATH, then in /usr/local/sbin, /usr/sbin, /sbin]
+    #[arg(long, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
+    pub mosquitto: Option<PathBuf>,
+
+    /// Say what would be built and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -448,13 +519,23 @@ fn parse_container_name(value: &str) -> Result<String, String> {
     }
 }
 
-/// An image reference: not empty, no whitespace or control characters.
+/// An image reference: no whitespace or control characters (empty counts as unset).
 fn parse_image(value: &str) -> Result<String, String> {
-    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err("an image reference such as eclipse-mosquitto:2, without spaces".into())
     } else {
         Ok(value.to_string())
     }
+}
+
+/// A tag for `server image`, checked as the engine would.
+fn parse_tag(value: &str) -> Result<String, String> {
+    broker::parse_tag(value).map_err(|e| match e {
+        broker::ImageError::InvalidTag { reason, .. } => {
+            format!("{reason}; e.g. wott-mqtt/mosquitto:2.0.11-local")
+        }
+        other => other.to_string(),
+    })
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::diagnose::CrashCause;
+use super::image_error::ImageError;
 use crate::check::CheckError;
 use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
@@ -38,6 +39,9 @@ pub enum BrokerError {
     Probe(#[from] CheckError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// No image to run: the local image cannot be built, or none can be had.
+    #[error(transparent)]
+    Image(#[from] ImageError),
     #[error("no container engine answered; tried {}", tried_list(tried))]
     EngineUnreachable { tried: Vec<Tried>, from_env: bool },
     #[error("DOCKER_HOST={value} uses a scheme wott-mqtt cannot connect with")]
@@ -167,6 +171,7 @@ impl Diagnose for BrokerError {
             BrokerError::File(e) => e.hint(),
             BrokerError::Probe(e) => e.hint(),
             BrokerError::Runtime(e) => e.hint(),
+            BrokerError::Image(e) => e.hint(),
             BrokerError::EngineUnreachable { .. }
             | BrokerError::UnsupportedHost { .. }
             | BrokerError::Engine { .. }
@@ -188,6 +193,7 @@ impl Diagnose for BrokerError {
             BrokerError::File(e) => e.exit_code(),
             BrokerError::Probe(e) => e.exit_code(),
             BrokerError::Runtime(e) => e.exit_code(),
+            BrokerError::Image(e) => e.exit_code(),
             _ => ExitCode::Failure,
         }
     }
@@ -223,13 +229,39 @@ fn engine_hint(error: &BrokerError) -> Option<String> {
              then run the command again; `wott-mqtt server up` picks up from where it stopped"
                 .into()
         }
-        BrokerError::Pull { image, .. } => format!(
-            "without internet access, load the image from a file: on a connected machine run \
-             `docker save {image} -o mosquitto.tar`, copy it here and run `docker load -i mosquitto.tar`; \
-             or pass --image with an image that is already here (`docker images`)"
-        ),
+        BrokerError::Pull { image, reason } => pull_hint(image, reason),
         _ => return None,
     })
+}
+
+/// A pull that failed: no registry, no credentials, no room.
+fn pull_hint(image: &str, reason: &str) -> String {
+    let reason = reason.to_ascii_lowercase();
+    let load = format!(
+        "load the image from a file: on a machine that can pull, `docker pull {image} && \
+         docker save {image} -o mosquitto.tar`, then here `docker load -i mosquitto.tar`"
+    );
+    if reason.contains("no space left") {
+        "free room for the engine (`docker system df` shows what it holds, \
+         `docker image prune` removes unused images), then run the command again"
+            .into()
+    } else if reason.contains("unauthorized")
+        || reason.contains("denied")
+        || reason.contains("authentication required")
+    {
+        format!(
+            "check the image's name, and log in to its registry if it needs it (`docker login`); \
+             or {load}"
+        )
+    } else if super::docker::registry_unreachable(&reason) {
+        format!(
+            "no registry answers here: without --image (and WOTT_MQTT_IMAGE), wott-mqtt builds a \
+             local image from this machine's Mosquitto (`wott-mqtt server image` builds it now); \
+             or {load}"
+        )
+    } else {
+        format!("{load}; or pass --image with an image that is already here (`docker images`)")
+    }
 }
 
 /// The broker's container: in the way, crashed, missing or not ours.

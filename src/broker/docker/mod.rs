@@ -27,9 +27,11 @@ use bollard::query_parameters::{
 use futures_util::{Stream, StreamExt};
 
 pub(crate) mod container;
+mod load;
 mod pull;
 
 pub use container::Container;
+pub use pull::registry_unreachable;
 
 use super::error::{BrokerError, Tried};
 
