@@ -95,14 +95,16 @@ impl HostMosquitto {
             path: path.clone(),
             reason,
         })?;
-        let version = version(&path).await?;
-        if version < Version(2, 0, 0) {
-            return Err(ImageError::TooOld { path, version });
-        }
+        // The libraries first: a binary whose libraries are missing cannot
+        // say its version.
         let libraries = match &elf.interpreter {
             Some(loader) => libraries(&path, Path::new(loader)).await?,
             None => Vec::new(),
         };
+        let version = version(&path).await?;
+        if version < Version(2, 0, 0) {
+            return Err(ImageError::TooOld { path, version });
+        }
         let mtime = fs::metadata(&path).map_or(0, |m| m.mtime().max(0).unsigned_abs());
         Ok(HostMosquitto {
             package: package(&path),
@@ -331,6 +333,12 @@ async fn libraries(binary: &Path, loader: &Path) -> Result<Vec<HostFile>, ImageE
         binary: binary.to_path_buf(),
         library,
     })?;
+    if let Some(library) = missing_library(&text).filter(|_| code != 0) {
+        return Err(ImageError::LibraryMissing {
+            binary: binary.to_path_buf(),
+            library,
+        });
+    }
     if code != 0 || listed.is_empty() {
         let said = text.lines().next().unwrap_or_default().trim().to_string();
         return Err(loader_error(format!("`--list` exited with {code}: {said}")));
@@ -362,6 +370,21 @@ fn parse_list(text: &str) -> Result<Vec<PathBuf>, String> {
         }
     }
     Ok(paths)
+}
+
+/// The library a loader that stopped could not open: glibc says `error while
+/// loading shared libraries: NAME: cannot open …`, musl `Error loading
+/// shared library NAME: …`.
+fn missing_library(text: &str) -> Option<String> {
+    [
+        "error while loading shared libraries: ",
+        "Error loading shared library ",
+    ]
+    .iter()
+    .find_map(|marker| text.split(marker).nth(1))
+    .and_then(|rest| rest.split(':').next())
+    .map(|name| name.trim().to_string())
+    .filter(|name| !name.is_empty())
 }
 
 /// glibc before 2.34 reads /etc/passwd through `libnss_files.so.2`, which it
@@ -433,6 +456,18 @@ mod tests {
         assert_eq!(
             parse_list("\tlibdlt.so.2 => not found\n").unwrap_err(),
             "libdlt.so.2"
+        );
+        assert_eq!(
+            missing_library(
+                "./u: error while loading shared libraries: libgone.so: cannot open shared object file"
+            )
+            .as_deref(),
+            Some("libgone.so")
+        );
+        assert_eq!(
+            missing_library("Error loading shared library libgone.so: No such file or directory")
+                .as_deref(),
+            Some("libgone.so")
         );
     }
 

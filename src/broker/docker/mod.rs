@@ -247,9 +247,14 @@ impl Engine {
         }
     }
 
-    /// Removes a container, killing it if it still runs.
+    /// Removes a container, killing it if it still runs, with the anonymous
+    /// volumes the image's `VOLUME`s gave it (`/mosquitto/log` when nothing
+    /// is mounted there); bind mounts and named volumes stay.
     pub async fn remove(&self, id: &str) -> Result<(), BrokerError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if status(&e) == Some(404) => Ok(()),
