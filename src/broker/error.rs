@@ -253,7 +253,7 @@ fn pull_hint(image: &str, reason: &str) -> String {
             "check the image's name, and log in to its registry if it needs it (`docker login`); \
              or {load}"
         )
-    } else if super::docker::registry_unreachable(&reason) {
+    } else if registry_unreachable(&reason) {
         format!(
             "no registry answers here: without --image (and WOTT_MQTT_IMAGE), wott-mqtt builds a \
              local image from this machine's Mosquitto (`wott-mqtt server image` builds it now); \
@@ -262,6 +262,41 @@ fn pull_hint(image: &str, reason: &str) -> String {
     } else {
         format!("{load}; or pass --image with an image that is already here (`docker images`)")
     }
+}
+
+/// Whether a pull failed because no registry could be reached (no route,
+/// no name resolution, nothing answering, a timeout), as opposed to a
+/// registry that answered and refused (authentication, a missing tag) or a
+/// local failure (a full disk). Only the first may be papered over by
+/// building a local image.
+pub fn registry_unreachable(reason: &str) -> bool {
+    const LOCAL_OR_REFUSED: [&str; 8] = [
+        "no space left",
+        "unauthorized",
+        "denied",
+        "manifest unknown",
+        "not found: manifest",
+        "toomanyrequests",
+        "read-only file system",
+        "authentication required",
+    ];
+    const UNREACHABLE: [&str; 12] = [
+        "dial tcp",
+        "no such host",
+        "lookup ",
+        "i/o timeout",
+        "connection refused",
+        "network is unreachable",
+        "no route to host",
+        "tls handshake timeout",
+        "context deadline exceeded",
+        "client.timeout exceeded",
+        "temporary failure in name resolution",
+        "server misbehaving",
+    ];
+    let reason = reason.to_ascii_lowercase();
+    !LOCAL_OR_REFUSED.iter().any(|m| reason.contains(m))
+        && UNREACHABLE.iter().any(|m| reason.contains(m))
 }
 
 /// The broker's container: in the way, crashed, missing or not ours.
@@ -339,4 +374,30 @@ fn files_hint(error: &BrokerError) -> Option<String> {
 
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::registry_unreachable;
+
+    #[test]
+    fn no_registry_is_told_from_a_refusal_and_a_full_disk() {
+        for offline in [
+            r#"Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host"#,
+            r#"Get "https://registry-1.docker.io/v2/": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)"#,
+            "Get \"https://registry-1.docker.io/v2/\": dial tcp 54.1.2.3:443: connect: network is unreachable",
+            "pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: Temporary failure in name resolution",
+        ] {
+            assert!(registry_unreachable(offline), "{offline}");
+        }
+        for other in [
+            "pull access denied for eclipse-mosquitto, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
+            "unauthorized: incorrect username or password",
+            "manifest for eclipse-mosquitto:9 not found: manifest unknown: manifest unknown",
+            "write /var/lib/docker/tmp/GetImageBlob1: no space left on device",
+            "toomanyrequests: You have reached your pull rate limit",
+        ] {
+            assert!(!registry_unreachable(other), "{other}");
+        }
+    }
 }

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::docker::{Engine, registry_unreachable};
+use super::docker::Engine;
+use super::error::registry_unreachable;
 use super::host_mosquitto::HostMosquitto;
 use super::image::{default_tag, ensure};
 use super::{BrokerError, DEFAULT_IMAGE, ImageError};

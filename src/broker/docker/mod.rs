@@ -31,7 +31,6 @@ mod load;
 mod pull;
 
 pub use container::Container;
-pub use pull::registry_unreachable;
 
 use super::error::{BrokerError, Tried};
 
