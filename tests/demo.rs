@@ -510,19 +510,10 @@ fn without_image_or_a_mosquitto_to_build_one_it_names_both_ways_out_and_leaves_n
     }
     // No Mosquitto on this machine: /usr/sbin/mosquitto hidden in a mount namespace.
     let tmp = Tmp::new();
-    let run = support::wott_inside(
-        "unshare",
-        [
-            "--mount",
-            "sh",
-            "-c",
-            "mount --bind /dev/null /usr/sbin/mosquitto && exec \"$@\"",
-            "sh",
-        ],
-    )
-    .env("TMPDIR", tmp.path())
-    .args(["demo", "--json"])
-    .run();
+    let run = docker::wott_without_mosquitto()
+        .env("TMPDIR", tmp.path())
+        .args(["demo", "--json"])
+        .run();
     run.code(1);
     let json = run.json();
     assert_eq!(json["passed"], false);

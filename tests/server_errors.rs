@@ -192,30 +192,21 @@ fn without_image_or_a_mosquitto_up_names_both_ways_out_and_changes_nothing() {
         return;
     }
     let server = Server::new("noimage");
-    let run = support::wott_inside(
-        "unshare",
-        [
-            "--mount",
-            "sh",
-            "-c",
-            "mount --bind /dev/null /usr/sbin/mosquitto && exec \"$@\"",
-            "sh",
-        ],
-    )
-    .cert_dir(&server.certs.dir())
-    .arg("--server-dir")
-    .arg(server.dir())
-    .args([
-        "server",
-        "up",
-        "--name",
-        &server.name,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-    ])
-    .arg(server.port.to_string())
-    .run();
+    let run = docker::wott_without_mosquitto()
+        .cert_dir(&server.certs.dir())
+        .arg("--server-dir")
+        .arg(server.dir())
+        .args([
+            "server",
+            "up",
+            "--name",
+            &server.name,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+        ])
+        .arg(server.port.to_string())
+        .run();
     run.code(1)
         .error(
             "no local image can be built: there is no Mosquitto on this machine",

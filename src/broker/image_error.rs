@@ -91,9 +91,7 @@ impl Diagnose for ImageError {
                 docker_load()
             ),
             ImageError::Unreadable { .. } => {
-                format!(
-                    "run the command as root (`{sudo}wott-mqtt …`), or point --mosquitto at a binary you can read"
-                )
+                "point --mosquitto at a binary you can read, or run the command as root".into()
             }
             ImageError::Untrusted { path, .. } => format!(
                 "make it root's and writable by root only (`{sudo}chown root: {p} && {sudo}chmod go-w {p}`), \

@@ -109,14 +109,23 @@ pub fn test_image_with_cmd(variant: &str, cmd_json: &str) -> String {
 
 /// The ID of a local image, or `None`.
 pub fn image_id(image: &str) -> Option<String> {
-    let out = Command::new("docker")
-        .args(["image", "inspect", "-f", "{{.Id}}", image])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    super::server::inspect(image, "{{.Id}}")
+}
+
+/// `wott-mqtt` on a machine without Mosquitto: run in a mount namespace
+/// where `/usr/sbin/mosquitto` (and so `/sbin/mosquitto`) is `/dev/null`.
+/// Needs root.
+pub fn wott_without_mosquitto() -> super::Wott {
+    super::wott_inside(
+        "unshare",
+        [
+            "--mount",
+            "sh",
+            "-c",
+            "mount --bind /dev/null /usr/sbin/mosquitto && exec \"$@\"",
+            "sh",
+        ],
+    )
 }
 
 /// Removes an image tag when dropped (and the image, when nothing else uses it).
