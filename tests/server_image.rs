@@ -280,6 +280,24 @@ fn a_binary_others_may_write_is_not_copied() {
         .code(1)
         .error("others may write it (mode 0777)", "chmod go-w");
     assert_eq!(image_id(&tag.0), None);
+
+    // A safe file in a folder anyone may write to: it could be swapped.
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    image(&tag)
+        .arg("--mosquitto")
+        .arg(&copy)
+        .run()
+        .code(1)
+        .error(
+            "its folder",
+            &format!(
+                "chmod go-w {}",
+                dir.path().canonicalize().unwrap().display()
+            ),
+        )
+        .stderr_has("others may write it (mode 0777)");
+    assert_eq!(image_id(&tag.0), None);
 }
 
 #[test]

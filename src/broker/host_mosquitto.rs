@@ -153,30 +153,45 @@ fn locate(explicit: Option<&Path>) -> Result<PathBuf, ImageError> {
     })
 }
 
-/// Refuses a file another user could have replaced: it must belong to root
-/// or to the invoker, and only its owner may write it.
+/// Refuses a file another user could have replaced: it, and the folder it
+/// is in, must belong to root or to the invoker, and only their owner may
+/// write them (a sticky folder such as /tmp protects files of others).
 fn trusted(path: &Path) -> Result<(), ImageError> {
+    let untrusted = |reason: String, culprit: &Path| ImageError::Untrusted {
+        path: path.to_path_buf(),
+        reason,
+        culprit: culprit.to_path_buf(),
+    };
     let meta = fs::metadata(path).map_err(|e| ImageError::Unreadable {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
+    if let Some(reason) = owner_problem(&meta, false) {
+        return Err(untrusted(reason, path));
+    }
+    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Some(dir) = real.parent()
+        && let Ok(dir_meta) = fs::metadata(dir)
+        && let Some(reason) = owner_problem(&dir_meta, true)
+    {
+        return Err(untrusted(
+            format!("its folder {}: {reason}", dir.display()),
+            dir,
+        ));
+    }
+    Ok(())
+}
+
+/// Why a file or folder is not safe to take from, if it is not.
+fn owner_problem(meta: &fs::Metadata, is_dir: bool) -> Option<String> {
     let me = rustix::process::geteuid().as_raw();
-    let reason = if meta.uid() != 0 && meta.uid() != me {
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.uid() != 0 && meta.uid() != me {
         Some(format!("it belongs to uid {}", meta.uid()))
-    } else if meta.permissions().mode() & 0o022 != 0 {
-        Some(format!(
-            "others may write it (mode {:04o})",
-            meta.permissions().mode() & 0o7777
-        ))
+    } else if mode & 0o022 != 0 && !(is_dir && mode & 0o1000 != 0) {
+        Some(format!("others may write it (mode {mode:04o})"))
     } else {
         None
-    };
-    match reason {
-        Some(reason) => Err(ImageError::Untrusted {
-            path: path.to_path_buf(),
-            reason,
-        }),
-        None => Ok(()),
     }
 }
 

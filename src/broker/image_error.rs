@@ -17,7 +17,12 @@ pub enum ImageError {
     #[error("cannot read {}: {reason}", path.display())]
     Unreadable { path: PathBuf, reason: String },
     #[error("refusing to copy {} into an image: {reason}", path.display())]
-    Untrusted { path: PathBuf, reason: String },
+    Untrusted {
+        path: PathBuf,
+        reason: String,
+        /// The file or folder whose owner or mode is wrong.
+        culprit: PathBuf,
+    },
     #[error("{} cannot be the Mosquitto binary: {reason}", path.display())]
     NotElf { path: PathBuf, reason: String },
     #[error("{} does not say it is Mosquitto (`-h` printed: {said:?})", path.display())]
@@ -93,7 +98,7 @@ impl Diagnose for ImageError {
             ImageError::Unreadable { .. } => {
                 "point --mosquitto at a binary you can read, or run the command as root".into()
             }
-            ImageError::Untrusted { path, .. } => format!(
+            ImageError::Untrusted { culprit: path, .. } => format!(
                 "make it root's and writable by root only (`{sudo}chown root: {p} && {sudo}chmod go-w {p}`), \
                  or point --mosquitto at another binary",
                 p = path.display()

@@ -57,7 +57,7 @@ pub(super) async fn existing(
 /// on this host listens on, unless it is the broker's own container.
 pub(super) async fn port_free(engine: &Engine, spec: &ContainerSpec) -> Result<(), BrokerError> {
     let publishers = engine.publishers_of(spec.port).await?;
-    let ours = publishers.iter().any(|n| *n == spec.name);
+    let ours = publishers.contains(&spec.name);
     if let Some(other) = publishers.iter().find(|n| **n != spec.name) {
         return Err(BrokerError::PortBusy {
             bind: spec.bind,

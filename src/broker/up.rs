@@ -112,9 +112,6 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerE
     ctx.output
         .debug(1, &format!("container engine: {}", engine.endpoint()));
     clock.lap("engine answered");
-    // The spec with the image the policy chose; it outlives `run`, which
-    // borrows it once the image step has decided.
-    let chosen: ContainerSpec;
     let mut run = Up {
         ctx,
         opts,
@@ -131,7 +128,8 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerE
     preflight::port_free(&run.engine, run.spec).await?;
     let image = run.image().await?;
     let image_id = image.id.clone();
-    chosen = ContainerSpec {
+    // From here on, the spec with the image the policy chose.
+    let chosen = ContainerSpec {
         image: image.reference.clone(),
         ..opts.spec.clone()
     };
