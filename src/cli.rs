@@ -191,17 +191,14 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// The broker's image: `--image`, or the image policy with the Mosquitto
-/// binary a local image is built from.
+/// `--image`, or the image policy and what it builds from.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ImageArgs {
-    /// The Mosquitto 2 image to run, here or pulled [default: eclipse-mosquitto:2, pulled if
-    /// missing; where no registry answers, a local image built from this machine's Mosquitto]
+    /// The Mosquitto 2 image to run [default: eclipse-mosquitto:2; offline, one built here]
     #[arg(long, env = "WOTT_MQTT_IMAGE", value_name = "IMAGE", value_parser = parse_image)]
     pub image: Option<String>,
 
-    /// The Mosquitto binary a local image is built from when no registry answers
-    /// [default: mosquitto on PATH, then in /usr/local/sbin, /usr/sbin, /sbin]
+    /// The Mosquitto binary a local image is built from [default: on PATH, then /usr/sbin]
     #[arg(long, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
     pub mosquitto: Option<PathBuf>,
 }
@@ -222,21 +219,18 @@ pub struct SetupArgs {
     pub broker: SetupBrokerArgs,
 }
 
-/// The broker's flags, before or after the role: `setup --image IMG`,
-/// `setup server --port 8884`.
+/// The broker's flags, before or after the role.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SetupBrokerArgs {
     /// The broker's container name (server role) [default: wott-mosquitto]
     #[arg(long, global = true, value_name = "NAME", value_parser = parse_container_name)]
     pub name: Option<String>,
 
-    /// The Mosquitto 2 image to run (server role) [default: eclipse-mosquitto:2, pulled if
-    /// missing; where no registry answers, a local image built from this machine's Mosquitto]
+    /// The Mosquitto 2 image to run (server role) [default: see `server up --help`]
     #[arg(long, global = true, env = "WOTT_MQTT_IMAGE", value_name = "IMAGE", value_parser = parse_image)]
     pub image: Option<String>,
 
-    /// The Mosquitto binary a local image is built from when no registry answers (server role)
-    /// [default: mosquitto on PATH, then in /usr/local/sbin, /usr/sbin, /sbin]
+    /// The Mosquitto binary a local image is built from (server role) [default: on PATH, /usr/sbin]
     #[arg(long, global = true, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
     pub mosquitto: Option<PathBuf>,
 
@@ -386,12 +380,9 @@ pub enum ServerCommand {
     Reload(ServerReloadArgs),
     /// Build a local Mosquitto image from this machine's Mosquitto, for engines that cannot pull
     ///
-    /// The image has the layout of eclipse-mosquitto:2 (/mosquitto/{config,data,log}
-    /// owned by uid 1883, a mosquitto user 1883, the same CMD) and holds this
-    /// machine's mosquitto binary with every library it links. It is tagged
-    /// wott-mqtt/mosquitto:<version>-local and built again only when the binary,
-    /// a library or the layout changed. server up, setup server and demo use it
-    /// by themselves when eclipse-mosquitto:2 cannot be pulled.
+    /// It has the layout of eclipse-mosquitto:2 and holds this machine's mosquitto with
+    /// every library it links; it is built again only when one of them changed. server
+    /// up, setup server and demo use it by themselves when nothing can be pulled.
     Image(ServerImageArgs),
 }
 
@@ -445,8 +436,7 @@ pub struct ServerImageArgs {
     #[arg(long, value_name = "TAG", value_parser = parse_tag)]
     pub tag: Option<String>,
 
-    /// The Mosquitto binary to build from
-    /// [default: mosquitto on PATH, then in /usr/local/sbin, /usr/sbin, /sbin]
+    /// The Mosquitto binary to build from [default: mosquitto on PATH, then in the sbin folders]
     #[arg(long, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
     pub mosquitto: Option<PathBuf>,
 
