@@ -417,6 +417,14 @@ pub struct ServerUpArgs {
 /// How `server up` (and `setup server`) goes about it.
 #[derive(Debug, Args)]
 pub struct UpRunArgs {
+    /// The container's memory limit, in bytes or with k, M or G (at least 6M)
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_memory)]
+    pub memory: i64,
+
+    /// The most processes and threads the container may run
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(i64).range(8..=100_000))]
+    pub pids_limit: i64,
+
     /// Remove a container of that name that wott-mqtt did not create
     #[arg(long)]
     pub replace: bool,
@@ -507,6 +515,30 @@ fn parse_container_name(value: &str) -> Result<String, String> {
     } else {
         Err("a container name starts with a letter or digit and holds only letters, digits, `_`, `.` and `-`".into())
     }
+}
+
+/// `256M`, `1G`, `512k` or plain bytes; Docker refuses less than 6 MiB.
+fn parse_memory(value: &str) -> Result<i64, String> {
+    let (number, unit) = match value.char_indices().last() {
+        Some((at, c)) if c.is_ascii_alphabetic() => (&value[..at], c.to_ascii_lowercase()),
+        _ => (value, 'b'),
+    };
+    let factor: i64 = match unit {
+        'b' => 1,
+        'k' => 1 << 10,
+        'm' => 1 << 20,
+        'g' => 1 << 30,
+        _ => return Err("a size such as 256M or 1G (units k, M, G)".into()),
+    };
+    let bytes = number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or("a size such as 256M or 1G (units k, M, G)")?;
+    if bytes < 6 << 20 {
+        return Err("at least 6M: Docker refuses a smaller memory limit".into());
+    }
+    Ok(bytes)
 }
 
 /// An image reference: no whitespace or control characters (empty counts as unset).

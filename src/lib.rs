@@ -75,6 +75,8 @@ fn escape_bytes(bytes: &[u8]) -> String {
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: cli::Cli) -> ExitCode {
     let config = commands::Config::from_args(&cli.global);
+    let output = config.output.clone();
+    files::on_waiting(move |line| output.note(line));
     let result = commands::run(&config, cli.command);
     config.output.finish(result)
 }

@@ -725,14 +725,22 @@ fn cases() -> Vec<Case> {
             &["whoami", "--cert-dir", "$CERTS"],
         )
         .prepare(|f| fs::write(f.certs().join("client.crt"), pem_4mb("CERTIFICATE")).unwrap())
-        .says(3, "holds a damaged certificate", CERT),
+        .says(
+            3,
+            "client.crt is larger than 1048576 bytes",
+            "re-run `sudo wott-agent`",
+        ),
         case(
             "certificate",
             "4 MB PEM block as ca.crt",
             &["whoami", "--long", "--cert-dir", "$CERTS"],
         )
         .prepare(|f| fs::write(f.certs().join("ca.crt"), pem_4mb("CERTIFICATE")).unwrap())
-        .says(3, "ca.crt holds a damaged CA certificate", CERT),
+        .says(
+            3,
+            "ca.crt is larger than 1048576 bytes",
+            "re-run `sudo wott-agent`",
+        ),
         case(
             "certificate",
             "4 MB PEM block as client.key (`check`)",
@@ -747,7 +755,35 @@ fn cases() -> Vec<Case> {
             ],
         )
         .prepare(|f| fs::write(f.certs().join("client.key"), pem_4mb("PRIVATE KEY")).unwrap())
-        .says(3, "client.key holds a damaged private key", CERT),
+        .says(
+            3,
+            "client.key is larger than 1048576 bytes",
+            "re-run `sudo wott-agent`",
+        ),
+        case(
+            "certificate",
+            "client.crt is a link to /dev/zero (never ends)",
+            &["whoami", "--cert-dir", "$CERTS"],
+        )
+        .prepare(|f| {
+            fs::remove_file(f.certs().join("client.crt")).unwrap();
+            std::os::unix::fs::symlink("/dev/zero", f.certs().join("client.crt")).unwrap();
+        })
+        .says(3, "client.crt is a device, not a file", "small PEM files"),
+        case(
+            "certificate",
+            "client.crt is a FIFO (blocks a reader)",
+            &["whoami", "--cert-dir", "$CERTS"],
+        )
+        .prepare(|f| {
+            fs::remove_file(f.certs().join("client.crt")).unwrap();
+            let made = std::process::Command::new("mkfifo")
+                .arg(f.certs().join("client.crt"))
+                .status()
+                .unwrap();
+            assert!(made.success());
+        })
+        .says(3, "client.crt is a FIFO, not a file", "small PEM files"),
         case(
             "certificate",
             "truncated client.crt (`check`)",

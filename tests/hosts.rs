@@ -623,3 +623,33 @@ fn check_warns_when_the_file_and_the_resolver_disagree() {
     assert_eq!(doc["agrees"], false);
     assert_eq!(doc["warnings"].as_array().unwrap().len(), 1);
 }
+
+/// The security review: an edit by rename made a new file, so an SELinux
+/// label, a POSIX ACL or a `user.*` attribute on /etc/hosts was lost.
+#[test]
+fn extended_attributes_survive_an_edit() {
+    let f = HostsFile::new("127.0.0.1\tlocalhost\n");
+    let set = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; os.setxattr(sys.argv[1], 'user.wott-test', b'kept')",
+        ])
+        .arg(&f.path)
+        .status()
+        .unwrap();
+    if !set.success() {
+        eprintln!("SKIPPED: this filesystem keeps no user.* attributes");
+        return;
+    }
+    f.run(["add", SERVER, "192.168.1.20"]).success();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; print(os.getxattr(sys.argv[1], 'user.wott-test').decode())",
+        ])
+        .arg(&f.path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n", "{out:?}");
+    assert!(f.read().contains("192.168.1.20"));
+}

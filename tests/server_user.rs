@@ -113,12 +113,24 @@ fn a_docker_group_user_runs_the_broker_as_themselves_and_root_takes_it_back() {
         .success()
         .stdout_has("Config      current");
 
-    // Root's `server up` on the same folder: the image's uid 1883 again.
+    // Root's `server up` refuses a folder the user controls: root would
+    // write into it. Taken back as the hint says, it runs the image's uid
+    // 1883 again.
     let id_before = server.inspect("{{.Id}}").unwrap();
+    server.up().run().code(1).error(
+        "it belongs to another user than root",
+        "sudo chown root:root",
+    );
+    assert_eq!(server.inspect("{{.Id}}").unwrap(), id_before);
+    chown_tree(server.root.path(), 0);
     let root = server.up().arg("--json").run();
     root.success();
     assert_eq!(actions(&root.json()), ["remove", "create"]);
-    assert_eq!(server.inspect("{{.Config.User}}").as_deref(), Some(""));
+    assert_eq!(
+        server.inspect("{{.Config.User}}").as_deref(),
+        Some("1883:1883"),
+        "Mosquitto never runs as root in the container"
+    );
     assert_eq!(
         owner_and_mode(&server.path("certs/client.key")),
         (1883, 0o600)

@@ -30,6 +30,7 @@ pub use eval::{Client, Reason, Rules, Section, Verdict};
 
 use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
+use crate::output::shell_word;
 
 /// The name the tutorial (and the managed broker) gives the acl_file.
 pub const FILE_NAME: &str = "permissions.acl";
@@ -72,11 +73,11 @@ impl Diagnose for AclError {
             AclError::File(e) => return e.hint(),
             AclError::NotFound { path } => format!(
                 "grant a first device with `wott-mqtt acl allow <DEVICE_ID> <TOPIC> --acl-file {}`, or pass the right --acl-file",
-                path.display()
+                shell_word(&path.display().to_string())
             ),
             AclError::Refused { path, .. } | AclError::Invalid { path, .. } => format!(
                 "fix the line; `wott-mqtt acl validate --acl-file {}` lists every problem",
-                path.display()
+                shell_word(&path.display().to_string())
             ),
             AclError::FilterNotTopic { .. } => {
                 "check a topic a publisher really uses, e.g. wott/temperature instead of wott/#"

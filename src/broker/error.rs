@@ -14,6 +14,7 @@ use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 use crate::files::FileError;
 use crate::identity::IdentityError;
+use crate::output::shell_word;
 use crate::runtime::RuntimeError;
 
 /// One endpoint `Engine::connect` tried, and why it did not answer.
@@ -139,6 +140,32 @@ pub enum BrokerError {
         "the container {name} runs as the user {user:?}, whose uid and gid wott-mqtt cannot tell"
     )]
     UnknownUser { name: String, user: String },
+    #[error(
+        "not reloading the broker in {name}: {problem}; on a reload with such a file Mosquitto 2.0 enforces no ACL at all (every device may read and write every topic)"
+    )]
+    ReloadWithheld {
+        name: String,
+        problem: String,
+        acl_file: PathBuf,
+        server_dir: PathBuf,
+    },
+    #[error(
+        "the broker in {name} enforces NO ACL: it failed to load {} on its last reload, so every device may read and write every topic{}",
+        acl_file.display(), quote(lines)
+    )]
+    RunningOpen {
+        name: String,
+        lines: Vec<String>,
+        acl_file: PathBuf,
+        server_dir: PathBuf,
+    },
+    #[error("refusing the server dir: {} {reason} (owner uid {uid}, mode {mode:04o})", path.display())]
+    UntrustedServerDir {
+        path: PathBuf,
+        uid: u32,
+        mode: u32,
+        reason: String,
+    },
     #[error("cannot write to stdout: {0}")]
     Stdout(String),
     #[error("refusing to purge {}: it holds no mosquitto.conf written by wott-mqtt", dir.display())]
@@ -182,7 +209,9 @@ impl Diagnose for BrokerError {
             | BrokerError::StagedInvalid { .. }
             | BrokerError::NotReadableByBroker { .. }
             | BrokerError::PurgeRefused { .. }
+            | BrokerError::UntrustedServerDir { .. }
             | BrokerError::Stdout(_) => files_hint(self),
+            BrokerError::ReloadWithheld { .. } | BrokerError::RunningOpen { .. } => acl_hint(self),
             _ => container_hint(self),
         }
     }
@@ -372,7 +401,55 @@ fn files_hint(error: &BrokerError) -> Option<String> {
             "check --server-dir; remove the folder by hand if you really mean it".into()
         }
 
+        BrokerError::UntrustedServerDir { path, reason, .. } if reason.contains("symbolic link") => format!(
+            "remove the link (`sudo rm {}`) and run the command again: wott-mqtt writes this file itself",
+            shell_word(&path.display().to_string())
+        ),
+        BrokerError::UntrustedServerDir { path, .. } => format!(
+            "root writes the server dir and hands it to the broker, so only root may control it and every folder above it: \
+             `sudo chown root:root {p} && sudo chmod go-w {p}` if that is right, or choose another --server-dir",
+            p = shell_word(&path.display().to_string())
+        ),
         _ => return None,
+    })
+}
+
+/// A reload that would open the broker, or did.
+fn acl_hint(error: &BrokerError) -> Option<String> {
+    let (name, acl_file, server_dir, open) = match error {
+        BrokerError::ReloadWithheld {
+            name,
+            acl_file,
+            server_dir,
+            ..
+        } => (name, acl_file, server_dir, false),
+        BrokerError::RunningOpen {
+            name,
+            acl_file,
+            server_dir,
+            ..
+        } => (name, acl_file, server_dir, true),
+        _ => return None,
+    };
+    let validate = format!(
+        "wott-mqtt acl validate --acl-file {}",
+        shell_word(&acl_file.display().to_string())
+    );
+    let server = format!(
+        "sudo wott-mqtt --server-dir {} server",
+        shell_word(&server_dir.display().to_string())
+    );
+    let name = shell_word(name);
+    Some(if open {
+        format!(
+            "fix the file now (`{validate}` names every line Mosquitto refuses), then `{server} reload --name {name}`; \
+             until then, `{server} down --name {name}` stops the open broker"
+        )
+    } else {
+        format!(
+            "the broker keeps the rules it loaded last; fix the file (`{validate}` names every line Mosquitto refuses), \
+             then `{server} reload --name {name}`"
+        )
     })
 }
 

@@ -10,11 +10,12 @@ use serde::Serialize;
 
 use super::Context;
 use super::config::{self, ServerDir};
-use super::diagnose::{CrashCause, diagnose_exit};
+use super::diagnose::{CrashCause, diagnose_exit, failed_open};
 use super::docker::{Container, Engine};
 use super::ready::{self, Served};
 use super::running::spec_of;
 use super::server_dir::absolute;
+use super::sighup;
 use super::watch::probe_address;
 use super::{BrokerError, ContainerSpec, LABEL_CONFIG_HASH, LABEL_SERVER_DIR};
 use crate::identity::{self, CertInfo, Identity, Timestamp};
@@ -69,8 +70,26 @@ pub struct StatusReport {
     /// Why the broker stopped, from its log, when it exited with an error
     /// or keeps restarting.
     pub crash: Option<Crash>,
+    /// When the broker enforces no ACL at all (its last ACL load failed on a
+    /// reload): the log lines that show it.
+    pub acl_open: Option<Vec<String>>,
+    /// The server dir the container mounts.
+    pub server_dir: PathBuf,
     /// What the user should know or do.
     pub notes: Vec<String>,
+}
+
+impl StatusReport {
+    /// The broker enforces no ACL: the error `server status` ends with.
+    pub fn open_error(&self) -> Option<BrokerError> {
+        let lines = self.acl_open.clone()?;
+        let target = sighup::Target {
+            id: "",
+            name: &self.container,
+            server_dir: &self.server_dir,
+        };
+        Some(sighup::running_open(target, lines))
+    }
 }
 
 /// A stopped broker's diagnosis.
@@ -82,6 +101,9 @@ pub struct Crash {
     /// The log lines that show it.
     pub lines: Vec<String>,
 }
+
+/// How many of the broker's last log lines `status` reads for a failed ACL load.
+const LOG_TAIL: u64 = 5000;
 
 /// `server status`.
 pub async fn status(
@@ -108,6 +130,8 @@ pub async fn status(
         agent_certificate: CertSummary::read(ctx.cert_dir.cert_path()),
         staged_certificate: None,
         crash: None,
+        acl_open: None,
+        server_dir: server_dir.path().to_path_buf(),
         notes: Vec::new(),
     };
     let Some(container) = container else {
@@ -148,6 +172,10 @@ pub async fn status(
             Ok(served) => report.served = Some(served),
             Err(reason) => report.probe_error = Some(reason),
         }
+    }
+    report.server_dir = dir.path().to_path_buf();
+    if report.running {
+        report.acl_open = failed_open(&engine.log_lines(&container.id, LOG_TAIL).await?);
     }
     report.crash = crash(&engine, &container, &report).await?;
     report.notes.extend(notes(&container, &report));

@@ -15,8 +15,9 @@ use super::image_policy::{self, ImageChoice, ImageRequest, ImageSource};
 use super::preflight;
 use super::ready;
 use super::server_dir::{FileChange, absolute, check_broker_can_read, write_files};
+use super::sighup::{self, Reloaded, Target};
 use super::stage::{self, Staged};
-use super::watch::{Ready, reload_and_confirm, wait_ready};
+use super::watch::{Ready, wait_ready};
 use super::{BrokerError, CONTAINER_PORT, ContainerSpec, Context, LABEL_CONFIG_HASH};
 use crate::identity::Identity;
 use crate::output::{Output, sanitize};
@@ -139,8 +140,8 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerE
     let files = write_files(&run.server_dir, run.spec, opts.dry_run)?;
     let staged = stage::stage(
         &run.identity,
-        &run.server_dir.certs_dir(),
-        run.spec.run_as.owner(),
+        run.server_dir.path(),
+        run.spec.run_as,
         opts.dry_run,
     )?;
     run.clock.lap("files written, certificates staged");
@@ -384,6 +385,7 @@ impl Up<'_> {
                         container_port: CONTAINER_PORT,
                         mounts: spec.mounts(&self.server_dir),
                         user: spec.run_as.container_user(),
+                        limits: spec.limits,
                         labels: spec.labels(self.server_dir.path(), hash.unwrap_or_default()),
                     })
                     .await?;
@@ -402,7 +404,16 @@ impl Up<'_> {
                 out.note(&format!(
                     "the certificates changed: reloading the broker in {name}"
                 ));
-                reload_and_confirm(&self.engine, &id).await?;
+                let target = Target {
+                    id: &id,
+                    name,
+                    server_dir: self.server_dir.path(),
+                };
+                if sighup::reload(&self.engine, target).await? == Reloaded::NotConfirmed {
+                    out.warn(&format!(
+                        "{name} did not log \"Reloading config.\" within 3 s after SIGHUP"
+                    ));
+                }
                 id
             }
             Todo::Nothing(id) => id,
@@ -587,6 +598,9 @@ mod tests {
             started_at: None,
             restart_count: 0,
             ports: Vec::new(),
+            memory: 0,
+            pids_limit: 0,
+            hardened: true,
         }
     }
 

@@ -184,7 +184,7 @@ impl Human for EditReport {
             return s;
         }
         let how = match self.write_method {
-            Some(WriteMethod::InPlace) => " (in place: the file is a mount point)",
+            Some(WriteMethod::InPlace) => " (in place: it could not be replaced by rename)",
             _ => "",
         };
         let _ = writeln!(s, "{} {file}{how}", p.bold("Updated"));

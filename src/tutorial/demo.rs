@@ -31,8 +31,8 @@ use serde::Serialize;
 use crate::acl::{self, Access};
 use crate::broker::docker::Engine;
 use crate::broker::{
-    self, BrokerError, ContainerSpec, Context, DownOptions, ImageChoice, ImageRequest, RunAs,
-    UpOptions,
+    self, BrokerError, ContainerSpec, Context, DownOptions, ImageChoice, ImageRequest, Limits,
+    RunAs, UpOptions,
 };
 use crate::check::{self, Expect, Host, Plan, Subscription, Target, Until};
 use crate::diagnose::Diagnose;
@@ -417,6 +417,7 @@ impl<'a> Demo<'a> {
                     bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
                     port: self.report.port,
                     run_as: self.report.run_as,
+                    limits: Limits::default(),
                 },
                 image: self.options.image.clone(),
                 replace: false,

@@ -64,8 +64,9 @@ pub struct CreateRequest<'a> {
     pub port: u16,
     pub container_port: u16,
     pub mounts: Vec<BindMount>,
-    /// The container's `User` (`uid:gid`); `None` keeps the image's.
-    pub user: Option<String>,
+    /// The container's `User` (`uid:gid`).
+    pub user: String,
+    pub limits: super::Limits,
     pub labels: HashMap<String, String>,
 }
 
@@ -176,7 +177,7 @@ impl Engine {
         let port_key = format!("{}/tcp", request.container_port);
         let body = ContainerCreateBody {
             image: Some(request.image.to_string()),
-            user: request.user.clone(),
+            user: Some(request.user.clone()),
             labels: Some(request.labels.clone()),
             exposed_ports: Some(vec![port_key.clone()]),
             host_config: Some(HostConfig {
@@ -204,6 +205,14 @@ impl Engine {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
+                // Mosquitto runs as its own user from the start, so it needs
+                // no capability and may gain none; it writes only to the
+                // data and log mounts.
+                cap_drop: Some(vec!["ALL".to_string()]),
+                security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+                readonly_rootfs: Some(true),
+                memory: Some(request.limits.memory),
+                pids_limit: Some(request.limits.pids),
                 ..Default::default()
             }),
             ..Default::default()

@@ -19,7 +19,7 @@ use crate::acl::lint::{self, Finding, Severity};
 use crate::acl::{
     self, Access, AclError, Client, Document, Kind, Need, Reason, Rules, Section, eval,
 };
-use crate::broker;
+use crate::broker::{self, BrokerError};
 use crate::cli::{
     AccessArg, AclAllowArgs, AclArgs, AclCheckArgs, AclCommand, AclListArgs, AclRevokeArgs,
 };
@@ -103,20 +103,25 @@ impl LineRef {
 /// Called once after `allow` or `revoke` has changed the file. Mosquitto
 /// reads its ACL only at start and on SIGHUP, so a running broker that
 /// `wott-mqtt server` manages from this file's folder is reloaded here
-/// (unless `--no-reload`); returns the containers reloaded. Otherwise the
-/// user is told how to apply the change.
-fn applied(config: &Config, file: &Path, reload: bool) -> Vec<String> {
+/// (unless `--no-reload`). Returns what was reloaded, and the error to end
+/// with when the reload was withheld (the file has a line Mosquitto refuses,
+/// which on a reload would open the broker) or the broker ended up open.
+/// Otherwise the user is told how to apply the change.
+fn applied(config: &Config, file: &Path, reload: bool) -> (Reloads, Option<BrokerError>) {
     if reload {
         match broker::reload_after_acl_edit(file) {
-            Ok(reloaded) if !reloaded.is_empty() => return reloaded,
+            Ok(reloaded) if !reloaded.is_empty() => return (Reloads::of(reloaded), None),
             Ok(_) => {}
+            Err(e @ (BrokerError::ReloadWithheld { .. } | BrokerError::RunningOpen { .. })) => {
+                return (Reloads::default(), Some(e));
+            }
             Err(e) => {
                 config.output.warn(&sanitize(&format!(
                     "{} changed, but the broker could not be reloaded: {e}; \
                      apply it with `sudo wott-mqtt server reload`",
                     file.display()
                 )));
-                return Vec::new();
+                return (Reloads::default(), None);
             }
         }
     }
@@ -126,18 +131,50 @@ fn applied(config: &Config, file: &Path, reload: bool) -> Vec<String> {
          `systemctl reload mosquitto`, or `docker kill --signal HUP <container>`)",
         file.display()
     ));
-    Vec::new()
+    (Reloads::default(), None)
 }
 
-/// `reloaded: the broker in NAME (SIGHUP)` lines.
-fn reloaded_lines(s: &mut String, p: Paint, reloaded: &[String]) {
-    for name in reloaded {
-        let _ = writeln!(
-            s,
-            "{} the broker in {} (SIGHUP): the change is in force",
-            p.good("reloaded:"),
-            sanitize(name)
-        );
+/// The brokers an edit reloaded.
+#[derive(Debug, Default, Serialize)]
+struct Reloads {
+    /// Every broker sent SIGHUP.
+    reloaded: Vec<String>,
+    /// Those whose log did not show the reload within a few seconds.
+    not_confirmed: Vec<String>,
+}
+
+impl Reloads {
+    fn of(applied: Vec<broker::Applied>) -> Self {
+        Reloads {
+            not_confirmed: applied
+                .iter()
+                .filter(|a| !a.in_force)
+                .map(|a| a.container.clone())
+                .collect(),
+            reloaded: applied.into_iter().map(|a| a.container).collect(),
+        }
+    }
+
+    /// `reloaded: the broker in NAME (SIGHUP)` lines.
+    fn lines(&self, s: &mut String, p: Paint) {
+        for name in &self.reloaded {
+            if self.not_confirmed.contains(name) {
+                let _ = writeln!(
+                    s,
+                    "{} the broker in {} (SIGHUP), but its log did not show the reload within 3 s: \
+                     whether the change is in force is not known",
+                    p.warn("signalled:"),
+                    sanitize(name)
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "{} the broker in {} (SIGHUP): the change is in force",
+                    p.good("reloaded:"),
+                    sanitize(name)
+                );
+            }
+        }
     }
 }
 

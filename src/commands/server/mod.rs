@@ -53,6 +53,10 @@ pub(crate) fn up_options(
             bind,
             port,
             run_as: broker::RunAs::for_invoker(),
+            limits: broker::Limits {
+                memory: run.memory,
+                pids: run.pids_limit,
+            },
         },
         image,
         replace: run.replace,
@@ -99,7 +103,13 @@ async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, 
             } else {
                 ExitCode::Failure
             };
-            Ok(Outcome::report(StatusView(report)).with_code(code))
+            let open = report.open_error();
+            let outcome = Outcome::report(StatusView(report)).with_code(code);
+            Ok(match open {
+                // Loudly: every device may read and write every topic.
+                Some(error) => outcome.with_error(error),
+                None => outcome,
+            })
         }
         ServerCommand::Logs(args) => logs(ctx, &args).await,
         ServerCommand::Image(args) => {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::broker::{
     self, Action, DownReport, FileChange, ImageReport, ReloadReport, StatusReport, UpReport,
 };
-use crate::output::{Human, Paint, human_duration, sanitize};
+use crate::output::{Human, Paint, human_duration, sanitize, sanitize_field};
 
 /// `server logs --json`; printed as it arrives otherwise.
 #[derive(Debug, Serialize)]
@@ -25,7 +25,7 @@ impl Human for LogLines {
 }
 
 pub(super) fn row(s: &mut String, label: &str, value: &str) {
-    let _ = writeln!(s, "  {label:<12}{}", sanitize(value));
+    let _ = writeln!(s, "  {label:<12}{}", sanitize_field(value));
 }
 
 pub(super) fn file_lines(s: &mut String, files: &[FileChange], dry_run: bool) {
@@ -355,6 +355,16 @@ fn container_rows(s: &mut String, r: &StatusReport, c: &broker::docker::Containe
 
 /// Why the broker's last run failed, and the notes of `server status`.
 fn problems(s: &mut String, p: Paint, r: &StatusReport) {
+    if let Some(lines) = &r.acl_open {
+        let _ = writeln!(
+            s,
+            "{} the broker enforces NO ACL: its last reload failed to load permissions.acl, so every device may read and write every topic",
+            p.bad("✗")
+        );
+        for line in lines {
+            let _ = writeln!(s, "  | {}", sanitize(line));
+        }
+    }
     if let Some(crash) = &r.crash {
         let _ = writeln!(
             s,

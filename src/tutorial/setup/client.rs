@@ -17,7 +17,7 @@ use crate::diagnose::Diagnose;
 use crate::error::Error;
 use crate::hosts;
 use crate::names::{DeviceId, TopicFilter, TopicName};
-use crate::output::{Paint, Report, sanitize};
+use crate::output::{Paint, Report, sanitize, shell_word};
 
 /// How long the client role's check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -322,6 +322,7 @@ fn check_until(topic: &TopicFilter, roundtrip: bool) -> Result<Until, Error> {
 
 /// The commands that run the tutorial's client from here.
 fn next_commands(server: &DeviceId, port: u16, topic: &TopicFilter) -> Vec<String> {
+    let topic = shell_word(topic.as_str());
     vec![
         format!(
             "MQTT_SERVER={server} MQTT_PORT={port} MQTT_TOPIC={topic} python3 client.py   # the tutorial's Paho client"

@@ -12,7 +12,7 @@ use crate::acl::{self, Access};
 use crate::broker::{self, Context, ImageChoice, ImageRequest, UpOptions, UpReport};
 use crate::error::Error;
 use crate::names::{DeviceId, TopicFilter};
-use crate::output::Paint;
+use crate::output::{Paint, shell_word};
 
 /// One `--allow ID[:TOPIC[:ACCESS]]`: a client device and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +121,9 @@ pub fn server(
     let acl_changed = grants.iter().any(|g| g.changed);
     let reloaded = if acl_changed && !answers.up.dry_run {
         broker::reload_after_acl_edit(&acl_file)?
+            .into_iter()
+            .map(|a| a.container)
+            .collect()
     } else {
         Vec::new()
     };
@@ -240,7 +243,8 @@ fn next_for_clients(answers: &ServerAnswers, device_id: &str, up: &UpReport) -> 
         .map(|g| {
             format!(
                 "on {}: sudo wott-mqtt setup client --server {device_id} --ip {ip} --port {port} --topic {} --yes",
-                g.device, g.topic
+                g.device,
+                shell_word(g.topic.as_str())
             )
         })
         .collect();
