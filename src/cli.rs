@@ -12,6 +12,10 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::broker;
 
+mod setup;
+
+pub use setup::{SetupArgs, SetupClientArgs, SetupRole, SetupServerArgs};
+
 /// `0.1.0 (abc123def456)`: the crate version and the git commit it was built from.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -201,84 +205,6 @@ pub struct ImageArgs {
     /// The Mosquitto binary a local image is built from [default: on PATH, then /usr/sbin]
     #[arg(long, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
     pub mosquitto: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct SetupArgs {
-    #[command(subcommand)]
-    pub role: Option<SetupRole>,
-
-    /// Take the defaults for unanswered questions that have one, and do not ask for confirmation
-    #[arg(short, long, global = true)]
-    pub yes: bool,
-
-    #[command(flatten)]
-    pub file: HostsFileArgs,
-
-    #[command(flatten)]
-    pub broker: SetupBrokerArgs,
-}
-
-/// The broker's flags, before or after the role.
-#[derive(Debug, Clone, Default, Args)]
-pub struct SetupBrokerArgs {
-    /// The broker's container name (server role) [default: wott-mosquitto]
-    #[arg(long, global = true, value_name = "NAME", value_parser = parse_container_name)]
-    pub name: Option<String>,
-
-    /// The Mosquitto 2 image to run (server role) [default: see `server up --help`]
-    #[arg(long, global = true, env = "WOTT_MQTT_IMAGE", value_name = "IMAGE", value_parser = parse_image)]
-    pub image: Option<String>,
-
-    /// The Mosquitto binary a local image is built from (server role) [default: on PATH, /usr/sbin]
-    #[arg(long, global = true, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
-    pub mosquitto: Option<PathBuf>,
-
-    /// The host address to publish the broker on (server role) [default: 0.0.0.0]
-    #[arg(long, global = true, value_name = "ADDR")]
-    pub bind: Option<IpAddr>,
-
-    /// The broker's port: the server publishes it, a client connects to it [default: 8883]
-    #[arg(long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: Option<u16>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SetupRole {
-    /// This device is the broker: grant client devices, start Mosquitto, print what clients run
-    Server(SetupServerArgs),
-    /// This device is a client: write the hosts entry for the server, then check the connection
-    Client(SetupClientArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct SetupServerArgs {
-    /// Grant a client device (repeatable): ID, ID:TOPIC or ID:TOPIC:ACCESS
-    /// (TOPIC defaults to wott/temperature, ACCESS to read)
-    #[arg(long = "allow", value_name = "ID[:TOPIC[:ACCESS]]")]
-    pub allow: Vec<String>,
-
-    #[command(flatten)]
-    pub run: UpRunArgs,
-}
-
-#[derive(Debug, Default, Args)]
-pub struct SetupClientArgs {
-    /// The server's device ID (`wott-mqtt whoami` on the server prints it)
-    #[arg(long, value_name = "SERVER_ID")]
-    pub server: Option<String>,
-
-    /// The server's IP address
-    #[arg(long, value_name = "IP")]
-    pub ip: Option<OsString>,
-
-    /// The topic to subscribe to [default: wott/temperature]
-    #[arg(long)]
-    pub topic: Option<String>,
-
-    /// Also publish a probe and wait for it: proves read and write access
-    #[arg(long)]
-    pub roundtrip: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -506,7 +432,7 @@ pub struct ServerReloadArgs {
 }
 
 /// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-fn parse_container_name(value: &str) -> Result<String, String> {
+pub(crate) fn parse_container_name(value: &str) -> Result<String, String> {
     let mut chars = value.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
@@ -542,7 +468,7 @@ fn parse_memory(value: &str) -> Result<i64, String> {
 }
 
 /// An image reference: no whitespace or control characters (empty counts as unset).
-fn parse_image(value: &str) -> Result<String, String> {
+pub(crate) fn parse_image(value: &str) -> Result<String, String> {
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err("an image reference such as eclipse-mosquitto:2, without spaces".into())
     } else {
