@@ -219,13 +219,13 @@ fn reload_dry_run_stages_nothing() {
     let server = Server::new("reloaddry");
     up_json(&server);
     renew(&server);
-    let before = snapshot(&server.dir());
+    let before = config_files(&server);
     let json = server.cmd("reload").args(["--dry-run", "--json"]).run();
     json.success();
     let json = json.json();
     assert_eq!(json["changed"], true);
     assert_eq!(json["signalled"], false);
-    assert_eq!(snapshot(&server.dir()), before);
+    assert_eq!(config_files(&server), before);
 }
 
 #[test]
