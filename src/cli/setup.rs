@@ -86,4 +86,3 @@ pub struct SetupClientArgs {
     #[arg(long)]
     pub roundtrip: bool,
 }
-
