@@ -12,6 +12,10 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::broker;
 
+mod setup;
+
+pub use setup::{SetupArgs, SetupClientArgs, SetupRole, SetupServerArgs};
+
 /// `0.1.0 (abc123def456)`: the crate version and the git commit it was built from.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -171,9 +175,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The Mosquitto 2 image to run (e.g. one loaded with `docker load`)
-    #[arg(long, value_name = "IMAGE", default_value = broker::DEFAULT_IMAGE, value_parser = parse_image)]
-    pub image: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     /// Leave the broker running and the files in place, and print how to remove them
     #[arg(long)]
@@ -194,63 +197,16 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
-pub struct SetupArgs {
-    #[command(subcommand)]
-    pub role: Option<SetupRole>,
+/// `--image`, or the image policy and what it builds from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ImageArgs {
+    /// The Mosquitto 2 image to run [default: eclipse-mosquitto:2; offline, one built here]
+    #[arg(long, env = "WOTT_MQTT_IMAGE", value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<String>,
 
-    /// Take the defaults for unanswered questions that have one, and do not ask for confirmation
-    #[arg(short, long, global = true)]
-    pub yes: bool,
-
-    #[command(flatten)]
-    pub file: HostsFileArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SetupRole {
-    /// This device is the broker: grant client devices, start Mosquitto, print what clients run
-    Server(SetupServerArgs),
-    /// This device is a client: write the hosts entry for the server, then check the connection
-    Client(SetupClientArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct SetupServerArgs {
-    /// Grant a client device (repeatable): ID, ID:TOPIC or ID:TOPIC:ACCESS
-    /// (TOPIC defaults to wott/temperature, ACCESS to read)
-    #[arg(long = "allow", value_name = "ID[:TOPIC[:ACCESS]]")]
-    pub allow: Vec<String>,
-
-    #[command(flatten)]
-    pub up: ServerUpArgs,
-}
-
-#[derive(Debug, Default, Args)]
-pub struct SetupClientArgs {
-    /// The server's device ID (`wott-mqtt whoami` on the server prints it)
-    #[arg(long, value_name = "SERVER_ID")]
-    pub server: Option<String>,
-
-    /// The server's IP address
-    #[arg(long, value_name = "IP")]
-    pub ip: Option<OsString>,
-
-    /// The broker's port [default: 8883]
-    #[arg(long)]
-    pub port: Option<u16>,
-
-    /// The topic to subscribe to [default: wott/temperature]
-    #[arg(long)]
-    pub topic: Option<String>,
-
-    /// Also publish a probe and wait for it: proves read and write access
-    #[arg(long)]
-    pub roundtrip: bool,
-
-    /// Print the hosts file's diff and the check it would run; write nothing and contact nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    /// The Mosquitto binary a local image is built from [default: on PATH, then /usr/sbin]
+    #[arg(long, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
+    pub mosquitto: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +312,12 @@ pub enum ServerCommand {
     /// Run it after the agent renews the certificate; the broker also
     /// re-reads permissions.acl.
     Reload(ServerReloadArgs),
+    /// Build a local Mosquitto image from this machine's Mosquitto, for engines that cannot pull
+    ///
+    /// It has the layout of eclipse-mosquitto:2 and holds this machine's mosquitto with
+    /// every library it links; it is built again only when one of them changed. server
+    /// up, setup server and demo use it by themselves when nothing can be pulled.
+    Image(ServerImageArgs),
 }
 
 /// The container to act on.
@@ -371,9 +333,8 @@ pub struct ServerUpArgs {
     #[command(flatten)]
     pub container: ContainerName,
 
-    /// The Mosquitto 2 image to run
-    #[arg(long, value_name = "IMAGE", default_value = broker::DEFAULT_IMAGE, value_parser = parse_image)]
-    pub image: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     /// The host address to publish the broker on
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
@@ -383,6 +344,13 @@ pub struct ServerUpArgs {
     #[arg(long, value_name = "PORT", default_value_t = broker::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
 
+    #[command(flatten)]
+    pub run: UpRunArgs,
+}
+
+/// How `server up` (and `setup server`) goes about it.
+#[derive(Debug, Args)]
+pub struct UpRunArgs {
     /// The container's memory limit, in bytes or with k, M or G (at least 6M)
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_memory)]
     pub memory: i64,
@@ -402,6 +370,21 @@ pub struct ServerUpArgs {
     /// Seconds to wait for the broker to accept an mTLS CONNECT
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerImageArgs {
+    /// The image's tag [default: wott-mqtt/mosquitto:<version>-local]
+    #[arg(long, value_name = "TAG", value_parser = parse_tag)]
+    pub tag: Option<String>,
+
+    /// The Mosquitto binary to build from [default: mosquitto on PATH, then in the sbin folders]
+    #[arg(long, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
+    pub mosquitto: Option<PathBuf>,
+
+    /// Say what would be built and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -457,7 +440,7 @@ pub struct ServerReloadArgs {
 }
 
 /// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-fn parse_container_name(value: &str) -> Result<String, String> {
+pub(crate) fn parse_container_name(value: &str) -> Result<String, String> {
     let mut chars = value.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
@@ -492,13 +475,23 @@ fn parse_memory(value: &str) -> Result<i64, String> {
     Ok(bytes)
 }
 
-/// An image reference: not empty, no whitespace or control characters.
-fn parse_image(value: &str) -> Result<String, String> {
-    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+/// An image reference: no whitespace or control characters (empty counts as unset).
+pub(crate) fn parse_image(value: &str) -> Result<String, String> {
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err("an image reference such as eclipse-mosquitto:2, without spaces".into())
     } else {
         Ok(value.to_string())
     }
+}
+
+/// A tag for `server image`, checked as the engine would.
+fn parse_tag(value: &str) -> Result<String, String> {
+    broker::parse_tag(value).map_err(|e| match e {
+        broker::ImageError::InvalidTag { reason, .. } => {
+            format!("{reason}; e.g. wott-mqtt/mosquitto:2.0.11-local")
+        }
+        other => other.to_string(),
+    })
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,9 @@
 //! The fixture gives the devices the README's IDs and maps the temp paths back
 //! to the agent's (`/opt/wott/certs`, `/opt/wott/mosquitto`, `/etc/hosts`).
 //! In expected lines, `…` matches any text, and a line holding only `…`
-//! matches any number of lines. `sudo ` is dropped. `demo` gets the local test
-//! image (`--image`), since no registry can be reached here.
+//! matches any number of lines. `sudo ` is dropped. `demo` runs as written:
+//! where no registry answers, it builds its image from this machine's
+//! Mosquitto.
 //!
 //! Every step must exit 0, unless the next line of the block is `$ echo $?`,
 //! whose output is then the exit code the step must end with.
@@ -156,10 +157,6 @@ impl Devices {
     fn run(&self, device: &str, command: &str) -> (i32, String) {
         let mut args = words(command);
         assert_eq!(args.remove(0), "wott-mqtt", "{command}");
-        if args.first().map(String::as_str) == Some("demo") {
-            args.push("--image".into());
-            args.push(docker::test_image());
-        }
         // stdout and stderr into one pipe, so lines come in the order a
         // terminal shows them.
         let (mut reader, writer) = std::io::pipe().unwrap();

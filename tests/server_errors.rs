@@ -153,6 +153,74 @@ fn a_busy_port_is_named_and_leaves_no_container() {
 }
 
 #[test]
+fn a_dry_run_names_a_busy_port_too() {
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("dryport");
+    let holder = TcpListener::bind(("127.0.0.1", server.port)).unwrap();
+    server.up().arg("--dry-run").run().code(1).error(
+        &format!("port {} on 127.0.0.1 is already in use", server.port),
+        "--port",
+    );
+    assert!(!server.dir().exists());
+    drop(holder);
+}
+
+#[test]
+fn the_image_comes_from_the_environment_when_image_is_not_given() {
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("envimage");
+    let json = server
+        .cmd("up")
+        .env("WOTT_MQTT_IMAGE", server.image())
+        .args(["--bind", "127.0.0.1", "--port"])
+        .arg(server.port.to_string())
+        .args(["--dry-run", "--json"])
+        .run()
+        .json();
+    assert_eq!(json["image"]["ref"], server.image());
+    assert_eq!(json["image"]["source"], "present");
+    assert!(!server.dir().exists());
+}
+
+#[test]
+fn without_image_or_a_mosquitto_up_names_both_ways_out_and_changes_nothing() {
+    if !docker::available()
+        || !support::is_root()
+        || docker::image_id("eclipse-mosquitto:2").is_some()
+    {
+        return;
+    }
+    let server = Server::new("noimage");
+    let run = docker::wott_without_mosquitto()
+        .cert_dir(&server.certs.dir())
+        .arg("--server-dir")
+        .arg(server.dir())
+        .args([
+            "server",
+            "up",
+            "--name",
+            &server.name,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+        ])
+        .arg(server.port.to_string())
+        .run();
+    run.code(1)
+        .error(
+            "no local image can be built: there is no Mosquitto on this machine",
+            "apt-get install mosquitto",
+        )
+        .stderr_has("docker load -i mosquitto.tar");
+    assert!(!server.dir().exists(), "nothing written");
+    assert_eq!(server.inspect("{{.Id}}"), None);
+}
+
+#[test]
 fn a_port_held_by_another_container_names_that_container() {
     if !docker::available() {
         return;
@@ -350,7 +418,6 @@ fn bad_names_and_images_are_usage_errors() {
         ("--name", "-leading-dash", NAME),
         ("--name", "has space", NAME),
         ("--name", "semi;colon", NAME),
-        ("--image", "", IMAGE),
         ("--image", "eclipse mosquitto", IMAGE),
         ("--bind", "not-an-ip", "invalid IP address syntax"),
         ("--port", "0", "0 is not in 1..=65535"),

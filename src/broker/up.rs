@@ -11,6 +11,8 @@ use serde::Serialize;
 
 use super::config::{self, ServerDir};
 use super::docker::{Container, CreateRequest, Engine, StartError};
+use super::image_policy::{self, ImageChoice, ImageRequest, ImageSource};
+use super::preflight;
 use super::ready;
 use super::server_dir::{FileChange, absolute, check_broker_can_read, write_files};
 use super::sighup::{self, Reloaded, Target};
@@ -23,7 +25,9 @@ use crate::output::{Output, sanitize};
 /// `server up`'s choices.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
+    /// `spec.image` is the request's reference; the policy may choose another.
     pub spec: ContainerSpec,
+    pub image: ImageRequest,
     /// Remove a container of that name that wott-mqtt did not create.
     pub replace: bool,
     pub dry_run: bool,
@@ -36,6 +40,10 @@ pub struct UpOptions {
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     Pull {
+        image: String,
+    },
+    /// The local image, built from this machine's Mosquitto.
+    Build {
         image: String,
     },
     /// The old container, removed before creating the new one.
@@ -74,7 +82,7 @@ pub struct UpReport {
     pub dry_run: bool,
     pub container: String,
     pub container_id: Option<String>,
-    pub image: String,
+    pub image: ImageChoice,
     pub bind: IpAddr,
     pub port: u16,
     pub server_id: String,
@@ -113,11 +121,21 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerE
         identity,
         server_dir: ServerDir::new(absolute(ctx.server_dir)?),
         actions: Vec::new(),
+        image: None,
         clock,
     };
     let existing = run.existing().await?;
     check_broker_can_read(&run.server_dir, run.spec.run_as)?;
-    let image_id = run.image().await?;
+    preflight::port_free(&run.engine, run.spec).await?;
+    let image = run.image().await?;
+    let image_id = image.id.clone();
+    // From here on, the spec with the image the policy chose.
+    let chosen = ContainerSpec {
+        image: image.reference.clone(),
+        ..opts.spec.clone()
+    };
+    run.spec = &chosen;
+    run.image = Some(image);
     run.clock.lap("container and image inspected");
     let files = write_files(&run.server_dir, run.spec, opts.dry_run)?;
     let staged = stage::stage(
@@ -199,6 +217,8 @@ struct Up<'a> {
     identity: Identity,
     server_dir: ServerDir,
     actions: Vec<Action>,
+    /// The image step's choice.
+    image: Option<ImageChoice>,
     clock: Lap<'a>,
 }
 
@@ -206,42 +226,22 @@ impl Up<'_> {
     /// The container of that name, refusing one wott-mqtt did not create
     /// (unless `--replace`).
     async fn existing(&self) -> Result<Option<Container>, BrokerError> {
-        let existing = self.engine.container(&self.spec.name).await?;
-        if let Some(c) = &existing
-            && !c.is_managed()
-            && !self.opts.replace
-        {
-            return Err(BrokerError::NameClash {
-                name: self.spec.name.clone(),
-                image: c.image.clone(),
-                state: c.state.to_string(),
-            });
-        }
-        Ok(existing)
+        preflight::existing(&self.engine, self.spec, self.opts.replace).await
     }
 
-    /// The image's ID, pulling it first when it is not here (`None` in a dry
-    /// run that would pull).
-    async fn image(&mut self) -> Result<Option<String>, BrokerError> {
-        let image = &self.spec.image;
-        if let Some(id) = self.engine.image_id(image).await? {
-            return Ok(Some(id));
+    /// The image the policy chooses: here, pulled, or built from this
+    /// machine's Mosquitto (in a dry run, nothing is pulled or built).
+    async fn image(&mut self) -> Result<ImageChoice, BrokerError> {
+        let output = self.ctx.output;
+        let choice =
+            image_policy::choose(&self.engine, &self.opts.image, output, self.opts.dry_run).await?;
+        let image = choice.reference.clone();
+        match choice.source {
+            ImageSource::Pulled | ImageSource::Missing => self.actions.push(Action::Pull { image }),
+            ImageSource::Built => self.actions.push(Action::Build { image }),
+            ImageSource::Present => {}
         }
-        self.actions.push(Action::Pull {
-            image: image.clone(),
-        });
-        if self.opts.dry_run {
-            return Ok(None);
-        }
-        self.engine.pull(image, self.ctx.output).await?;
-        self.engine
-            .image_id(image)
-            .await?
-            .ok_or_else(|| BrokerError::Pull {
-                image: image.clone(),
-                reason: "the engine reported success, but the image is not there".into(),
-            })
-            .map(Some)
+        Ok(choice)
     }
 
     /// The decided step, checked against a broker that may be restarting:
@@ -339,7 +339,11 @@ impl Up<'_> {
             dry_run: self.opts.dry_run,
             container: self.spec.name.clone(),
             container_id: todo.existing_id().map(short),
-            image: self.spec.image.clone(),
+            image: self.image.clone().unwrap_or_else(|| ImageChoice {
+                reference: self.spec.image.clone(),
+                source: ImageSource::Present,
+                id: None,
+            }),
             bind: self.spec.bind,
             port: self.spec.port,
             server_id: self.identity.device_id().to_string(),

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr};
 
 use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Confirm, Input, Select};
@@ -75,9 +76,21 @@ fn server(
         .iter()
         .map(|a| Grant::parse(a))
         .collect::<Result<Vec<_>, _>>()?;
+    let broker = &setup.broker;
+    let image = super::server::image_request(broker.image.clone(), broker.mosquitto.clone());
+    let up = super::server::up_options(
+        broker
+            .name
+            .clone()
+            .unwrap_or_else(|| crate::broker::DEFAULT_NAME.to_string()),
+        image,
+        broker.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        broker.port.unwrap_or(crate::broker::DEFAULT_PORT),
+        args.run,
+    );
     let answers = ServerAnswers {
         grants,
-        up: super::server::up_options(args.up),
+        up,
         yes: setup.yes,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
@@ -94,10 +107,16 @@ fn client(
     args: SetupClientArgs,
     mut terminal: Option<Terminal>,
 ) -> Result<Outcome, Error> {
+    if setup.broker.name.is_some() || setup.broker.bind.is_some() {
+        return Err(Error::usage(
+            "--name and --bind set up the broker: they belong to `setup server`",
+            Some("on a client, pass --server, --ip and --port (the broker's port)".to_string()),
+        ));
+    }
     let answers = ClientAnswers {
         server: args.server.as_deref().map(DeviceId::new).transpose()?,
         ip: args.ip.as_deref().map(hosts::parse_server_ip).transpose()?,
-        port: args.port,
+        port: setup.broker.port,
         topic: args.topic.as_deref().map(TopicFilter::new).transpose()?,
         hosts_file: setup.file.path(),
         yes: setup.yes,

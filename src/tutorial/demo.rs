@@ -31,7 +31,8 @@ use serde::Serialize;
 use crate::acl::{self, Access};
 use crate::broker::docker::Engine;
 use crate::broker::{
-    self, BrokerError, ContainerSpec, Context, DownOptions, Limits, RunAs, UpOptions,
+    self, BrokerError, ContainerSpec, Context, DownOptions, ImageChoice, ImageRequest, Limits,
+    RunAs, UpOptions,
 };
 use crate::check::{self, Expect, Host, Plan, Subscription, Target, Until};
 use crate::diagnose::Diagnose;
@@ -56,7 +57,8 @@ const PORT_TRIES: usize = 3;
 /// `demo`'s choices.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    pub image: String,
+    /// `--image`, or the image policy (`eclipse-mosquitto:2`, pulled, else built here).
+    pub image: ImageRequest,
     /// Leave the container and the temp folder, and say how to remove them.
     pub keep: bool,
 }
@@ -95,7 +97,8 @@ pub struct DemoReport {
     /// Whether every step passed.
     pub passed: bool,
     pub interrupted: bool,
-    pub image: String,
+    /// The image the broker ran and where it came from; `None` until step 5.
+    pub image: Option<ImageChoice>,
     pub container: String,
     pub container_id: Option<String>,
     /// The 127.0.0.1 port the broker was published on.
@@ -242,7 +245,7 @@ impl<'a> Demo<'a> {
             report: DemoReport {
                 passed: false,
                 interrupted: false,
-                image: options.image.clone(),
+                image: None,
                 container: format!("{CONTAINER_PREFIX}{suffix}"),
                 container_id: None,
                 port: 0,
@@ -410,12 +413,13 @@ impl<'a> Demo<'a> {
             let options = UpOptions {
                 spec: ContainerSpec {
                     name: self.report.container.clone(),
-                    image: self.options.image.clone(),
+                    image: self.options.image.reference().to_string(),
                     bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
                     port: self.report.port,
                     run_as: self.report.run_as,
                     limits: Limits::default(),
                 },
+                image: self.options.image.clone(),
                 replace: false,
                 dry_run: false,
                 timeout: READY_TIMEOUT,
@@ -427,6 +431,7 @@ impl<'a> Demo<'a> {
             }
         };
         self.report.container_id = up.container_id.clone();
+        self.report.image = Some(up.image.clone());
         let (uid, _) = self.report.run_as.owner();
         let user = match self.report.run_as {
             RunAs::Image => format!("uid {uid} (the image's mosquitto user)"),
@@ -441,7 +446,7 @@ impl<'a> Demo<'a> {
             "container {} ({}) on 127.0.0.1:{}; Mosquitto runs as {user} and reads its own \
              copy of the server's key in {}{ready}",
             up.container,
-            up.image,
+            up.image.reference,
             up.port,
             up.certificates.dir.display()
         ))

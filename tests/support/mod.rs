@@ -50,6 +50,8 @@ const ENV_VARS: &[&str] = &[
     "MQTT_TOPIC",
     "NO_COLOR",
     "DOCKER_HOST",
+    "WOTT_MQTT_IMAGE",
+    "WOTT_MQTT_MOSQUITTO",
 ];
 
 pub fn bin() -> PathBuf {

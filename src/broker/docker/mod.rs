@@ -27,6 +27,7 @@ use bollard::query_parameters::{
 use futures_util::{Stream, StreamExt};
 
 pub(crate) mod container;
+mod load;
 mod pull;
 
 pub use container::Container;
@@ -254,9 +255,14 @@ impl Engine {
         }
     }
 
-    /// Removes a container, killing it if it still runs.
+    /// Removes a container, killing it if it still runs, with the anonymous
+    /// volumes the image's `VOLUME`s gave it (`/mosquitto/log` when nothing
+    /// is mounted there); bind mounts and named volumes stay.
     pub async fn remove(&self, id: &str) -> Result<(), BrokerError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if status(&e) == Some(404) => Ok(()),

@@ -4,15 +4,19 @@
 //! that build an async runtime (current-thread) and a Docker client.
 
 use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 mod views;
 
-use views::{DownView, LogLines, ReloadView, StatusView, UpView};
+use views::{DownView, ImageView, LogLines, ReloadView, StatusView, UpView};
 
 use super::Config;
-use crate::broker::{self, ContainerSpec, Context, DownOptions, ReloadOptions, UpOptions};
-use crate::cli::{ServerCommand, ServerLogsArgs, ServerUpArgs};
+use crate::broker::{
+    self, ContainerSpec, Context, DownOptions, ImageOptions, ImageRequest, ReloadOptions, UpOptions,
+};
+use crate::cli::{ServerCommand, ServerLogsArgs, UpRunArgs};
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::output::{Outcome, sanitize};
@@ -23,30 +27,49 @@ pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
         .unwrap_or(Err(Error::Interrupted))
 }
 
+/// `--image` (or `WOTT_MQTT_IMAGE`) and `--mosquitto` as a request; empty
+/// values count as unset.
+pub(crate) fn image_request(image: Option<String>, mosquitto: Option<PathBuf>) -> ImageRequest {
+    match image.filter(|i| !i.is_empty()) {
+        Some(image) => ImageRequest::Given(image),
+        None => ImageRequest::Default {
+            mosquitto: mosquitto.filter(|m| !m.as_os_str().is_empty()),
+        },
+    }
+}
+
 /// `server up`'s flags as options; `setup server` takes the same flags.
-pub(crate) fn up_options(args: ServerUpArgs) -> UpOptions {
+pub(crate) fn up_options(
+    name: String,
+    image: ImageRequest,
+    bind: IpAddr,
+    port: u16,
+    run: UpRunArgs,
+) -> UpOptions {
     UpOptions {
         spec: ContainerSpec {
-            name: args.container.name,
-            image: args.image,
-            bind: args.bind,
-            port: args.port,
+            name,
+            image: image.reference().to_string(),
+            bind,
+            port,
             run_as: broker::RunAs::for_invoker(),
             limits: broker::Limits {
-                memory: args.memory,
-                pids: args.pids_limit,
+                memory: run.memory,
+                pids: run.pids_limit,
             },
         },
-        replace: args.replace,
-        dry_run: args.dry_run,
-        timeout: Duration::from_secs(args.timeout),
+        image,
+        replace: run.replace,
+        dry_run: run.dry_run,
+        timeout: Duration::from_secs(run.timeout),
     }
 }
 
 async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, Error> {
     match command {
         ServerCommand::Up(args) => {
-            let options = up_options(args);
+            let image = image_request(args.image.image, args.image.mosquitto);
+            let options = up_options(args.container.name, image, args.bind, args.port, args.run);
             Ok(Outcome::report(UpView(broker::up(ctx, &options).await?)))
         }
         ServerCommand::Down(args) => {
@@ -89,6 +112,16 @@ async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, 
             })
         }
         ServerCommand::Logs(args) => logs(ctx, &args).await,
+        ServerCommand::Image(args) => {
+            let options = ImageOptions {
+                tag: args.tag,
+                mosquitto: args.mosquitto.filter(|m| !m.as_os_str().is_empty()),
+                dry_run: args.dry_run,
+            };
+            Ok(Outcome::report(ImageView(
+                broker::local_image(ctx.output, &options).await?,
+            )))
+        }
     }
 }
 
