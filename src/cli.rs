@@ -4,16 +4,16 @@
 //! `TopicFilter`, …) once, in `commands`; nothing past that sees clap.
 
 use std::ffi::OsString;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::broker;
-
+mod server;
 mod setup;
 
+pub(crate) use server::parse_container_name;
+pub use server::{ServerCommand, ServerLogsArgs, UpRunArgs};
 pub use setup::{SetupArgs, SetupClientArgs, SetupRole, SetupServerArgs};
 
 /// `0.1.0 (abc123def456)`: the crate version and the git commit it was built from.
@@ -291,190 +291,6 @@ pub struct HostsCheckArgs {
     pub file: HostsFileArgs,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ServerCommand {
-    /// Start the broker, or bring it in line with this device's identity
-    ///
-    /// Renders mosquitto.conf (and a first permissions.acl) into the server
-    /// dir, stages copies of the certificates the broker can read, pulls the
-    /// image if needed, creates or reuses the container, and waits until a
-    /// real mTLS CONNECT gets a CONNACK. Safe to re-run: when nothing changed,
-    /// nothing is touched.
-    Up(ServerUpArgs),
-    /// Stop and remove the broker's container; the server dir stays unless --purge
-    Down(ServerDownArgs),
-    /// The container's state, and the certificate the broker serves, read over TLS
-    Status(ServerStatusArgs),
-    /// Print the broker's log
-    Logs(ServerLogsArgs),
-    /// Stage the certificates again and make the broker reload them (SIGHUP)
-    ///
-    /// Run it after the agent renews the certificate; the broker also
-    /// re-reads permissions.acl.
-    Reload(ServerReloadArgs),
-    /// Build a local Mosquitto image from this machine's Mosquitto, for engines that cannot pull
-    ///
-    /// It has the layout of eclipse-mosquitto:2 and holds this machine's mosquitto with
-    /// every library it links; it is built again only when one of them changed. server
-    /// up, setup server and demo use it by themselves when nothing can be pulled.
-    Image(ServerImageArgs),
-}
-
-/// The container to act on.
-#[derive(Debug, Args)]
-pub struct ContainerName {
-    /// The broker's container name
-    #[arg(long, value_name = "NAME", default_value = broker::DEFAULT_NAME, value_parser = parse_container_name)]
-    pub name: String,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerUpArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    #[command(flatten)]
-    pub image: ImageArgs,
-
-    /// The host address to publish the broker on
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
-    pub bind: IpAddr,
-
-    /// The host port to publish the broker on (clients' MQTT_PORT)
-    #[arg(long, value_name = "PORT", default_value_t = broker::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
-
-    #[command(flatten)]
-    pub run: UpRunArgs,
-}
-
-/// How `server up` (and `setup server`) goes about it.
-#[derive(Debug, Args)]
-pub struct UpRunArgs {
-    /// The container's memory limit, in bytes or with k, M or G (at least 6M)
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_memory)]
-    pub memory: i64,
-
-    /// The most processes and threads the container may run
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(i64).range(8..=100_000))]
-    pub pids_limit: i64,
-
-    /// Remove a container of that name that wott-mqtt did not create
-    #[arg(long)]
-    pub replace: bool,
-
-    /// Print what would change (diffs and container actions) and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Seconds to wait for the broker to accept an mTLS CONNECT
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerImageArgs {
-    /// The image's tag [default: wott-mqtt/mosquitto:<version>-local]
-    #[arg(long, value_name = "TAG", value_parser = parse_tag)]
-    pub tag: Option<String>,
-
-    /// The Mosquitto binary to build from [default: mosquitto on PATH, then in the sbin folders]
-    #[arg(long, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
-    pub mosquitto: Option<PathBuf>,
-
-    /// Say what would be built and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerDownArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    /// Also remove the server dir: mosquitto.conf, permissions.acl, staged certificates, data
-    #[arg(long)]
-    pub purge: bool,
-
-    /// Print what would be removed and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerStatusArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    /// Seconds to wait for the broker's TLS handshake
-    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerLogsArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    /// Keep printing new lines until interrupted
-    #[arg(short, long)]
-    pub follow: bool,
-
-    /// Print only the last N lines
-    #[arg(long, value_name = "N")]
-    pub tail: Option<u64>,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerReloadArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    /// Print what would be staged and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Seconds to wait for the broker to serve the staged certificate
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
-}
-
-/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub(crate) fn parse_container_name(value: &str) -> Result<String, String> {
-    let mut chars = value.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if valid {
-        Ok(value.to_string())
-    } else {
-        Err("a container name starts with a letter or digit and holds only letters, digits, `_`, `.` and `-`".into())
-    }
-}
-
-/// `256M`, `1G`, `512k` or plain bytes; Docker refuses less than 6 MiB.
-fn parse_memory(value: &str) -> Result<i64, String> {
-    let (number, unit) = match value.char_indices().last() {
-        Some((at, c)) if c.is_ascii_alphabetic() => (&value[..at], c.to_ascii_lowercase()),
-        _ => (value, 'b'),
-    };
-    let factor: i64 = match unit {
-        'b' => 1,
-        'k' => 1 << 10,
-        'm' => 1 << 20,
-        'g' => 1 << 30,
-        _ => return Err("a size such as 256M or 1G (units k, M, G)".into()),
-    };
-    let bytes = number
-        .parse::<i64>()
-        .ok()
-        .and_then(|n| n.checked_mul(factor))
-        .ok_or("a size such as 256M or 1G (units k, M, G)")?;
-    if bytes < 6 << 20 {
-        return Err("at least 6M: Docker refuses a smaller memory limit".into());
-    }
-    Ok(bytes)
-}
-
 /// An image reference: no whitespace or control characters (empty counts as unset).
 pub(crate) fn parse_image(value: &str) -> Result<String, String> {
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -482,16 +298,6 @@ pub(crate) fn parse_image(value: &str) -> Result<String, String> {
     } else {
         Ok(value.to_string())
     }
-}
-
-/// A tag for `server image`, checked as the engine would.
-fn parse_tag(value: &str) -> Result<String, String> {
-    broker::parse_tag(value).map_err(|e| match e {
-        broker::ImageError::InvalidTag { reason, .. } => {
-            format!("{reason}; e.g. wott-mqtt/mosquitto:2.0.11-local")
-        }
-        other => other.to_string(),
-    })
 }
 
 #[derive(Debug, Args)]

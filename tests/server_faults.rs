@@ -133,6 +133,7 @@ fn the_engine_stopping_during_up_is_named_and_the_next_up_recovers() {
     assert_eq!(
         files(&server.dir()),
         [
+            "broker.json",
             "certs/ca.crt",
             "certs/client.crt",
             "certs/client.key",

@@ -166,6 +166,8 @@ pub enum BrokerError {
         mode: u32,
         reason: String,
     },
+    #[error("cannot read the broker's settings in {}: {reason}", path.display())]
+    BadRecord { path: PathBuf, reason: String },
     #[error("cannot write to stdout: {0}")]
     Stdout(String),
     #[error("refusing to purge {}: it holds no mosquitto.conf written by wott-mqtt", dir.display())]
@@ -210,6 +212,7 @@ impl Diagnose for BrokerError {
             | BrokerError::NotReadableByBroker { .. }
             | BrokerError::PurgeRefused { .. }
             | BrokerError::UntrustedServerDir { .. }
+            | BrokerError::BadRecord { .. }
             | BrokerError::Stdout(_) => files_hint(self),
             BrokerError::ReloadWithheld { .. } | BrokerError::RunningOpen { .. } => acl_hint(self),
             _ => container_hint(self),
@@ -397,6 +400,11 @@ fn files_hint(error: &BrokerError) -> Option<String> {
             }
         }
         BrokerError::Stdout(_) => return None,
+        BrokerError::BadRecord { path, .. } => format!(
+            "`server up` writes this file (JSON) with the settings it was given: fix it, or remove it \
+             (`sudo rm {}`) and run `server up` again with the flags the broker was started with",
+            shell_word(&path.display().to_string())
+        ),
         BrokerError::PurgeRefused { .. } => {
             "check --server-dir; remove the folder by hand if you really mean it".into()
         }

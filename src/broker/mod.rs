@@ -26,6 +26,7 @@ mod image_error;
 mod image_policy;
 mod preflight;
 pub mod ready;
+pub mod record;
 mod reload;
 mod run_as;
 mod running;

@@ -11,6 +11,7 @@ use super::config::{self, ServerDir};
 use super::docker::Engine;
 use super::down::is_managed_dir;
 use super::ready::Served;
+use super::record;
 use super::running::{check_mounts, running_managed, spec_of};
 use super::server_dir::{absolute, trust};
 use super::sighup::{self, Reloaded, Target};
@@ -23,7 +24,8 @@ use crate::output::sanitize;
 /// `server reload`'s choices.
 #[derive(Debug, Clone)]
 pub struct ReloadOptions {
-    pub name: String,
+    /// `None`: the server dir's broker ([`record::broker_name`]).
+    pub name: Option<String>,
     pub dry_run: bool,
     pub timeout: Duration,
 }
@@ -51,13 +53,14 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
         ctx.output.warn(&sanitize(&warning.message));
     }
     let engine = Engine::connect().await?;
-    let container = running_managed(&engine, &opts.name).await?;
     let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
+    let name = record::broker_name(&engine, server_dir.path(), opts.name.as_deref()).await?;
+    let container = running_managed(&engine, &name).await?;
     check_mounts(&container, &server_dir)?;
     let spec = spec_of(&container)?;
     let target = Target {
         id: &container.id,
-        name: &opts.name,
+        name: &name,
         server_dir: server_dir.path(),
     };
     // Before anything changes: a reload with a broken ACL would open the
@@ -68,7 +71,7 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
     let mut report = ReloadReport {
         changed: staged.is_changed(),
         dry_run: opts.dry_run,
-        container: opts.name.clone(),
+        container: name.clone(),
         certificates: staged,
         signalled: false,
         in_force: false,
@@ -81,14 +84,14 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
     if !report.in_force {
         ctx.output.warn(&format!(
             "{} did not log \"Reloading config.\" within 3 s after SIGHUP: whether it took the files is not known",
-            opts.name
+            name
         ));
     }
     report.signalled = true;
     let ready = wait_ready(
         &engine,
         &container.id,
-        &opts.name,
+        &name,
         &identity,
         &spec,
         opts.timeout,

@@ -13,6 +13,7 @@ use super::config::{self, ServerDir};
 use super::diagnose::{CrashCause, diagnose_exit, failed_open};
 use super::docker::{Container, Engine};
 use super::ready::{self, Served};
+use super::record;
 use super::running::spec_of;
 use super::server_dir::absolute;
 use super::sighup;
@@ -105,15 +106,16 @@ pub struct Crash {
 /// How many of the broker's last log lines `status` reads for a failed ACL load.
 const LOG_TAIL: u64 = 5000;
 
-/// `server status`.
+/// `server status` of the broker `name`, else the server dir's.
 pub async fn status(
     ctx: &Context<'_>,
-    name: &str,
+    name: Option<&str>,
     timeout: Duration,
 ) -> Result<StatusReport, BrokerError> {
     let engine = Engine::connect().await?;
-    let container = engine.container(name).await?;
     let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
+    let name = &record::broker_name(&engine, server_dir.path(), name).await?;
+    let container = engine.container(name).await?;
     let mut report = StatusReport {
         container: name.to_string(),
         engine: engine.endpoint().to_string(),
@@ -266,14 +268,18 @@ fn notes(container: &Container, report: &StatusReport) -> Vec<String> {
     notes
 }
 
-/// `server logs`: writes the container's output to `sink` as it arrives.
+/// `server logs` of the broker `name`, else the server dir's: writes the
+/// container's output to `sink` as it arrives.
 pub async fn logs(
-    name: &str,
+    ctx: &Context<'_>,
+    name: Option<&str>,
     tail: Option<u64>,
     follow: bool,
     sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<(), BrokerError> {
     let engine = Engine::connect().await?;
+    let server_dir = absolute(ctx.server_dir)?;
+    let name = &record::broker_name(&engine, &server_dir, name).await?;
     let container = engine.existing(name, name).await?;
     let mut stream = std::pin::pin!(engine.logs(&container.id, tail, follow));
     while let Some(chunk) = stream.next().await {

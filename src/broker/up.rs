@@ -14,6 +14,7 @@ use super::docker::{Container, CreateRequest, Engine, StartError};
 use super::image_policy::{self, ImageChoice, ImageRequest, ImageSource};
 use super::preflight;
 use super::ready;
+use super::record::{self, Resolved};
 use super::server_dir::{FileChange, absolute, check_broker_can_read, write_files};
 use super::sighup::{self, Reloaded, Target};
 use super::stage::{self, Staged};
@@ -28,11 +29,27 @@ pub struct UpOptions {
     /// `spec.image` is the request's reference; the policy may choose another.
     pub spec: ContainerSpec,
     pub image: ImageRequest,
+    /// The settings as asked for, which the server dir's record keeps.
+    pub settings: Resolved,
     /// Remove a container of that name that wott-mqtt did not create.
     pub replace: bool,
     pub dry_run: bool,
     /// How long to wait for the first CONNACK.
     pub timeout: Duration,
+}
+
+impl UpOptions {
+    /// The options that run the broker with `settings`.
+    pub fn new(settings: Resolved, replace: bool, dry_run: bool, timeout: Duration) -> UpOptions {
+        UpOptions {
+            spec: settings.settings.spec(),
+            image: settings.settings.image_request(),
+            settings,
+            replace,
+            dry_run,
+            timeout,
+        }
+    }
 }
 
 /// What `server up` did to the container (or would do, in a dry run).
@@ -88,6 +105,8 @@ pub struct UpReport {
     pub server_id: String,
     pub server_dir: PathBuf,
     pub engine: String,
+    /// The settings kept from the server dir's record, by flag name.
+    pub kept: Vec<&'static str>,
     pub files: Vec<FileChange>,
     pub certificates: Staged,
     pub actions: Vec<Action>,
@@ -122,11 +141,18 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerE
         server_dir: ServerDir::new(absolute(ctx.server_dir)?),
         actions: Vec::new(),
         image: None,
+        renamed: None,
         clock,
     };
     let existing = run.existing().await?;
+    run.renamed = preflight::renamed(
+        &run.engine,
+        opts.settings.renamed_from.as_deref(),
+        run.server_dir.path(),
+    )
+    .await?;
     check_broker_can_read(&run.server_dir, run.spec.run_as)?;
-    preflight::port_free(&run.engine, run.spec).await?;
+    preflight::port_free(&run.engine, run.spec, run.renamed.as_ref()).await?;
     let image = run.image().await?;
     let image_id = image.id.clone();
     // From here on, the spec with the image the policy chose.
@@ -137,7 +163,12 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerE
     run.spec = &chosen;
     run.image = Some(image);
     run.clock.lap("container and image inspected");
-    let files = write_files(&run.server_dir, run.spec, opts.dry_run)?;
+    let mut files = write_files(&run.server_dir, run.spec, opts.dry_run)?;
+    files.push(record::write(
+        &run.server_dir,
+        &opts.settings.settings,
+        opts.dry_run,
+    )?);
     let staged = stage::stage(
         &run.identity,
         run.server_dir.path(),
@@ -219,6 +250,8 @@ struct Up<'a> {
     actions: Vec<Action>,
     /// The image step's choice.
     image: Option<ImageChoice>,
+    /// The server dir's broker under its old name, which goes first.
+    renamed: Option<Container>,
     clock: Lap<'a>,
 }
 
@@ -273,6 +306,22 @@ impl Up<'_> {
     async fn prepare(&mut self, step: Step, staged: &Staged) -> Result<Todo, BrokerError> {
         let name = self.spec.name.clone();
         let dry_run = self.opts.dry_run;
+        if let Some(old) = self.renamed.take() {
+            self.actions.push(Action::Remove {
+                id: short(&old.id),
+                reason: format!(
+                    "the server dir's broker is now named {name}, not {}",
+                    old.name
+                ),
+            });
+            if !dry_run {
+                self.ctx
+                    .output
+                    .note(&format!("removing the server dir's broker {}", old.name));
+                self.engine.stop(&old.id).await?;
+                self.engine.remove(&old.id).await?;
+            }
+        }
         Ok(match step {
             Step::Create => {
                 self.actions.push(Action::Create { name });
@@ -349,6 +398,7 @@ impl Up<'_> {
             server_id: self.identity.device_id().to_string(),
             server_dir: self.server_dir.path().to_path_buf(),
             engine: self.engine.endpoint().to_string(),
+            kept: self.opts.settings.kept.clone(),
             files,
             certificates: staged,
             actions,

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::net::{IpAddr, Ipv4Addr};
 
 use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Confirm, Input, Select};
@@ -77,17 +76,15 @@ fn server(
         .map(|a| Grant::parse(a))
         .collect::<Result<Vec<_>, _>>()?;
     let broker = &setup.broker;
-    let image = super::server::image_request(broker.image.clone(), broker.mosquitto.clone());
-    let up = super::server::up_options(
-        broker
-            .name
-            .clone()
-            .unwrap_or_else(|| crate::broker::DEFAULT_NAME.to_string()),
-        image,
-        broker.bind.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        broker.port.unwrap_or(crate::broker::DEFAULT_PORT),
-        args.run,
-    );
+    let requested = crate::broker::record::Requested {
+        name: broker.name.clone(),
+        image: broker.image.clone(),
+        mosquitto: super::server::non_empty(broker.mosquitto.clone()),
+        bind: broker.bind,
+        port: broker.port,
+        ..Default::default()
+    };
+    let up = super::server::up_options(&config.context(), requested, args.run)?;
     let answers = ServerAnswers {
         grants,
         up,

@@ -30,9 +30,9 @@ use serde::Serialize;
 
 use crate::acl::{self, Access};
 use crate::broker::docker::Engine;
+use crate::broker::record::Requested;
 use crate::broker::{
-    self, BrokerError, ContainerSpec, Context, DownOptions, ImageChoice, ImageRequest, Limits,
-    RunAs, UpOptions,
+    self, BrokerError, Context, DownOptions, ImageChoice, ImageRequest, RunAs, UpOptions,
 };
 use crate::check::{self, Expect, Host, Plan, Subscription, Target, Until};
 use crate::diagnose::Diagnose;
@@ -410,20 +410,15 @@ impl<'a> Demo<'a> {
         let up = loop {
             tries += 1;
             self.report.port = free_port()?;
-            let options = UpOptions {
-                spec: ContainerSpec {
-                    name: self.report.container.clone(),
-                    image: self.options.image.reference().to_string(),
-                    bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    port: self.report.port,
-                    run_as: self.report.run_as,
-                    limits: Limits::default(),
-                },
-                image: self.options.image.clone(),
-                replace: false,
-                dry_run: false,
-                timeout: READY_TIMEOUT,
-            };
+            let settings = Requested {
+                name: Some(self.report.container.clone()),
+                bind: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                port: Some(self.report.port),
+                ..Requested::default()
+            }
+            .with_image(&self.options.image)
+            .over(None);
+            let options = UpOptions::new(settings, false, false, READY_TIMEOUT);
             self.container_attempted = true;
             match broker::up(&ctx, &options).await {
                 Err(BrokerError::PortBusy { .. }) if tries < PORT_TRIES => {}
@@ -525,7 +520,7 @@ impl<'a> Demo<'a> {
                 output: self.output,
             };
             let down = DownOptions {
-                name: self.report.container.clone(),
+                name: Some(self.report.container.clone()),
                 purge: false,
                 dry_run: false,
                 graceful: false,

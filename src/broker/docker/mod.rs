@@ -360,6 +360,21 @@ impl Engine {
         .await
     }
 
+    /// The (ID, name) of containers in any state carrying every `key=value` label.
+    pub async fn with_labels(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>, BrokerError> {
+        self.list_all(
+            HashMap::from([(
+                "label",
+                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            )]),
+            true,
+        )
+        .await
+    }
+
     /// The names of running containers that publish host port `port`.
     pub async fn publishers_of(&self, port: u16) -> Result<Vec<String>, BrokerError> {
         let list = self
@@ -368,12 +383,22 @@ impl Engine {
         Ok(list.into_iter().map(|(_, name)| name).collect())
     }
 
-    /// The (ID, name) of the containers `filters` select.
+    /// The (ID, name) of the running containers `filters` select.
     async fn list(
         &self,
         filters: HashMap<&str, Vec<String>>,
     ) -> Result<Vec<(String, String)>, BrokerError> {
+        self.list_all(filters, false).await
+    }
+
+    /// The (ID, name) of the containers `filters` select, stopped ones too with `all`.
+    async fn list_all(
+        &self,
+        filters: HashMap<&str, Vec<String>>,
+        all: bool,
+    ) -> Result<Vec<(String, String)>, BrokerError> {
         let options = ListContainersOptionsBuilder::default()
+            .all(all)
             .filters(&filters)
             .build();
         let list = self

@@ -4,7 +4,6 @@
 //! that build an async runtime (current-thread) and a Docker client.
 
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,8 +12,9 @@ mod views;
 use views::{DownView, ImageView, LogLines, ReloadView, StatusView, UpView};
 
 use super::Config;
+use crate::broker::record::{self, Requested};
 use crate::broker::{
-    self, ContainerSpec, Context, DownOptions, ImageOptions, ImageRequest, ReloadOptions, UpOptions,
+    self, Context, DownOptions, ImageOptions, ImageRequest, ReloadOptions, UpOptions,
 };
 use crate::cli::{ServerCommand, ServerLogsArgs, UpRunArgs};
 use crate::error::Error;
@@ -33,43 +33,49 @@ pub(crate) fn image_request(image: Option<String>, mosquitto: Option<PathBuf>) -
     match image.filter(|i| !i.is_empty()) {
         Some(image) => ImageRequest::Given(image),
         None => ImageRequest::Default {
-            mosquitto: mosquitto.filter(|m| !m.as_os_str().is_empty()),
+            mosquitto: non_empty(mosquitto),
         },
     }
 }
 
-/// `server up`'s flags as options; `setup server` takes the same flags.
+/// A path flag, where an empty value counts as unset.
+pub(crate) fn non_empty(path: Option<PathBuf>) -> Option<PathBuf> {
+    path.filter(|p| !p.as_os_str().is_empty())
+}
+
+/// `server up`'s flags over the server dir's record; `setup server` takes
+/// the same flags.
 pub(crate) fn up_options(
-    name: String,
-    image: ImageRequest,
-    bind: IpAddr,
-    port: u16,
+    ctx: &Context<'_>,
+    requested: Requested,
     run: UpRunArgs,
-) -> UpOptions {
-    UpOptions {
-        spec: ContainerSpec {
-            name,
-            image: image.reference().to_string(),
-            bind,
-            port,
-            run_as: broker::RunAs::for_invoker(),
-            limits: broker::Limits {
-                memory: run.memory,
-                pids: run.pids_limit,
-            },
-        },
-        image,
-        replace: run.replace,
-        dry_run: run.dry_run,
-        timeout: Duration::from_secs(run.timeout),
-    }
+) -> Result<UpOptions, Error> {
+    let requested = Requested {
+        memory: run.memory,
+        pids_limit: run.pids_limit,
+        ..requested
+    };
+    let recorded = record::read(ctx.server_dir)?;
+    Ok(UpOptions::new(
+        requested.over(recorded.as_ref()),
+        run.replace,
+        run.dry_run,
+        Duration::from_secs(run.timeout),
+    ))
 }
 
 async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, Error> {
     match command {
         ServerCommand::Up(args) => {
-            let image = image_request(args.image.image, args.image.mosquitto);
-            let options = up_options(args.container.name, image, args.bind, args.port, args.run);
+            let requested = Requested {
+                name: args.container.name,
+                image: args.image.image,
+                mosquitto: non_empty(args.image.mosquitto),
+                bind: args.bind,
+                port: args.port,
+                ..Requested::default()
+            };
+            let options = up_options(ctx, requested, args.run)?;
             Ok(Outcome::report(UpView(broker::up(ctx, &options).await?)))
         }
         ServerCommand::Down(args) => {
@@ -94,9 +100,12 @@ async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, 
             )))
         }
         ServerCommand::Status(args) => {
-            let report =
-                broker::status(ctx, &args.container.name, Duration::from_secs(args.timeout))
-                    .await?;
+            let report = broker::status(
+                ctx,
+                args.container.name.as_deref(),
+                Duration::from_secs(args.timeout),
+            )
+            .await?;
             // Like `systemctl status`: scripts can test whether the broker serves.
             let code = if report.running && report.served.is_some() {
                 ExitCode::Success
@@ -139,10 +148,16 @@ async fn logs(ctx: &Context<'_>, args: &ServerLogsArgs) -> Result<Outcome, Error
     }
     if ctx.output.is_json() {
         let mut bytes = Vec::new();
-        broker::logs(&args.container.name, args.tail, false, &mut |chunk| {
-            bytes.extend_from_slice(chunk);
-            Ok(())
-        })
+        broker::logs(
+            ctx,
+            args.container.name.as_deref(),
+            args.tail,
+            false,
+            &mut |chunk| {
+                bytes.extend_from_slice(chunk);
+                Ok(())
+            },
+        )
         .await?;
         let lines = String::from_utf8_lossy(&bytes)
             .lines()
@@ -152,17 +167,23 @@ async fn logs(ctx: &Context<'_>, args: &ServerLogsArgs) -> Result<Outcome, Error
     }
     let mut stdout = std::io::stdout().lock();
     let mut pending = Vec::new();
-    broker::logs(&args.container.name, args.tail, args.follow, &mut |chunk| {
-        pending.extend_from_slice(chunk);
-        // Whole lines only, so that sanitizing never splits a character.
-        if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
-            let text = String::from_utf8_lossy(&pending[..=end]).into_owned();
-            pending.drain(..=end);
-            stdout.write_all(sanitize(&text).as_bytes())?;
-            stdout.flush()?;
-        }
-        Ok(())
-    })
+    broker::logs(
+        ctx,
+        args.container.name.as_deref(),
+        args.tail,
+        args.follow,
+        &mut |chunk| {
+            pending.extend_from_slice(chunk);
+            // Whole lines only, so that sanitizing never splits a character.
+            if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
+                let text = String::from_utf8_lossy(&pending[..=end]).into_owned();
+                pending.drain(..=end);
+                stdout.write_all(sanitize(&text).as_bytes())?;
+                stdout.flush()?;
+            }
+            Ok(())
+        },
+    )
     .await?;
     if !pending.is_empty() {
         let text = String::from_utf8_lossy(&pending).into_owned();

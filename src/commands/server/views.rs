@@ -187,6 +187,17 @@ impl Human for UpView {
         );
         row(&mut s, "Image", &r.image.describe());
         row(&mut s, "Server dir", &r.server_dir.display().to_string());
+        if !r.kept.is_empty() {
+            row(
+                &mut s,
+                "Kept",
+                &format!(
+                    "{} as recorded in {} (a flag changes one)",
+                    r.kept.join(", "),
+                    broker::record::RECORD_FILE
+                ),
+            );
+        }
         if let Some(ready) = &r.ready {
             row(
                 &mut s,
