@@ -35,7 +35,8 @@ it reads the WoTT agent's device identity, and every command is safe to re-run."
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error (acl check: denied), 2 usage, 3 local identity, \
 4 name resolution, 5 TCP connect, 6 TLS, 7 MQTT refused, 8 no message, \
-9 no ACL file, 10 ACL file unreadable, 11 ACL file refused. See docs/exit-codes.md.";
+9 no ACL file, 10 ACL file unreadable, 11 ACL file refused, 12 broker serves old files \
+(server status). See docs/exit-codes.md.";
 
 #[derive(Debug, Parser)]
 #[command(

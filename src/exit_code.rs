@@ -34,13 +34,16 @@ pub enum ExitCode {
     AclUnreadable = 10,
     /// Mosquitto would refuse the ACL file, so no rule in it can be trusted (`acl check`, `acl list`).
     AclRefused = 11,
+    /// `server status`: the broker runs and serves older files than those on
+    /// disk (a renewed certificate or an edited permissions.acl not reloaded).
+    Drift = 12,
     /// Interrupted by Ctrl-C (SIGINT), as shells report it.
     Interrupted = 130,
 }
 
 impl ExitCode {
     /// Every code, in numeric order.
-    pub const ALL: [ExitCode; 13] = [
+    pub const ALL: [ExitCode; 14] = [
         ExitCode::Success,
         ExitCode::Failure,
         ExitCode::Usage,
@@ -53,6 +56,7 @@ impl ExitCode {
         ExitCode::AclMissing,
         ExitCode::AclUnreadable,
         ExitCode::AclRefused,
+        ExitCode::Drift,
         ExitCode::Interrupted,
     ];
 
@@ -84,7 +88,7 @@ mod tests {
     #[test]
     fn values_are_the_documented_contract() {
         let codes: Vec<u8> = ExitCode::ALL.iter().map(|c| c.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 130]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 130]);
     }
 
     #[test]

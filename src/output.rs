@@ -408,6 +408,16 @@ fn is_format(c: char) -> bool {
     )
 }
 
+/// `sudo ` for a user who is not root, and nothing in a root shell (which
+/// may have no sudo at all): the start of a printed command that needs root.
+pub fn sudo() -> &'static str {
+    if rustix::process::geteuid().is_root() {
+        ""
+    } else {
+        "sudo "
+    }
+}
+
 /// `value` as one word of a shell command: as it is when it holds only
 /// characters no shell treats specially, else in single quotes. Every value
 /// in a command printed for the user to run goes through this, so a

@@ -170,6 +170,18 @@ fn a_broker_from_before_the_record_is_found_by_its_label() {
     let status = server_cmd(&server, "status").arg("--json").run();
     status.success();
     assert_eq!(status.json()["container"], server.name.as_str());
+    // A bare `server up` takes that broker's settings from the container
+    // itself, keeps it, and records them.
+    let id = container_id(&server.name);
+    let up = server_cmd(&server, "up").arg("--json").run();
+    up.success();
+    assert_eq!(up.json()["container"], server.name.as_str());
+    assert_eq!(up.json()["port"], server.port);
+    assert_eq!(up.json()["actions"], serde_json::json!([]));
+    assert_eq!(container_id(&server.name), id);
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(server.path("broker.json")).unwrap()).unwrap();
+    assert_eq!(record["image"], server.image());
 }
 
 #[test]

@@ -87,6 +87,12 @@ impl CrashCause {
 /// and its certificates in the same step.
 pub const RELOAD_LINE: &str = "Reloading config.";
 
+/// Whether the broker reads its certificates and permissions.acl right
+/// after this log line: at start, and on each reload (SIGHUP).
+pub fn loads_files(line: &str) -> bool {
+    line.contains(RELOAD_LINE) || (line.contains("mosquitto version") && line.contains("starting"))
+}
+
 /// Whether the log shows a broker that enforces no ACL at all: Mosquitto
 /// 2.0 that fails to load its ACL file on a reload logs `Error opening acl
 /// file` and then allows everything, until a later reload that succeeds (it
@@ -96,9 +102,7 @@ pub fn failed_open(log: &[String]) -> Option<Vec<String>> {
     let mut failed: Option<Vec<String>> = None;
     let mut since_reload: Vec<&String> = Vec::new();
     for line in log {
-        if line.contains(RELOAD_LINE)
-            || (line.contains("mosquitto version") && line.contains("starting"))
-        {
+        if loads_files(line) {
             failed = None;
             since_reload.clear();
             continue;

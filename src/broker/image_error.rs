@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::host_mosquitto::Version;
 use crate::diagnose::Diagnose;
+use crate::output::sudo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -60,16 +61,6 @@ fn searched_list(searched: &[PathBuf], explicit: bool) -> String {
         (_, true) => String::new(),
         (true, false) => format!(": {} is not a file", paths.join(", ")),
         (false, false) => format!(" (looked for {})", paths.join(", ")),
-    }
-}
-
-/// `sudo ` for a user who is not root, and nothing in a root shell (which
-/// may have no sudo at all).
-fn sudo() -> &'static str {
-    if rustix::process::geteuid().is_root() {
-        ""
-    } else {
-        "sudo "
     }
 }
 

@@ -18,6 +18,7 @@ pub mod config;
 pub mod diagnose;
 pub mod docker;
 mod down;
+pub mod drift;
 mod error;
 mod host_mosquitto;
 mod image;
@@ -42,7 +43,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::identity::CertDir;
-use crate::output::Output;
+use crate::output::{Output, shell_word};
 
 pub use config::ServerDir;
 pub use down::{DownOptions, DownReport, down};
@@ -63,6 +64,39 @@ pub struct Context<'a> {
     pub cert_dir: &'a CertDir,
     pub server_dir: &'a Path,
     pub output: &'a Output,
+}
+
+/// The managed broker's folder when `--server-dir` / `WOTT_MQTT_SERVER_DIR` is unset.
+pub const DEFAULT_SERVER_DIR: &str = "/opt/wott/mosquitto";
+
+impl Context<'_> {
+    /// A wott-mqtt command to print as a next step, e.g. `server reload`:
+    /// with `sudo` unless this is root, and with the cert dir and server dir
+    /// when they are not the defaults, so that it acts on this same broker
+    /// exactly as printed.
+    pub fn command(&self, rest: &str) -> String {
+        let mut line = format!("{}wott-mqtt", crate::output::sudo());
+        let flags = [
+            (
+                "--cert-dir",
+                self.cert_dir.path(),
+                crate::identity::DEFAULT_CERT_DIR,
+            ),
+            ("--server-dir", self.server_dir, DEFAULT_SERVER_DIR),
+        ];
+        for (flag, path, default) in flags {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            if path != Path::new(default) {
+                line.push_str(&format!(
+                    " {flag} {}",
+                    shell_word(&path.display().to_string())
+                ));
+            }
+        }
+        line.push(' ');
+        line.push_str(rest);
+        line
+    }
 }
 
 /// The port Mosquitto listens on inside the container; `--port` maps a host port to it.

@@ -27,10 +27,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::config::ServerDir;
-use super::docker::Engine;
+use super::docker::{Container, Engine};
+use super::image::LOCAL_REPOSITORY;
 use super::image_policy::ImageRequest;
 use super::run_as::invoker;
-use super::server_dir::{FileChange, server_dir_error, trust};
+use super::running::spec_of;
+use super::server_dir::{FileChange, absolute, server_dir_error, trust};
 use super::{
     BrokerError, ContainerSpec, DEFAULT_NAME, DEFAULT_PORT, LABEL_MANAGED_BY, LABEL_SERVER_DIR,
     Limits, MANAGED_BY, RunAs,
@@ -308,14 +310,49 @@ pub async fn broker_name(
     if let Some(settings) = read(server_dir)? {
         return Ok(settings.name);
     }
+    Ok(mounting(engine, server_dir)
+        .await?
+        .map_or_else(|| DEFAULT_NAME.to_string(), |c| c.name))
+}
+
+/// The server dir's settings: its record, else those of the managed
+/// container that mounts it (started before the record existed, so that a
+/// bare `server up` keeps that broker as it is too), else none. Without an
+/// engine to ask, the record alone.
+pub async fn recall(server_dir: &Path) -> Result<Option<Settings>, BrokerError> {
+    let server_dir = absolute(server_dir)?;
+    if let Some(settings) = read(&server_dir)? {
+        return Ok(Some(settings));
+    }
+    let Ok(engine) = Engine::connect().await else {
+        return Ok(None);
+    };
+    let Some(container) = mounting(&engine, &server_dir).await? else {
+        return Ok(None);
+    };
+    Ok(spec_of(&container).ok().map(|spec| Settings {
+        name: spec.name,
+        // The local image is the policy's choice: let it choose again.
+        image: (!spec.image.starts_with(LOCAL_REPOSITORY)).then_some(spec.image),
+        mosquitto: None,
+        bind: spec.bind,
+        port: spec.port,
+        user: spec.run_as.container_user(),
+        memory: spec.limits.memory,
+        pids_limit: spec.limits.pids,
+    }))
+}
+
+/// The one managed container that mounts `server_dir`, in any state.
+async fn mounting(engine: &Engine, server_dir: &Path) -> Result<Option<Container>, BrokerError> {
     let dir = server_dir.display().to_string();
-    let mounting = engine
+    let found = engine
         .with_labels(&[(LABEL_MANAGED_BY, MANAGED_BY), (LABEL_SERVER_DIR, &dir)])
         .await?;
-    Ok(match mounting.as_slice() {
-        [(_, name)] => name.clone(),
-        _ => DEFAULT_NAME.to_string(),
-    })
+    match found.as_slice() {
+        [(id, _)] => engine.container(id).await,
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -84,7 +84,8 @@ fn server(
         port: broker.port,
         ..Default::default()
     };
-    let up = super::server::up_options(&config.context(), requested, args.run)?;
+    let recorded = crate::runtime::block_on(crate::broker::record::recall(&config.server_dir))??;
+    let up = super::server::up_options(recorded, requested, args.run);
     let answers = ServerAnswers {
         grants,
         up,

@@ -345,6 +345,39 @@ impl Engine {
             .collect())
     }
 
+    /// The last `tail` lines of the container's log, each with the Unix
+    /// time (nanoseconds) the engine received it.
+    pub async fn timed_log_lines(
+        &self,
+        id: &str,
+        tail: u64,
+    ) -> Result<Vec<(Option<i128>, String)>, BrokerError> {
+        let tail = tail.to_string();
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .tail(&tail)
+            .build();
+        let mut bytes = Vec::new();
+        let mut stream = std::pin::pin!(self.docker.logs(id, Some(options)));
+        while let Some(item) = stream.next().await {
+            match item.map_err(|e| self.fail("read the container's log", e))? {
+                LogOutput::StdOut { message }
+                | LogOutput::StdErr { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message } => bytes.extend_from_slice(&message),
+            }
+        }
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|line| match line.split_once(' ') {
+                Some((at, rest)) => (unix_nanos(at), rest.to_string()),
+                None => (unix_nanos(line), String::new()),
+            })
+            .collect())
+    }
+
     /// The (ID, name) of running containers carrying every `key=value` label.
     pub async fn running_with_labels(
         &self,
@@ -414,6 +447,13 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// An RFC 3339 time as the engine writes it (`2026-12-03T11:10:21.123456789Z`).
+fn unix_nanos(text: &str) -> Option<i128> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp_nanos)
 }
 
 /// Why a start failed.

@@ -12,7 +12,7 @@ mod views;
 use views::{DownView, ImageView, LogLines, ReloadView, StatusView, UpView};
 
 use super::Config;
-use crate::broker::record::{self, Requested};
+use crate::broker::record::{self, Requested, Settings};
 use crate::broker::{
     self, Context, DownOptions, ImageOptions, ImageRequest, ReloadOptions, UpOptions,
 };
@@ -43,25 +43,24 @@ pub(crate) fn non_empty(path: Option<PathBuf>) -> Option<PathBuf> {
     path.filter(|p| !p.as_os_str().is_empty())
 }
 
-/// `server up`'s flags over the server dir's record; `setup server` takes
-/// the same flags.
+/// `server up`'s flags over the server dir's settings
+/// ([`record::recall`]); `setup server` takes the same flags.
 pub(crate) fn up_options(
-    ctx: &Context<'_>,
+    recorded: Option<Settings>,
     requested: Requested,
     run: UpRunArgs,
-) -> Result<UpOptions, Error> {
+) -> UpOptions {
     let requested = Requested {
         memory: run.memory,
         pids_limit: run.pids_limit,
         ..requested
     };
-    let recorded = record::read(ctx.server_dir)?;
-    Ok(UpOptions::new(
+    UpOptions::new(
         requested.over(recorded.as_ref()),
         run.replace,
         run.dry_run,
         Duration::from_secs(run.timeout),
-    ))
+    )
 }
 
 async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, Error> {
@@ -75,7 +74,8 @@ async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, 
                 port: args.port,
                 ..Requested::default()
             };
-            let options = up_options(ctx, requested, args.run)?;
+            let recorded = record::recall(ctx.server_dir).await?;
+            let options = up_options(recorded, requested, args.run);
             Ok(Outcome::report(UpView(broker::up(ctx, &options).await?)))
         }
         ServerCommand::Down(args) => {
@@ -106,11 +106,14 @@ async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, 
                 Duration::from_secs(args.timeout),
             )
             .await?;
-            // Like `systemctl status`: scripts can test whether the broker serves.
-            let code = if report.running && report.served.is_some() {
-                ExitCode::Success
-            } else {
+            // Like `systemctl status`: scripts can test whether the broker
+            // serves, and whether it serves the files on disk.
+            let code = if !report.running || report.served.is_none() {
                 ExitCode::Failure
+            } else if !report.drift.is_empty() {
+                ExitCode::Drift
+            } else {
+                ExitCode::Success
             };
             let open = report.open_error();
             let outcome = Outcome::report(StatusView(report)).with_code(code);
