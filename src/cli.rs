@@ -13,7 +13,7 @@ mod server;
 mod setup;
 
 pub(crate) use server::parse_container_name;
-pub use server::{ServerCommand, ServerLogsArgs, UpRunArgs};
+pub use server::{ServerCommand, ServerLogsArgs, ServerWatchArgs, UpRunArgs};
 pub use setup::{SetupArgs, SetupClientArgs, SetupRole, SetupServerArgs};
 
 /// `0.1.0 (abc123def456)`: the crate version and the git commit it was built from.

@@ -117,6 +117,9 @@ pub struct Outcome {
     report: Box<dyn Report>,
     error: Option<Box<dyn Diagnose>>,
     code: ExitCode,
+    /// The command printed its output as it went (one line per event):
+    /// nothing is left to print but an error.
+    streamed: bool,
 }
 
 impl std::fmt::Debug for Outcome {
@@ -136,6 +139,16 @@ impl Outcome {
             report: Box::new(report),
             error: None,
             code: ExitCode::Success,
+            streamed: false,
+        }
+    }
+
+    /// A command that printed as it went, such as `server watch`'s log
+    /// (lines, or JSON lines): nothing more is printed at the end.
+    pub fn streamed() -> Self {
+        Outcome {
+            streamed: true,
+            ..Outcome::report(Streamed)
         }
     }
 
@@ -151,6 +164,16 @@ impl Outcome {
     pub fn with_code(mut self, code: ExitCode) -> Self {
         self.code = code;
         self
+    }
+}
+
+/// What a streamed command reports at the end: nothing.
+#[derive(Serialize)]
+struct Streamed;
+
+impl Human for Streamed {
+    fn human(&self, _: Paint) -> String {
+        String::new()
     }
 }
 
@@ -239,6 +262,11 @@ impl Output {
         self.stderr_is_terminal && !self.quiet && !self.json
     }
 
+    /// Colour for stdout (none with `--json` or when it is not a terminal).
+    pub fn paint_stdout(&self) -> Paint {
+        self.stdout
+    }
+
     /// Colour for stderr.
     pub fn paint_stderr(&self) -> Paint {
         self.stderr
@@ -268,6 +296,7 @@ impl Output {
     /// Prints the outcome of a command and returns the process exit code.
     pub fn finish<E: Diagnose + 'static>(&self, result: Result<Outcome, E>) -> ExitCode {
         let (report, error, code) = match result {
+            Ok(outcome) if outcome.streamed && outcome.error.is_none() => return outcome.code,
             Ok(outcome) => (Some(outcome.report), outcome.error, outcome.code),
             Err(error) => {
                 let code = error.exit_code();

@@ -35,6 +35,25 @@ pub fn block_on_interruptible<F: Future>(future: F) -> Result<Option<F::Output>,
     })
 }
 
+/// Runs `future` on a fresh current-thread runtime until it ends or the
+/// process gets SIGTERM or SIGINT: `Ok(None)` when stopped. For the one
+/// command a supervisor runs and stops (`server watch`): being stopped is
+/// how it ends, not an interruption.
+pub fn block_on_until_stopped<F: Future>(future: F) -> Result<Option<F::Output>, RuntimeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    block_on(async {
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| RuntimeError(format!("cannot handle SIGTERM: {e}")))?;
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| RuntimeError(format!("cannot handle SIGINT: {e}")))?;
+        Ok(tokio::select! {
+            output = future => Some(output),
+            _ = term.recv() => None,
+            _ = int.recv() => None,
+        })
+    })?
+}
+
 /// From now on, Ctrl-C (SIGINT) no longer kills the process: a prompt that
 /// reads it returns an interruption, and [`block_on_interruptible`] ends
 /// its future. For the wizard, whose prompts read keys in raw mode and

@@ -168,6 +168,16 @@ pub enum BrokerError {
     },
     #[error("cannot read the broker's settings in {}: {reason}", path.display())]
     BadRecord { path: PathBuf, reason: String },
+    #[error("cannot follow changes in {}: {reason}", path.display())]
+    Watch { path: PathBuf, reason: String },
+    #[error(
+        "systemd is not running on this machine (no /run/systemd/system), so {unit} cannot be installed"
+    )]
+    NoSystemd { unit: String },
+    #[error("`{command}` failed: {output}")]
+    Systemctl { command: String, output: String },
+    #[error("cannot remove {}: {reason}", path.display())]
+    UnitFile { path: PathBuf, reason: String },
     #[error("cannot write to stdout: {0}")]
     Stdout(String),
     #[error("refusing to purge {}: it holds no mosquitto.conf written by wott-mqtt", dir.display())]
@@ -214,6 +224,10 @@ impl Diagnose for BrokerError {
             | BrokerError::UntrustedServerDir { .. }
             | BrokerError::BadRecord { .. }
             | BrokerError::Stdout(_) => files_hint(self),
+            BrokerError::Watch { .. }
+            | BrokerError::NoSystemd { .. }
+            | BrokerError::Systemctl { .. }
+            | BrokerError::UnitFile { .. } => watch_hint(self),
             BrokerError::ReloadWithheld { .. } | BrokerError::RunningOpen { .. } => acl_hint(self),
             _ => container_hint(self),
         }
@@ -229,6 +243,27 @@ impl Diagnose for BrokerError {
             _ => ExitCode::Failure,
         }
     }
+}
+
+/// Following the files, and the systemd service that does it.
+fn watch_hint(error: &BrokerError) -> Option<String> {
+    Some(match error {
+        BrokerError::Watch { .. } => {
+            "the cert dir and the server dir must exist (`server up` creates the server dir); if the system ran out of \
+             inotify watches, raise fs.inotify.max_user_watches (`sudo sysctl fs.inotify.max_user_watches=524288`)"
+                .into()
+        }
+        BrokerError::NoSystemd { .. } => {
+            "run `wott-mqtt server watch` under the supervisor this machine uses (runit, s6, supervisord, a \
+             container's init), or write the unit where systemd will find it with `server watch --print-unit`"
+                .into()
+        }
+        BrokerError::Systemctl { .. } => {
+            "run it as root, and see what systemd says: `systemctl status` and `journalctl -xe`".into()
+        }
+        BrokerError::UnitFile { .. } => "run the command as root".into(),
+        _ => return None,
+    })
 }
 
 /// The container engine: not reachable, failing, or without the image.

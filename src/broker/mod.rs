@@ -37,6 +37,7 @@ pub mod stage;
 mod status;
 mod up;
 mod wait;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

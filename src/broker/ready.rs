@@ -21,6 +21,7 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Serialize)]
 pub struct Served {
     pub common_name: Option<String>,
+    pub serial: String,
     pub not_after: Timestamp,
     pub fingerprint_sha256: String,
     /// `TLS 1.2` or `TLS 1.3`.
@@ -67,6 +68,7 @@ pub async fn probe(
     let report = check::probe(identity, &target, &Plan::new(Until::Connect, timeout)).await;
     let served = report.server_certificate.as_ref().map(|cert| Served {
         common_name: cert.common_name.clone(),
+        serial: cert.serial.clone(),
         not_after: cert.not_after,
         fingerprint_sha256: cert.fingerprint_sha256.clone(),
         protocol: report.tls.as_ref().map(|t| t.protocol.clone()),

@@ -41,6 +41,15 @@ pub enum ServerCommand {
     /// every library it links; it is built again only when one of them changed. server
     /// up, setup server and demo use it by themselves when nothing can be pulled.
     Image(ServerImageArgs),
+    /// Keep the broker serving the agent's current certificate and permissions.acl
+    ///
+    /// A foreground process for systemd or any supervisor. It follows the cert
+    /// dir and permissions.acl (inotify) and the broker's container, waits
+    /// until a renewal is complete and consistent, and applies it as `server
+    /// reload` does; an ACL Mosquitto would refuse is never reloaded. It looks
+    /// at everything at start and every --recheck seconds too. One log line
+    /// per event (JSON lines with --json); SIGTERM or Ctrl-C end it (exit 0).
+    Watch(ServerWatchArgs),
 }
 
 /// The container to act on.
@@ -93,6 +102,36 @@ pub struct UpRunArgs {
     /// Seconds to wait for the broker to accept an mTLS CONNECT
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerWatchArgs {
+    #[command(flatten)]
+    pub container: ContainerName,
+
+    /// Look at everything this often whatever the files say, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub recheck: u64,
+
+    /// Seconds a reload may take until the broker serves the new certificate
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
+    /// Print a systemd unit that runs this same watch, and change nothing
+    #[arg(long, conflicts_with_all = ["install", "uninstall"])]
+    pub print_unit: bool,
+
+    /// Install that unit in /etc/systemd/system, then enable and start it
+    #[arg(long, conflicts_with = "uninstall")]
+    pub install: bool,
+
+    /// Stop and disable the unit, and remove it
+    #[arg(long)]
+    pub uninstall: bool,
+
+    /// With --install or --uninstall: say what would change, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

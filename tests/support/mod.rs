@@ -29,6 +29,7 @@ pub mod docker;
 pub mod mosquitto;
 pub mod server;
 pub mod skip;
+pub mod watch;
 
 pub use skip::skip_without;
 
@@ -172,6 +173,12 @@ impl Wott {
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
         self
+    }
+
+    /// The command as built so far, to spawn a long-running process (such
+    /// as `server watch`) instead of running it to its end.
+    pub fn into_command(self) -> Command {
+        self.command
     }
 
     pub fn run(mut self) -> Run {

@@ -21,8 +21,9 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 
@@ -41,7 +42,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connected container engine.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
     endpoint: String,
@@ -393,6 +394,38 @@ impl Engine {
         .await
     }
 
+    /// The start, die and destroy events of the containers carrying the
+    /// label `key=value`, as they happen; the stream ends (or errs) when the
+    /// engine goes away.
+    pub fn container_events(
+        &self,
+        label: (&str, &str),
+    ) -> impl Stream<Item = Result<ContainerEvent, BrokerError>> + 'static {
+        let engine = self.clone();
+        let filters = HashMap::from([
+            ("type", vec!["container".to_string()]),
+            ("label", vec![format!("{}={}", label.0, label.1)]),
+            (
+                "event",
+                vec![
+                    "start".to_string(),
+                    "die".to_string(),
+                    "destroy".to_string(),
+                ],
+            ),
+        ]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        self.docker.events(Some(options)).map(move |item| {
+            let message = item.map_err(|e| engine.fail("follow the engine's events", e))?;
+            let attributes = message.actor.and_then(|a| a.attributes).unwrap_or_default();
+            Ok(ContainerEvent {
+                action: message.action.unwrap_or_default(),
+                name: attributes.get("name").cloned().unwrap_or_default(),
+                exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
+            })
+        })
+    }
+
     /// The (ID, name) of containers in any state carrying every `key=value` label.
     pub async fn with_labels(
         &self,
@@ -454,6 +487,16 @@ fn unix_nanos(text: &str) -> Option<i128> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(time::OffsetDateTime::unix_timestamp_nanos)
+}
+
+/// A container event the engine reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// `start`, `die` or `destroy`.
+    pub action: String,
+    pub name: String,
+    /// For `die`: the main process's exit code.
+    pub exit_code: Option<i64>,
 }
 
 /// Why a start failed.

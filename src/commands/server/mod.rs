@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod views;
+mod watch;
 
 use views::{DownView, ImageView, LogLines, ReloadView, StatusView, UpView};
 
@@ -23,6 +24,9 @@ use crate::output::{Outcome, sanitize};
 
 pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
     let ctx = config.context();
+    if let ServerCommand::Watch(args) = command {
+        return watch::run(&ctx, &args);
+    }
     crate::runtime::block_on_interruptible(dispatch(&ctx, command))?
         .unwrap_or(Err(Error::Interrupted))
 }
@@ -124,6 +128,7 @@ async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, 
             })
         }
         ServerCommand::Logs(args) => logs(ctx, &args).await,
+        ServerCommand::Watch(_) => unreachable!("server watch runs on its own: see run()"),
         ServerCommand::Image(args) => {
             let options = ImageOptions {
                 tag: args.tag,
