@@ -186,8 +186,9 @@ fn a_renewed_certificate_is_noticed_staged_and_served_without_a_restart() {
     let renewed = renew(&server);
     let status = server.cmd("status").run();
     status
-        .success()
-        .stdout_has("the agent renewed the certificate; run `sudo wott-mqtt server reload`");
+        .code(12)
+        .stdout_has("the agent renewed the certificate; `")
+        .stdout_has(&format!("server reload --name {}` applies it", server.name));
 
     // `up` stages the new copy and reloads the running broker.
     let json = up_json(&server);

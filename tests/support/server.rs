@@ -36,8 +36,14 @@ impl Server {
     /// server dir that does not exist yet. Needs no Docker engine: the test
     /// image is built on first use of [`Server::image`].
     pub fn new(what: &str) -> Server {
+        Self::with_certs(what, CertFixture::new())
+    }
+
+    /// The same with this server identity (e.g. one with an IP address in
+    /// its SANs, for clients that connect to 127.0.0.1 by address).
+    pub fn with_certs(what: &str, certs: CertFixture) -> Server {
         Server {
-            certs: CertFixture::new(),
+            certs,
             root: tempfile::tempdir().expect("tempdir"),
             name: unique_name(what),
             port: free_port(),

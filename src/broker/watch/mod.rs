@@ -72,11 +72,13 @@ pub async fn watch(
     let cert_dir = absolute(ctx.cert_dir.path())?;
     let (changes_tx, mut changes) = mpsc::unbounded_channel();
     let _files = FileWatch::start(&cert_dir, &server_dir, changes_tx)?;
+    let container = match &opts.name {
+        Some(name) => name.clone(),
+        None => super::record::read(&server_dir)?
+            .map_or_else(|| "the server dir's broker".to_string(), |s| s.name),
+    };
     emit(Event::Watching {
-        container: opts
-            .name
-            .clone()
-            .unwrap_or_else(|| "the server dir's broker".into()),
+        container,
         cert_dir: cert_dir.display().to_string(),
         acl_file: server_dir
             .join(super::config::ACL_FILE)

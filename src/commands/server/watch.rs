@@ -97,10 +97,8 @@ fn describe(event: &Event) -> String {
             new,
         } => match old {
             Some(old) => format!(
-                "renewal applied: {container} serves serial {} (was {}), {}",
-                new.serial,
-                old.serial,
-                cert(new)
+                "renewal applied: {container} serves serial {} (was {}), SHA-256 {}, valid until {}",
+                new.serial, old.serial, new.fingerprint_sha256, new.not_after
             ),
             None => format!("renewal applied: {container} serves {}", cert(new)),
         },
