@@ -444,6 +444,41 @@ impl Edits {
         self.delete(line.range());
     }
 
+    /// Where the run of deletions that reaches `end` starts (`end` when
+    /// none reaches it). One sort, so that removing thousands of lines at
+    /// the end of a file stays linear.
+    fn deleted_run_to(&self, end: u64) -> u64 {
+        let mut deletions: Vec<&Range<u64>> = self
+            .changes
+            .iter()
+            .filter(|(r, b)| b.is_empty() && r.start < r.end && r.end <= end)
+            .map(|(r, _)| r)
+            .collect();
+        deletions.sort_by_key(|r| std::cmp::Reverse(r.end));
+        let mut start = end;
+        for range in deletions {
+            if range.end < start {
+                break;
+            }
+            start = start.min(range.start);
+        }
+        start
+    }
+
+    /// From where on the edits leave nothing of a file of `len` bytes: every
+    /// old byte from there is deleted, and no new bytes land before the end.
+    /// `len` when the last byte stays.
+    pub fn deleted_tail(&self, len: u64) -> u64 {
+        let kept = self
+            .changes
+            .iter()
+            .filter(|(r, b)| !b.is_empty() && r.start < len)
+            .map(|(r, _)| r.end + 1)
+            .max()
+            .unwrap_or(0);
+        self.deleted_run_to(len).max(kept.min(len))
+    }
+
     /// A file that does not end with a newline keeps having none: when the
     /// edits delete its last lines, the line left last loses its ending,
     /// unless new bytes end the file or that line is nothing but its ending.
@@ -456,16 +491,7 @@ impl Edits {
             return;
         }
         // The start of the run of deletions that reaches the end of the file.
-        let mut start = old_len;
-        while let Some(from) = self
-            .changes
-            .iter()
-            .filter(|(r, b)| b.is_empty() && r.end == start && r.start < start)
-            .map(|(r, _)| r.start)
-            .min()
-        {
-            start = from;
-        }
+        let start = self.deleted_run_to(old_len);
         if start == old_len || start == 0 {
             return;
         }

@@ -11,11 +11,18 @@
 //!
 //! - [`document`]: every line, its bytes and its meaning; edits as patches.
 //! - [`eval`]: the rules that apply to a client, and the decision.
+//! - [`blocks`]: the one pass that makes devices' grants what they should
+//!   be, under `allow`, `revoke` and `apply`.
 //! - [`edit`]: `allow` and `revoke`.
+//! - [`desired`] and [`apply`]: `acl apply`'s input, and many devices'
+//!   grants made exactly that in one pass.
 //! - [`file`]: those edits applied to the file on disk, locked and atomic.
 //! - [`lint`]: what `validate` reports.
 //! - [`topic`]: filter validity and matching.
 
+pub mod apply;
+pub mod blocks;
+pub mod desired;
 pub mod document;
 pub mod edit;
 pub mod eval;

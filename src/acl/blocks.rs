@@ -1,0 +1,581 @@
+//! The devices' `user` blocks, edited in one pass over the file: the one
+//! engine under `allow`, `revoke` and `apply`.
+//!
+//! Each device the caller names gets a [`Want`]: the grants it must have
+//! (each on exactly one line) and which of its other grant lines go. The
+//! scan reads the file once, line by line, and records edits
+//! (`crate::lines::Edits`); every line it does not mean to change is
+//! copied as it is. The rules, the same for one device as for ten thousand:
+//!
+//! - A wanted grant already there stays where it is: its first line keeps
+//!   its place (its access rewritten in place if it differs), later lines
+//!   with the same filter in the device's blocks are deleted.
+//! - A missing grant is added after the last line of the device's last
+//!   block that is not blank or a comment, indented like its last rule; a
+//!   device with no block gets one at the end of the file, after one blank
+//!   line (or none, in an empty file).
+//! - `deny` lines are never removed (taking a deny away would give access
+//!   back), nor are `pattern` lines, comments, lines Mosquitto refuses, or
+//!   anything before the first `user` line.
+//! - A block left with nothing but blank lines by the removals goes with its
+//!   `user` line (and, when it ends the file, with the one blank line before
+//!   it), so that adding a device and removing it again gives back the
+//!   original bytes. `allow` never removes a block.
+//!
+//! With `exclusive`, every block of a user no [`Want`] names loses its grant
+//! lines by the same rules.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+use super::document::{self, Access, Document, Kind, LineView};
+use super::eval::Refused;
+use super::{lint, topic};
+use crate::files::Piece;
+use crate::lines::{self, Edits, LineSpan, Summary, Tail};
+
+/// A line an edit reports: its 1-based number (in the old file) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Noted {
+    pub line: usize,
+    pub text: String,
+}
+
+impl Noted {
+    fn of(line: &LineView) -> Self {
+        Noted {
+            line: line.index + 1,
+            text: line.shown(),
+        }
+    }
+}
+
+/// Which of a device's grant lines that no wanted grant covers go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Others<'q> {
+    /// None of them (`allow`); blocks are never removed.
+    Keep,
+    /// The ones on this filter (`revoke TOPIC`).
+    Only(&'q [u8]),
+    /// All of them (`revoke` of a device, `apply`).
+    All,
+}
+
+impl Others<'_> {
+    fn take(self, filter: &[u8]) -> bool {
+        match self {
+            Others::Keep => false,
+            Others::Only(wanted) => wanted == filter,
+            Others::All => true,
+        }
+    }
+}
+
+/// What one device's grants are to become.
+#[derive(Debug, Clone)]
+pub struct Want<'q> {
+    /// The `user` name: the device ID.
+    pub user: &'q [u8],
+    /// Grants it must have, each on one line; new lines come in this order.
+    /// `Access::Deny` is not a grant.
+    pub grants: Vec<(&'q [u8], Access)>,
+    pub others: Others<'q>,
+}
+
+/// What the scan did to one wanted device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceEdit {
+    /// Per wanted grant, the line (old numbering) it was found on.
+    pub found: Vec<Option<usize>>,
+    /// Lines whose access was rewritten.
+    pub updated: Vec<usize>,
+    /// The wanted grants (indices) that were missing and were added.
+    pub added: Vec<usize>,
+    /// The line of the first added grant in the new file, when no line
+    /// before it was deleted; `None` when nothing was added.
+    pub added_line: Option<usize>,
+    /// Whether the added grants went into a new block.
+    pub new_block: bool,
+    /// Later lines of a wanted grant, deleted.
+    pub duplicates: Vec<Noted>,
+    /// Other grants removed.
+    pub removed: Vec<Noted>,
+    /// `user` lines removed with their emptied blocks.
+    pub removed_users: Vec<Noted>,
+    /// The device's `deny` lines (kept).
+    pub denies: Vec<Noted>,
+    /// Those of them that overlap a wanted grant: Mosquitto checks them first.
+    pub overlapping_denies: Vec<Noted>,
+}
+
+impl DeviceEdit {
+    pub fn changed(&self) -> bool {
+        !(self.updated.is_empty()
+            && self.added.is_empty()
+            && self.duplicates.is_empty()
+            && self.removed.is_empty()
+            && self.removed_users.is_empty())
+    }
+}
+
+/// What the scan did to one block of a user no [`Want`] names (`exclusive`).
+#[derive(Debug, Clone)]
+pub struct UnlistedEdit {
+    pub user: Vec<u8>,
+    pub removed: Vec<Noted>,
+    /// The `user` line, when the block went with it.
+    pub removed_user: Option<Noted>,
+    pub denies: Vec<Noted>,
+}
+
+/// The result of a scan.
+#[derive(Debug, Clone)]
+pub struct BlockEdits {
+    /// The new file as pieces of the old one and new bytes; `None` when nothing changes.
+    pub pieces: Option<Vec<Piece>>,
+    /// One per [`Want`], in order.
+    pub devices: Vec<DeviceEdit>,
+    /// The blocks of unlisted users that lost grants, in file order.
+    pub unlisted: Vec<UnlistedEdit>,
+    /// The first line Mosquitto refuses, if any (the edits keep it).
+    pub refused: Option<Refused>,
+    /// The old file's summary.
+    pub file: Summary,
+}
+
+/// Runs the scan over a parsed document.
+pub fn edit_document(doc: &Document, wants: &[Want], exclusive: bool) -> BlockEdits {
+    let mut scan = Scan::new(wants, exclusive);
+    let file = doc.visit(|line| scan.see(line));
+    scan.finish(file)
+}
+
+/// Runs the scan over a stream, never holding the whole file.
+pub fn edit_stream(reader: impl Read, wants: &[Want], exclusive: bool) -> io::Result<BlockEdits> {
+    let mut scan = Scan::new(wants, exclusive);
+    let file = document::scan(reader, |line| {
+        scan.see(line);
+        true
+    })?;
+    Ok(scan.finish(file))
+}
+
+/// The first line Mosquitto refuses, as the edits report it.
+#[derive(Debug, Default)]
+struct FirstRefusal(Option<Refused>);
+
+impl FirstRefusal {
+    fn see(&mut self, line: &LineView) {
+        if self.0.is_none()
+            && let Kind::Invalid(invalid) = &line.kind
+        {
+            let (code, message) = lint::explain_line(line, invalid);
+            self.0 = Some(Refused {
+                line: line.index,
+                code,
+                message,
+            });
+        }
+    }
+}
+
+fn is_grant<'t>(line: &LineView<'t>) -> Option<(&'t [u8], Access)> {
+    match &line.kind {
+        Kind::Rule(rule) if !rule.pattern && rule.access != Access::Deny => {
+            Some((line.bytes(&rule.filter), rule.access))
+        }
+        _ => None,
+    }
+}
+
+fn is_deny<'t>(line: &LineView<'t>) -> Option<&'t [u8]> {
+    match &line.kind {
+        Kind::Rule(rule) if !rule.pattern && rule.access == Access::Deny => {
+            Some(line.bytes(&rule.filter))
+        }
+        _ => None,
+    }
+}
+
+fn topic_line(indent: &[u8], access: Access, filter: &[u8]) -> Vec<u8> {
+    let mut line = indent.to_vec();
+    line.extend_from_slice(b"topic ");
+    line.extend_from_slice(access.keyword().as_bytes());
+    line.push(b' ');
+    line.extend_from_slice(filter);
+    line
+}
+
+/// Where new grants go in a device's last block: after its last line that
+/// is not blank or a comment.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    /// 1-based line number.
+    line: usize,
+    /// The end of that line, ending included.
+    end: u64,
+    tail: Tail,
+}
+
+impl Anchor {
+    fn of(line: &LineView) -> Anchor {
+        Anchor {
+            line: line.index + 1,
+            end: line.range().end,
+            tail: line.tail(),
+        }
+    }
+}
+
+/// A wanted grant's first line: it is the one that stays.
+#[derive(Debug, Clone)]
+struct Found {
+    line: usize,
+    span: LineSpan,
+    access: Access,
+    indent: Vec<u8>,
+    crlf: bool,
+    has_newline: bool,
+}
+
+/// Whose block is being read.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Listed(usize),
+    Unlisted(usize),
+}
+
+/// One block while it is being read, and until its fate is decided.
+#[derive(Debug)]
+struct Block {
+    owner: Owner,
+    user_line: Noted,
+    user_span: LineSpan,
+    /// The blank line just before the `user` line.
+    blank_before: Option<LineSpan>,
+    /// Grant lines it loses.
+    going: Vec<(LineSpan, Noted)>,
+    lost_duplicates: bool,
+    blanks: Vec<LineSpan>,
+    /// Whether anything but lost grants and blank lines is in it.
+    keeps_something: bool,
+}
+
+/// A wanted device while the file is read.
+#[derive(Debug, Default)]
+struct Device {
+    edit: DeviceEdit,
+    found: Vec<Option<Found>>,
+    /// The wanted grants' filters, sorted, with their index.
+    lookup: Vec<(Vec<u8>, usize)>,
+    anchor: Option<Anchor>,
+    /// Indentation of the last rule line of its current block.
+    indent: Vec<u8>,
+    /// Its latest block, emptied: removed unless new grants go into it.
+    pending: Option<Block>,
+}
+
+impl Device {
+    fn new(want: &Want) -> Device {
+        let mut lookup: Vec<(Vec<u8>, usize)> = want
+            .grants
+            .iter()
+            .enumerate()
+            .map(|(i, (filter, _))| (filter.to_vec(), i))
+            .collect();
+        lookup.sort();
+        Device {
+            found: vec![None; want.grants.len()],
+            lookup,
+            ..Device::default()
+        }
+    }
+
+    fn wanted(&self, filter: &[u8]) -> Option<usize> {
+        self.lookup
+            .binary_search_by(|(f, _)| f.as_slice().cmp(filter))
+            .ok()
+            .map(|at| self.lookup[at].1)
+    }
+}
+
+struct Scan<'w, 'q> {
+    wants: &'w [Want<'q>],
+    index: HashMap<&'q [u8], usize>,
+    exclusive: bool,
+    devices: Vec<Device>,
+    unlisted: Vec<UnlistedEdit>,
+    block: Option<Block>,
+    previous_blank: Option<LineSpan>,
+    refusal: FirstRefusal,
+    edits: Edits,
+    /// The blank lines before removed blocks: each goes too when nothing
+    /// is left after it.
+    separators: Vec<LineSpan>,
+}
+
+impl<'w, 'q> Scan<'w, 'q> {
+    fn new(wants: &'w [Want<'q>], exclusive: bool) -> Self {
+        Scan {
+            wants,
+            index: wants.iter().enumerate().map(|(i, w)| (w.user, i)).collect(),
+            exclusive,
+            devices: wants.iter().map(Device::new).collect(),
+            unlisted: Vec::new(),
+            block: None,
+            previous_blank: None,
+            refusal: FirstRefusal::default(),
+            edits: Edits::default(),
+            separators: Vec::new(),
+        }
+    }
+
+    fn see(&mut self, line: &LineView) {
+        self.refusal.see(line);
+        let span = line.span();
+        if let Kind::User { name } = &line.kind {
+            self.close();
+            self.open(line, line.bytes(name), span);
+        } else if let Some(mut block) = self.block.take() {
+            self.in_block(&mut block, line, span);
+            self.block = Some(block);
+        }
+        self.previous_blank = matches!(line.kind, Kind::Blank).then_some(span);
+    }
+
+    fn open(&mut self, line: &LineView, name: &[u8], span: LineSpan) {
+        let owner = match self.index.get(name) {
+            Some(&i) => {
+                // Its earlier emptied block is not its last: it goes.
+                if let Some(pending) = self.devices[i].pending.take() {
+                    self.drop_block(pending);
+                }
+                let device = &mut self.devices[i];
+                device.indent.clear();
+                device.anchor = Some(Anchor::of(line));
+                Owner::Listed(i)
+            }
+            None if self.exclusive => {
+                self.unlisted.push(UnlistedEdit {
+                    user: name.to_vec(),
+                    removed: Vec::new(),
+                    removed_user: None,
+                    denies: Vec::new(),
+                });
+                Owner::Unlisted(self.unlisted.len() - 1)
+            }
+            None => return,
+        };
+        self.block = Some(Block {
+            owner,
+            user_line: Noted::of(line),
+            user_span: span,
+            blank_before: self.previous_blank,
+            going: Vec::new(),
+            lost_duplicates: false,
+            blanks: Vec::new(),
+            keeps_something: false,
+        });
+    }
+
+    fn in_block(&mut self, block: &mut Block, line: &LineView, span: LineSpan) {
+        let wants = self.wants;
+        let (want, mut device, unlisted) = match block.owner {
+            Owner::Listed(i) => (Some(&wants[i]), Some(&mut self.devices[i]), None),
+            Owner::Unlisted(j) => (None, None, Some(&mut self.unlisted[j])),
+        };
+        if let Some(device) = device.as_deref_mut() {
+            if !matches!(line.kind, Kind::Blank | Kind::Comment) {
+                device.anchor = Some(Anchor::of(line));
+            }
+            if let Kind::Rule(_) = line.kind {
+                device.indent.clear();
+                device.indent.extend_from_slice(line.indent());
+            }
+        }
+        if let Some(deny) = is_deny(line) {
+            block.keeps_something = true;
+            if let (Some(want), Some(device)) = (want, device) {
+                if want.grants.iter().any(|(f, _)| topic::overlaps(deny, f)) {
+                    device.edit.overlapping_denies.push(Noted::of(line));
+                }
+                device.edit.denies.push(Noted::of(line));
+            } else if let Some(unlisted) = unlisted {
+                unlisted.denies.push(Noted::of(line));
+            }
+        } else if let Some((filter, access)) = is_grant(line) {
+            match device.and_then(|d| d.wanted(filter).map(|k| (d, k))) {
+                Some((device, k)) if device.found[k].is_none() => {
+                    device.found[k] = Some(Found {
+                        line: line.index + 1,
+                        span,
+                        access,
+                        indent: line.indent().to_vec(),
+                        crlf: line.content().ends_with(b"\r"),
+                        has_newline: line.has_newline(),
+                    });
+                    block.keeps_something = true;
+                }
+                Some((device, _)) => {
+                    self.edits.delete_line(span);
+                    device.edit.duplicates.push(Noted::of(line));
+                    block.lost_duplicates = true;
+                }
+                None if want.is_none_or(|w| w.others.take(filter)) => {
+                    block.going.push((span, Noted::of(line)));
+                }
+                None => block.keeps_something = true,
+            }
+        } else if matches!(line.kind, Kind::Blank) {
+            block.blanks.push(span);
+        } else {
+            block.keeps_something = true;
+        }
+    }
+
+    /// The block being read ends (at the next `user` line, or at the end of the file).
+    fn close(&mut self) {
+        let Some(mut block) = self.block.take() else {
+            return;
+        };
+        let lost = !block.going.is_empty() || block.lost_duplicates;
+        for (span, noted) in std::mem::take(&mut block.going) {
+            self.edits.delete_line(span);
+            match block.owner {
+                Owner::Listed(i) => self.devices[i].edit.removed.push(noted),
+                Owner::Unlisted(j) => self.unlisted[j].removed.push(noted),
+            }
+        }
+        let drops = match block.owner {
+            Owner::Listed(i) => self.wants[i].others != Others::Keep,
+            Owner::Unlisted(_) => true,
+        };
+        if !lost || block.keeps_something || !drops {
+            return;
+        }
+        match block.owner {
+            // New grants may still go into it: decided at the end.
+            Owner::Listed(i) if !self.wants[i].grants.is_empty() => {
+                self.devices[i].pending = Some(block);
+            }
+            _ => self.drop_block(block),
+        }
+    }
+
+    /// Removes an emptied block: its `user` line and its blank lines; the
+    /// blank line before it goes too if the block turns out to end the file.
+    fn drop_block(&mut self, block: Block) {
+        self.edits.delete_line(block.user_span);
+        for span in &block.blanks {
+            self.edits.delete_line(*span);
+        }
+        self.separators.extend(block.blank_before);
+        match block.owner {
+            Owner::Listed(i) => self.devices[i].edit.removed_users.push(block.user_line),
+            Owner::Unlisted(j) => self.unlisted[j].removed_user = Some(block.user_line),
+        }
+    }
+
+    fn finish(mut self, file: Summary) -> BlockEdits {
+        self.close();
+        // The lines of the blocks of new devices, appended at the end.
+        let mut appended: Vec<Vec<u8>> = Vec::new();
+        for i in 0..self.wants.len() {
+            let missing = self.settle_found(i);
+            if let Some(pending) = self.devices[i].pending.take() {
+                if missing.is_empty() {
+                    self.drop_block(pending);
+                }
+            }
+            if missing.is_empty() {
+                continue;
+            }
+            let want = &self.wants[i];
+            let device = &mut self.devices[i];
+            let indent = match device.anchor {
+                Some(_) => device.indent.as_slice(),
+                None => b"",
+            };
+            let grants: Vec<Vec<u8>> = missing
+                .iter()
+                .map(|&k| topic_line(indent, want.grants[k].1, want.grants[k].0))
+                .collect();
+            if let Some(anchor) = device.anchor {
+                let refs: Vec<&[u8]> = grants.iter().map(Vec::as_slice).collect();
+                self.edits.insert(
+                    anchor.end,
+                    lines::added_after(Some(anchor.tail), file.style(), &refs),
+                );
+                device.edit.added_line = Some(anchor.line + 1);
+            } else {
+                // One blank line before each new block (none at the start of
+                // an empty file): `revoke` takes it away with the last block.
+                if file.last.is_some() || !appended.is_empty() {
+                    appended.push(Vec::new());
+                }
+                let mut user = b"user ".to_vec();
+                user.extend_from_slice(want.user);
+                appended.push(user);
+                device.edit.added_line = Some(file.lines + appended.len() + 1);
+                device.edit.new_block = true;
+                appended.extend(grants);
+            }
+            device.edit.added = missing;
+        }
+        // The removed blocks that end the file take the blank line before them.
+        let tail = self.edits.deleted_tail(file.len);
+        for span in std::mem::take(&mut self.separators) {
+            if span.end >= tail {
+                self.edits.delete_line(span);
+            }
+        }
+        if !appended.is_empty() {
+            let refs: Vec<&[u8]> = appended.iter().map(Vec::as_slice).collect();
+            self.edits.insert(file.len, file.appended(&refs));
+        }
+        let edits = self.edits;
+        BlockEdits {
+            pieces: (!edits.is_empty()).then(|| edits.into_pieces(&file)),
+            devices: self.devices.into_iter().map(|d| d.edit).collect(),
+            unlisted: self
+                .unlisted
+                .into_iter()
+                .filter(|u| !u.removed.is_empty())
+                .collect(),
+            refused: self.refusal.0,
+            file,
+        }
+    }
+
+    /// Rewrites the access of device `i`'s wanted grants found with another
+    /// one, and returns the indices of those not found.
+    fn settle_found(&mut self, i: usize) -> Vec<usize> {
+        let want = &self.wants[i];
+        let device = &mut self.devices[i];
+        let mut missing = Vec::new();
+        for (k, (filter, access)) in want.grants.iter().enumerate() {
+            let Some(found) = &device.found[k] else {
+                missing.push(k);
+                continue;
+            };
+            if found.access == *access {
+                continue;
+            }
+            let mut bytes = topic_line(&found.indent, *access, filter);
+            if found.crlf {
+                bytes.push(b'\r');
+            }
+            if found.has_newline {
+                bytes.push(b'\n');
+            }
+            self.edits.replace(found.span.range(), bytes);
+            device.edit.updated.push(found.line);
+        }
+        device.edit.found = device
+            .found
+            .iter()
+            .map(|f| f.as_ref().map(|f| f.line))
+            .collect();
+        missing
+    }
+}
