@@ -482,10 +482,11 @@ impl<'w, 'q> Scan<'w, 'q> {
         let mut appended: Vec<Vec<u8>> = Vec::new();
         for i in 0..self.wants.len() {
             let missing = self.settle_found(i);
-            if let Some(pending) = self.devices[i].pending.take() {
-                if missing.is_empty() {
-                    self.drop_block(pending);
-                }
+            // Its last block, emptied, stays when new grants go into it.
+            if let Some(pending) = self.devices[i].pending.take()
+                && missing.is_empty()
+            {
+                self.drop_block(pending);
             }
             if missing.is_empty() {
                 continue;

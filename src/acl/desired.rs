@@ -212,7 +212,7 @@ fn read_lines(bytes: &[u8], out: &mut Collector) {
             continue;
         }
         let fields: Vec<&str> = text
-            .split(|c: char| c == ' ' || c == '\t')
+            .split([' ', '\t'])
             .filter(|f| !f.is_empty())
             .collect();
         match fields[..] {
