@@ -483,16 +483,16 @@ impl Edits {
     /// edits delete its last lines, the line left last loses its ending,
     /// unless new bytes end the file or that line is nothing but its ending.
     fn keep_no_final_newline(&mut self, old_len: u64) {
-        if self
-            .changes
-            .iter()
-            .any(|(r, b)| !b.is_empty() && r.end >= old_len)
-        {
-            return;
-        }
         // The start of the run of deletions that reaches the end of the file.
         let start = self.deleted_run_to(old_len);
-        if start == old_len || start == 0 {
+        // New bytes at or after it end the new file as they are.
+        if start == old_len
+            || start == 0
+            || self
+                .changes
+                .iter()
+                .any(|(r, b)| !b.is_empty() && r.end >= start)
+        {
             return;
         }
         let Some(&(_, give_back)) = self.deleted_lines.iter().find(|(at, _)| *at == start) else {
@@ -654,6 +654,12 @@ mod tests {
             edits.insert(3, b"\nc".to_vec());
         });
         assert_eq!(out, b"a\n\nc");
+        // New lines where the deleted last lines began end the file instead.
+        let out = edit(b"a\nb\nc", |lines, edits| {
+            edits.delete_line(lines[2].span());
+            edits.insert(4, b"x\n".to_vec());
+        });
+        assert_eq!(out, b"a\nb\nx\n");
     }
 
     #[test]

@@ -125,26 +125,38 @@ impl Collector {
         });
     }
 
-    /// One entry: checks each field, then merges it.
-    fn grant(&mut self, place: Place, device: &str, topic: &str, access: &str) {
+    /// One entry: checks each field given (a missing one is already a
+    /// problem), then merges it.
+    fn grant(
+        &mut self,
+        place: Place,
+        device: Option<&str>,
+        topic: Option<&str>,
+        access: Option<&str>,
+    ) {
         self.entries += 1;
-        let id = if device == "self" {
-            self.problem(
-                place,
-                "`self` is not read here: give the device's ID (`wott-mqtt whoami` on it prints it)",
-            );
-            None
-        } else {
+        let id = device.and_then(|device| {
+            if device == "self" {
+                self.problem(
+                    place,
+                    "`self` is not read here: give the device's ID (`wott-mqtt whoami` on it prints it)",
+                );
+                return None;
+            }
             DeviceId::new(device)
                 .map_err(|e| self.problem(place, e.to_string()))
                 .ok()
-        };
-        let filter = TopicFilter::new(topic)
-            .map_err(|e| self.problem(place, e.to_string()))
-            .ok();
-        let access = grant_access(access)
-            .map_err(|message| self.problem(place, message))
-            .ok();
+        });
+        let filter = topic.and_then(|topic| {
+            TopicFilter::new(topic)
+                .map_err(|e| self.problem(place, e.to_string()))
+                .ok()
+        });
+        let access = access.and_then(|access| {
+            grant_access(access)
+                .map_err(|message| self.problem(place, message))
+                .ok()
+        });
         if let (Some(id), Some(filter), Some(access)) = (id, filter, access) {
             self.merge(place, id, filter, access);
         }
@@ -211,12 +223,9 @@ fn read_lines(bytes: &[u8], out: &mut Collector) {
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
-        let fields: Vec<&str> = text
-            .split([' ', '\t'])
-            .filter(|f| !f.is_empty())
-            .collect();
+        let fields: Vec<&str> = text.split([' ', '\t']).filter(|f| !f.is_empty()).collect();
         match fields[..] {
-            [device, topic, access] => out.grant(place, device, topic, access),
+            [device, topic, access] => out.grant(place, Some(device), Some(topic), Some(access)),
             [_, _] => out.problem(
                 place,
                 "the access is missing: write `<device-id> <topic-filter> <read|write|readwrite>`",
@@ -379,9 +388,10 @@ fn element(out: &mut Collector, place: Place, value: Value) {
         }
     };
     let (device, topic, access) = (field("device"), field("topic"), field("access"));
-    match (device, topic, access) {
-        (Some(device), Some(topic), Some(access)) if ok => out.grant(place, device, topic, access),
-        _ => out.entries += 1,
+    if ok {
+        out.grant(place, device, topic, access);
+    } else {
+        out.entries += 1;
     }
 }
 
@@ -476,6 +486,11 @@ mod tests {
             )
         );
         assert_eq!(found[1], (3, Some(1), "\"access\" is missing".into()));
+        let found = problems(r#"[{"device": "x_x", "topic": "a/#/b"}]"#);
+        assert_eq!(found.len(), 3, "{found:?}");
+        let found = problems(&format!(
+            "[\n  {{\"device\": \"{A}\", \"topic\": \"t\", \"access\": \"read\"}},\n  {{\"device\": 7, \"topic\": \"t\"}},\n  \"x\",\n  {{\"device\": \"{A}\", \"topic\": \"t\", \"access\": \"read\", \"acess\": 1}}\n]"
+        ));
         assert_eq!(found[2].1, Some(2));
         assert!(found[2].2.contains("found a string"));
         assert_eq!((found[3].0, found[3].1), (5, Some(3)));

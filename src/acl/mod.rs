@@ -71,6 +71,17 @@ pub enum AclError {
     NulByte { path: PathBuf, line: usize },
     #[error("{} is 4 GiB or larger: too large for an ACL file", path.display())]
     TooLarge { path: PathBuf },
+    #[error("{} bad grant(s) in {input}; nothing was written", problems.len())]
+    BadGrants {
+        /// The input's name (`-` for stdin).
+        input: String,
+        problems: Vec<desired::Problem>,
+    },
+    #[error(
+        "{input} lists no grants, and --exclusive would remove every device's grants from {}",
+        path.display()
+    )]
+    NothingExclusive { input: String, path: PathBuf },
 }
 
 impl Diagnose for AclError {
@@ -93,6 +104,16 @@ impl Diagnose for AclError {
                 "pass the client ID the device connects with, e.g. --client-id sensor-1".into()
             }
             AclError::TooLarge { .. } => "check that --acl-file names the ACL file".into(),
+            AclError::BadGrants { .. } => format!(
+                "write one grant per line as `<device-id> <topic-filter> <read|write|readwrite>`, or a JSON array of {}; \
+                 every entry is checked before the ACL file is touched",
+                r#"{"device": ID, "topic": FILTER, "access": ACCESS}"#
+            ),
+            AclError::NothingExclusive { .. } => {
+                "list the devices that keep their grants, or remove devices one by one with \
+                 `wott-mqtt acl revoke <DEVICE_ID>`"
+                    .into()
+            }
             AclError::NulByte { path, line } => format!(
                 "remove the NUL byte from line {line} (e.g. `sed -i 's/\\x00//g' {}`), then grant again",
                 path.display()
@@ -100,10 +121,26 @@ impl Diagnose for AclError {
         })
     }
 
+    fn details(&self) -> Vec<String> {
+        match self {
+            AclError::BadGrants { input, problems } => problems
+                .iter()
+                .map(|p| match p.element {
+                    Some(i) => format!("{input}:{}: element [{i}]: {}", p.line, p.message),
+                    None => format!("{input}:{}: {}", p.line, p.message),
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn exit_code(&self) -> ExitCode {
         match self {
             AclError::File(e) => e.exit_code(),
-            AclError::FilterNotTopic { .. } | AclError::ClientId { .. } => ExitCode::Usage,
+            AclError::FilterNotTopic { .. }
+            | AclError::ClientId { .. }
+            | AclError::BadGrants { .. }
+            | AclError::NothingExclusive { .. } => ExitCode::Usage,
             _ => ExitCode::Failure,
         }
     }
