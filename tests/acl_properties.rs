@@ -373,37 +373,33 @@ fn grants_by_user(doc: &Document) -> std::collections::HashMap<String, Vec<(Stri
     out
 }
 
-/// `acl apply` input naming some of the users the generated files use.
-fn desired_input() -> impl Strategy<Value = String> {
+/// `acl apply` input granting some of `users`, one access per device and
+/// filter (contradictions are input errors).
+fn grants_input(
+    users: Vec<&'static str>,
+    count: std::ops::Range<usize>,
+) -> impl Strategy<Value = String> {
     let grant = (
-        user(),
+        prop::sample::select(users),
         filter(),
         prop::sample::select(vec!["read", "write", "readwrite"]),
     );
-    prop::collection::vec(grant, 0..6).prop_map(|grants| {
+    prop::collection::vec(grant, count).prop_map(|grants| {
         let mut seen = std::collections::HashMap::new();
         grants
             .into_iter()
-            // One access per device and filter: contradictions are input errors.
             .filter(|(u, f, a)| *seen.entry((*u, *f)).or_insert(*a) == *a)
             .map(|(u, f, a)| format!("{u} {f} {a}\n"))
             .collect()
     })
 }
 
+/// `acl apply` input naming some of the users the generated files use.
+fn desired_input() -> impl Strategy<Value = String> {
+    grants_input(vec!["d1", "d2", "d3", "d4"], 0..6)
+}
+
 /// `acl apply` input naming users the generated files never use.
 fn new_devices_input() -> impl Strategy<Value = String> {
-    let grant = (
-        prop::sample::select(vec!["d8", "d9"]),
-        filter(),
-        prop::sample::select(vec!["read", "write", "readwrite"]),
-    );
-    prop::collection::vec(grant, 1..5).prop_map(|grants| {
-        let mut seen = std::collections::HashMap::new();
-        grants
-            .into_iter()
-            .filter(|(u, f, a)| *seen.entry((*u, *f)).or_insert(*a) == *a)
-            .map(|(u, f, a)| format!("{u} {f} {a}\n"))
-            .collect()
-    })
+    grants_input(vec!["d8", "d9"], 1..5)
 }
