@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::blocks::{self, BlockEdits, DeviceEdit, Others, Want};
 use super::desired::Desired;
-use super::document::Document;
+use super::document::{Access, Document};
 use super::edit::{Noted, text_of};
 use super::eval::Refused;
 use crate::files::Piece;
@@ -68,31 +68,45 @@ impl Applied {
     }
 }
 
-fn wants(desired: &Desired) -> Vec<Want<'_>> {
+/// Every listed grant, device after device, as the engine reads them.
+fn flat_grants(desired: &Desired) -> Vec<(&[u8], Access)> {
+    let mut grants = Vec::with_capacity(desired.grants());
+    for device in &desired.devices {
+        for (filter, access) in &device.grants {
+            grants.push((filter.as_str().as_bytes(), *access));
+        }
+    }
+    grants
+}
+
+fn wants<'a>(desired: &'a Desired, grants: &'a [(&'a [u8], Access)]) -> Vec<Want<'a>> {
+    let mut at = 0;
     desired
         .devices
         .iter()
-        .map(|device| Want {
-            user: device.id.as_str().as_bytes(),
-            grants: device
-                .grants
-                .iter()
-                .map(|(filter, access)| (filter.as_str().as_bytes(), *access))
-                .collect(),
-            others: Others::All,
+        .map(|device| {
+            let mine = &grants[at..at + device.grants.len()];
+            at += device.grants.len();
+            Want {
+                user: device.id.as_str().as_bytes(),
+                grants: mine,
+                others: Others::All,
+            }
         })
         .collect()
 }
 
 /// Applies `desired` to a parsed document.
 pub fn apply(doc: &Document, desired: &Desired, exclusive: bool) -> Applied {
-    let wants = wants(desired);
+    let grants = flat_grants(desired);
+    let wants = wants(desired, &grants);
     summarize(desired, blocks::edit_document(doc, &wants, exclusive))
 }
 
 /// [`apply`], reading the file as a stream.
 pub fn apply_stream(reader: impl Read, desired: &Desired, exclusive: bool) -> io::Result<Applied> {
-    let wants = wants(desired);
+    let grants = flat_grants(desired);
+    let wants = wants(desired, &grants);
     Ok(summarize(
         desired,
         blocks::edit_stream(reader, &wants, exclusive)?,
@@ -100,11 +114,12 @@ pub fn apply_stream(reader: impl Read, desired: &Desired, exclusive: bool) -> io
 }
 
 fn change(device: String, edit: &DeviceEdit) -> DeviceChange {
+    let details = edit.details();
     DeviceChange {
         device,
-        added: edit.added.len(),
-        updated: edit.updated.len(),
-        removed: edit.removed.len() + edit.duplicates.len(),
+        added: edit.added,
+        updated: details.updated.len(),
+        removed: details.removed.len() + details.duplicates.len(),
     }
 }
 
@@ -121,10 +136,10 @@ fn summarize(desired: &Desired, edits: BlockEdits) -> Applied {
     };
     for (device, edit) in desired.devices.iter().zip(edits.devices) {
         let id = device.id.to_string();
-        let found = edit.found.iter().flatten().copied().max().unwrap_or(0);
-        let added = edit.added_line.map_or(0, |l| l + edit.added.len() - 1);
+        let found = edit.found_last.unwrap_or(0);
+        let added = edit.added_line.map_or(0, |l| l + edit.added - 1);
         applied.last_grant_line = applied.last_grant_line.max(found).max(added);
-        for line in &edit.overlapping_denies {
+        for line in &edit.details().overlapping_denies {
             applied.overlapping_denies.push(Deny {
                 device: id.clone(),
                 line: line.clone(),

@@ -52,11 +52,11 @@ impl Noted {
 
 /// Which of a device's grant lines that no wanted grant covers go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Others<'q> {
+pub enum Others<'a> {
     /// None of them (`allow`); blocks are never removed.
     Keep,
     /// The ones on this filter (`revoke TOPIC`).
-    Only(&'q [u8]),
+    Only(&'a [u8]),
     /// All of them (`revoke` of a device, `apply`).
     All,
 }
@@ -72,30 +72,22 @@ impl Others<'_> {
 }
 
 /// What one device's grants are to become.
-#[derive(Debug, Clone)]
-pub struct Want<'q> {
+#[derive(Debug, Clone, Copy)]
+pub struct Want<'a> {
     /// The `user` name: the device ID.
-    pub user: &'q [u8],
+    pub user: &'a [u8],
     /// Grants it must have, each on one line; new lines come in this order.
     /// `Access::Deny` is not a grant.
-    pub grants: Vec<(&'q [u8], Access)>,
-    pub others: Others<'q>,
+    pub grants: &'a [(&'a [u8], Access)],
+    pub others: Others<'a>,
 }
 
-/// What the scan did to one wanted device.
+/// The lines the scan reports for one wanted device; most devices of a
+/// large run have none, and then it is not allocated.
 #[derive(Debug, Clone, Default)]
-pub struct DeviceEdit {
-    /// Per wanted grant, the line (old numbering) it was found on.
-    pub found: Vec<Option<usize>>,
+pub struct Details {
     /// Lines whose access was rewritten.
     pub updated: Vec<usize>,
-    /// The wanted grants (indices) that were missing and were added.
-    pub added: Vec<usize>,
-    /// The line of the first added grant in the new file, when no line
-    /// before it was deleted; `None` when nothing was added.
-    pub added_line: Option<usize>,
-    /// Whether the added grants went into a new block.
-    pub new_block: bool,
     /// Later lines of a wanted grant, deleted.
     pub duplicates: Vec<Noted>,
     /// Other grants removed.
@@ -108,13 +100,52 @@ pub struct DeviceEdit {
     pub overlapping_denies: Vec<Noted>,
 }
 
+static NO_DETAILS: Details = Details {
+    updated: Vec::new(),
+    duplicates: Vec::new(),
+    removed: Vec::new(),
+    removed_users: Vec::new(),
+    denies: Vec::new(),
+    overlapping_denies: Vec::new(),
+};
+
+/// What the scan did to one wanted device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceEdit {
+    /// The line (old numbering) its first wanted grant was found on.
+    pub found_first: Option<usize>,
+    /// The last line (old numbering) a wanted grant of it was found on.
+    pub found_last: Option<usize>,
+    /// How many of its wanted grants were missing and were added.
+    pub added: usize,
+    /// The line of the first added grant in the new file, when no line
+    /// before it was deleted; `None` when nothing was added.
+    pub added_line: Option<usize>,
+    /// Whether the added grants went into a new block.
+    pub new_block: bool,
+    details: Option<Box<Details>>,
+}
+
 impl DeviceEdit {
+    pub fn details(&self) -> &Details {
+        self.details.as_deref().unwrap_or(&NO_DETAILS)
+    }
+
+    pub fn into_details(self) -> Details {
+        self.details.map(|d| *d).unwrap_or_default()
+    }
+
+    fn details_mut(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
+    }
+
     pub fn changed(&self) -> bool {
-        !(self.updated.is_empty()
-            && self.added.is_empty()
-            && self.duplicates.is_empty()
-            && self.removed.is_empty()
-            && self.removed_users.is_empty())
+        let d = self.details();
+        self.added > 0
+            || !(d.updated.is_empty()
+                && d.duplicates.is_empty()
+                && d.removed.is_empty()
+                && d.removed_users.is_empty())
     }
 }
 
@@ -197,8 +228,10 @@ fn is_deny<'t>(line: &LineView<'t>) -> Option<&'t [u8]> {
     }
 }
 
-fn topic_line(indent: &[u8], access: Access, filter: &[u8]) -> Vec<u8> {
-    let mut line = indent.to_vec();
+/// `topic ACCESS FILTER`, indented by `indent` spaces (the only indentation
+/// Mosquitto reads).
+fn topic_line(indent: usize, access: Access, filter: &[u8]) -> Vec<u8> {
+    let mut line = vec![b' '; indent];
     line.extend_from_slice(b"topic ");
     line.extend_from_slice(access.keyword().as_bytes());
     line.push(b' ');
@@ -233,7 +266,7 @@ struct Found {
     line: usize,
     span: LineSpan,
     access: Access,
-    indent: Vec<u8>,
+    indent: usize,
     crlf: bool,
     has_newline: bool,
 }
@@ -261,49 +294,64 @@ struct Block {
     keeps_something: bool,
 }
 
-/// A wanted device while the file is read.
+/// A wanted device while the file is read: small, since a run may have
+/// tens of thousands.
 #[derive(Debug, Default)]
-struct Device {
+struct Device<'a> {
     edit: DeviceEdit,
-    found: Vec<Option<Found>>,
-    /// The wanted grants' filters, sorted, with their index.
-    lookup: Vec<(Vec<u8>, usize)>,
+    /// Where its wanted grants start in `Scan::found`.
+    base: usize,
+    /// For a device with many wanted grants: their filters, sorted, with
+    /// their index (a few are searched in order).
+    lookup: Vec<(&'a [u8], usize)>,
     anchor: Option<Anchor>,
-    /// Indentation of the last rule line of its current block.
-    indent: Vec<u8>,
+    /// Indentation (spaces) of the last rule line of its current block.
+    indent: usize,
     /// Its latest block, emptied: removed unless new grants go into it.
-    pending: Option<Block>,
+    pending: Option<Box<Block>>,
 }
 
-impl Device {
-    fn new(want: &Want) -> Device {
-        let mut lookup: Vec<(Vec<u8>, usize)> = want
-            .grants
-            .iter()
-            .enumerate()
-            .map(|(i, (filter, _))| (filter.to_vec(), i))
-            .collect();
-        lookup.sort();
+/// Beyond this many wanted grants, a device's filters are looked up sorted.
+const FEW: usize = 8;
+
+impl<'a> Device<'a> {
+    fn new(want: &Want<'a>, base: usize) -> Device<'a> {
+        let mut lookup = Vec::new();
+        if want.grants.len() > FEW {
+            lookup = want
+                .grants
+                .iter()
+                .enumerate()
+                .map(|(i, (filter, _))| (*filter, i))
+                .collect();
+            lookup.sort_unstable();
+        }
         Device {
-            found: vec![None; want.grants.len()],
+            base,
             lookup,
             ..Device::default()
         }
     }
 
-    fn wanted(&self, filter: &[u8]) -> Option<usize> {
+    /// The index of the wanted grant on `filter`, if any.
+    fn wanted(&self, want: &Want, filter: &[u8]) -> Option<usize> {
+        if self.lookup.is_empty() {
+            return want.grants.iter().position(|(f, _)| *f == filter);
+        }
         self.lookup
-            .binary_search_by(|(f, _)| f.as_slice().cmp(filter))
+            .binary_search_by(|(f, _)| (*f).cmp(filter))
             .ok()
             .map(|at| self.lookup[at].1)
     }
 }
 
-struct Scan<'w, 'q> {
-    wants: &'w [Want<'q>],
-    index: HashMap<&'q [u8], usize>,
+struct Scan<'w, 'a> {
+    wants: &'w [Want<'a>],
+    index: HashMap<&'a [u8], usize>,
     exclusive: bool,
-    devices: Vec<Device>,
+    devices: Vec<Device<'a>>,
+    /// Every wanted grant's first line, device after device.
+    found: Vec<Option<Found>>,
     unlisted: Vec<UnlistedEdit>,
     block: Option<Block>,
     previous_blank: Option<LineSpan>,
@@ -314,13 +362,22 @@ struct Scan<'w, 'q> {
     separators: Vec<LineSpan>,
 }
 
-impl<'w, 'q> Scan<'w, 'q> {
-    fn new(wants: &'w [Want<'q>], exclusive: bool) -> Self {
+impl<'w, 'a> Scan<'w, 'a> {
+    fn new(wants: &'w [Want<'a>], exclusive: bool) -> Self {
+        let mut index = HashMap::with_capacity(wants.len());
+        let mut devices = Vec::with_capacity(wants.len());
+        let mut base = 0;
+        for (i, want) in wants.iter().enumerate() {
+            index.insert(want.user, i);
+            devices.push(Device::new(want, base));
+            base += want.grants.len();
+        }
         Scan {
             wants,
-            index: wants.iter().enumerate().map(|(i, w)| (w.user, i)).collect(),
+            index,
             exclusive,
-            devices: wants.iter().map(Device::new).collect(),
+            devices,
+            found: vec![None; base],
             unlisted: Vec::new(),
             block: None,
             previous_blank: None,
@@ -348,10 +405,10 @@ impl<'w, 'q> Scan<'w, 'q> {
             Some(&i) => {
                 // Its earlier emptied block is not its last: it goes.
                 if let Some(pending) = self.devices[i].pending.take() {
-                    self.drop_block(pending);
+                    self.drop_block(*pending);
                 }
                 let device = &mut self.devices[i];
-                device.indent.clear();
+                device.indent = 0;
                 device.anchor = Some(Anchor::of(line));
                 Owner::Listed(i)
             }
@@ -389,28 +446,32 @@ impl<'w, 'q> Scan<'w, 'q> {
                 device.anchor = Some(Anchor::of(line));
             }
             if let Kind::Rule(_) = line.kind {
-                device.indent.clear();
-                device.indent.extend_from_slice(line.indent());
+                device.indent = line.indent().len();
             }
         }
         if let Some(deny) = is_deny(line) {
             block.keeps_something = true;
             if let (Some(want), Some(device)) = (want, device) {
+                let details = device.edit.details_mut();
                 if want.grants.iter().any(|(f, _)| topic::overlaps(deny, f)) {
-                    device.edit.overlapping_denies.push(Noted::of(line));
+                    details.overlapping_denies.push(Noted::of(line));
                 }
-                device.edit.denies.push(Noted::of(line));
+                details.denies.push(Noted::of(line));
             } else if let Some(unlisted) = unlisted {
                 unlisted.denies.push(Noted::of(line));
             }
         } else if let Some((filter, access)) = is_grant(line) {
-            match device.and_then(|d| d.wanted(filter).map(|k| (d, k))) {
-                Some((device, k)) if device.found[k].is_none() => {
-                    device.found[k] = Some(Found {
+            let wanted = match (want, device) {
+                (Some(want), Some(device)) => device.wanted(want, filter).map(|k| (device, k)),
+                _ => None,
+            };
+            match wanted {
+                Some((device, k)) if self.found[device.base + k].is_none() => {
+                    self.found[device.base + k] = Some(Found {
                         line: line.index + 1,
                         span,
                         access,
-                        indent: line.indent().to_vec(),
+                        indent: line.indent().len(),
                         crlf: line.content().ends_with(b"\r"),
                         has_newline: line.has_newline(),
                     });
@@ -418,7 +479,7 @@ impl<'w, 'q> Scan<'w, 'q> {
                 }
                 Some((device, _)) => {
                     self.edits.delete_line(span);
-                    device.edit.duplicates.push(Noted::of(line));
+                    device.edit.details_mut().duplicates.push(Noted::of(line));
                     block.lost_duplicates = true;
                 }
                 None if want.is_none_or(|w| w.others.take(filter)) => {
@@ -442,7 +503,7 @@ impl<'w, 'q> Scan<'w, 'q> {
         for (span, noted) in std::mem::take(&mut block.going) {
             self.edits.delete_line(span);
             match block.owner {
-                Owner::Listed(i) => self.devices[i].edit.removed.push(noted),
+                Owner::Listed(i) => self.devices[i].edit.details_mut().removed.push(noted),
                 Owner::Unlisted(j) => self.unlisted[j].removed.push(noted),
             }
         }
@@ -456,7 +517,7 @@ impl<'w, 'q> Scan<'w, 'q> {
         match block.owner {
             // New grants may still go into it: decided at the end.
             Owner::Listed(i) if !self.wants[i].grants.is_empty() => {
-                self.devices[i].pending = Some(block);
+                self.devices[i].pending = Some(Box::new(block));
             }
             _ => self.drop_block(block),
         }
@@ -471,7 +532,10 @@ impl<'w, 'q> Scan<'w, 'q> {
         }
         self.separators.extend(block.blank_before);
         match block.owner {
-            Owner::Listed(i) => self.devices[i].edit.removed_users.push(block.user_line),
+            Owner::Listed(i) => {
+                let details = self.devices[i].edit.details_mut();
+                details.removed_users.push(block.user_line);
+            }
             Owner::Unlisted(j) => self.unlisted[j].removed_user = Some(block.user_line),
         }
     }
@@ -486,42 +550,11 @@ impl<'w, 'q> Scan<'w, 'q> {
             if let Some(pending) = self.devices[i].pending.take()
                 && missing.is_empty()
             {
-                self.drop_block(pending);
+                self.drop_block(*pending);
             }
-            if missing.is_empty() {
-                continue;
+            if !missing.is_empty() {
+                self.add(i, &missing, &file, &mut appended);
             }
-            let want = &self.wants[i];
-            let device = &mut self.devices[i];
-            let indent = match device.anchor {
-                Some(_) => device.indent.as_slice(),
-                None => b"",
-            };
-            let grants: Vec<Vec<u8>> = missing
-                .iter()
-                .map(|&k| topic_line(indent, want.grants[k].1, want.grants[k].0))
-                .collect();
-            if let Some(anchor) = device.anchor {
-                let refs: Vec<&[u8]> = grants.iter().map(Vec::as_slice).collect();
-                self.edits.insert(
-                    anchor.end,
-                    lines::added_after(Some(anchor.tail), file.style(), &refs),
-                );
-                device.edit.added_line = Some(anchor.line + 1);
-            } else {
-                // One blank line before each new block (none at the start of
-                // an empty file): `revoke` takes it away with the last block.
-                if file.last.is_some() || !appended.is_empty() {
-                    appended.push(Vec::new());
-                }
-                let mut user = b"user ".to_vec();
-                user.extend_from_slice(want.user);
-                appended.push(user);
-                device.edit.added_line = Some(file.lines + appended.len() + 1);
-                device.edit.new_block = true;
-                appended.extend(grants);
-            }
-            device.edit.added = missing;
         }
         // The removed blocks that end the file take the blank line before them.
         let tail = self.edits.deleted_tail(file.len);
@@ -548,6 +581,43 @@ impl<'w, 'q> Scan<'w, 'q> {
         }
     }
 
+    /// Adds device `i`'s `missing` grants: after its anchor, or as a new
+    /// block in `appended`.
+    fn add(&mut self, i: usize, missing: &[usize], file: &Summary, appended: &mut Vec<Vec<u8>>) {
+        let want = &self.wants[i];
+        let device = &mut self.devices[i];
+        let indent = if device.anchor.is_some() {
+            device.indent
+        } else {
+            0
+        };
+        let grants = missing
+            .iter()
+            .map(|&k| topic_line(indent, want.grants[k].1, want.grants[k].0));
+        if let Some(anchor) = device.anchor {
+            let grants: Vec<Vec<u8>> = grants.collect();
+            let refs: Vec<&[u8]> = grants.iter().map(Vec::as_slice).collect();
+            self.edits.insert(
+                anchor.end,
+                lines::added_after(Some(anchor.tail), file.style(), &refs),
+            );
+            device.edit.added_line = Some(anchor.line + 1);
+        } else {
+            // One blank line before each new block (none at the start of
+            // an empty file): `revoke` takes it away with the last block.
+            if file.last.is_some() || !appended.is_empty() {
+                appended.push(Vec::new());
+            }
+            let mut user = b"user ".to_vec();
+            user.extend_from_slice(want.user);
+            appended.push(user);
+            device.edit.added_line = Some(file.lines + appended.len() + 1);
+            device.edit.new_block = true;
+            appended.extend(grants);
+        }
+        device.edit.added = missing.len();
+    }
+
     /// Rewrites the access of device `i`'s wanted grants found with another
     /// one, and returns the indices of those not found.
     fn settle_found(&mut self, i: usize) -> Vec<usize> {
@@ -555,14 +625,16 @@ impl<'w, 'q> Scan<'w, 'q> {
         let device = &mut self.devices[i];
         let mut missing = Vec::new();
         for (k, (filter, access)) in want.grants.iter().enumerate() {
-            let Some(found) = &device.found[k] else {
+            let Some(found) = &self.found[device.base + k] else {
                 missing.push(k);
                 continue;
             };
+            device.edit.found_first.get_or_insert(found.line);
+            device.edit.found_last = device.edit.found_last.max(Some(found.line));
             if found.access == *access {
                 continue;
             }
-            let mut bytes = topic_line(&found.indent, *access, filter);
+            let mut bytes = topic_line(found.indent, *access, filter);
             if found.crlf {
                 bytes.push(b'\r');
             }
@@ -570,13 +642,8 @@ impl<'w, 'q> Scan<'w, 'q> {
                 bytes.push(b'\n');
             }
             self.edits.replace(found.span.range(), bytes);
-            device.edit.updated.push(found.line);
+            device.edit.details_mut().updated.push(found.line);
         }
-        device.edit.found = device
-            .found
-            .iter()
-            .map(|f| f.as_ref().map(|f| f.line))
-            .collect();
         missing
     }
 }

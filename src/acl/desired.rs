@@ -89,7 +89,15 @@ pub fn parse(bytes: &[u8]) -> Result<Desired, Vec<Problem>> {
         Some(b'[' | b'{') => Format::Json,
         _ => Format::Lines,
     };
-    let mut collector = Collector::default();
+    // At most one entry per line: reserved once, no copies as they grow
+    // (capacity that is never written costs no memory).
+    let lines = memchr::memchr_iter(b'\n', bytes).count() + 1;
+    let mut collector = Collector {
+        by_id: HashMap::with_capacity(lines),
+        devices: Vec::with_capacity(lines),
+        places: Vec::with_capacity(lines),
+        ..Collector::default()
+    };
     match format {
         Format::Json => JsonReader::new(bytes).read(&mut collector),
         Format::Lines => read_lines(bytes, &mut collector),
@@ -110,11 +118,18 @@ pub fn parse(bytes: &[u8]) -> Result<Desired, Vec<Problem>> {
 struct Collector {
     devices: Vec<DesiredDevice>,
     by_id: HashMap<String, usize>,
-    /// (device, filter) → the access first asked for, and where.
-    seen: HashMap<(usize, String), (Access, Place)>,
+    /// Where each grant (device, index) was first asked for, in input order.
+    places: Vec<(usize, usize, Place)>,
+    /// The same as a map, made at the first contradiction.
+    place_of: Option<HashMap<(usize, usize), Place>>,
+    /// Per device with many grants, its filters' indices.
+    many: HashMap<usize, HashMap<String, usize>>,
     problems: Vec<Problem>,
     entries: usize,
 }
+
+/// Beyond this many grants, a device's filters are looked up in a map.
+const FEW: usize = 16;
 
 impl Collector {
     fn problem(&mut self, place: Place, message: impl Into<String>) {
@@ -163,32 +178,65 @@ impl Collector {
     }
 
     fn merge(&mut self, place: Place, id: DeviceId, filter: TopicFilter, access: Access) {
-        let next = self.devices.len();
-        let device = *self.by_id.entry(id.as_str().to_string()).or_insert(next);
-        if device == next {
-            self.devices.push(DesiredDevice {
-                id,
-                grants: Vec::new(),
-            });
-        }
-        let key = (device, filter.as_str().to_string());
-        match self.seen.get(&key) {
-            Some((first, _)) if *first == access => {}
-            Some((first, at)) => {
-                let message = format!(
-                    "{} is granted {} on {} here, but {} on {}: one device gets one access per topic filter",
-                    self.devices[device].id,
-                    access.keyword(),
-                    filter,
-                    first.keyword(),
-                    at.describe()
-                );
-                self.problem(place, message);
-            }
+        let device = match self.by_id.get(id.as_str()) {
+            Some(&device) => device,
             None => {
-                self.seen.insert(key, (access, place));
-                self.devices[device].grants.push((filter, access));
+                let device = self.devices.len();
+                self.by_id.insert(id.as_str().to_string(), device);
+                self.devices.push(DesiredDevice {
+                    id,
+                    grants: Vec::new(),
+                });
+                device
             }
+        };
+        let Some(k) = self.find(device, &filter) else {
+            let grants = &mut self.devices[device].grants;
+            if let Some(index) = self.many.get_mut(&device) {
+                index.insert(filter.as_str().to_string(), grants.len());
+            } else if grants.len() == FEW {
+                let mut index: HashMap<String, usize> = grants
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (f, _))| (f.as_str().to_string(), k))
+                    .collect();
+                index.insert(filter.as_str().to_string(), grants.len());
+                self.many.insert(device, index);
+            }
+            let k = grants.len();
+            grants.push((filter, access));
+            self.places.push((device, k, place));
+            if let Some(place_of) = &mut self.place_of {
+                place_of.insert((device, k), place);
+            }
+            return;
+        };
+        let first = self.devices[device].grants[k].1;
+        if first != access {
+            let place_of = self
+                .place_of
+                .get_or_insert_with(|| self.places.iter().map(|&(d, k, p)| ((d, k), p)).collect());
+            let at = place_of[&(device, k)];
+            let message = format!(
+                "{} is granted {} on {} here, but {} on {}: one device gets one access per topic filter",
+                self.devices[device].id,
+                access.keyword(),
+                filter,
+                first.keyword(),
+                at.describe()
+            );
+            self.problem(place, message);
+        }
+    }
+
+    /// The index of `device`'s grant on `filter`, if it has one.
+    fn find(&self, device: usize, filter: &TopicFilter) -> Option<usize> {
+        match self.many.get(&device) {
+            Some(index) => index.get(filter.as_str()).copied(),
+            None => self.devices[device]
+                .grants
+                .iter()
+                .position(|(f, _)| f == filter),
         }
     }
 }
@@ -223,10 +271,12 @@ fn read_lines(bytes: &[u8], out: &mut Collector) {
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
-        let fields: Vec<&str> = text.split([' ', '\t']).filter(|f| !f.is_empty()).collect();
-        match fields[..] {
-            [device, topic, access] => out.grant(place, Some(device), Some(topic), Some(access)),
-            [_, _] => out.problem(
+        let mut fields = text.split([' ', '\t']).filter(|f| !f.is_empty());
+        let (device, topic, access) = (fields.next(), fields.next(), fields.next());
+        let more = fields.count();
+        match (device, topic, access, more) {
+            (Some(_), Some(_), Some(_), 0) => out.grant(place, device, topic, access),
+            (Some(_), Some(_), None, _) => out.problem(
                 place,
                 "the access is missing: write `<device-id> <topic-filter> <read|write|readwrite>`",
             ),
@@ -235,7 +285,7 @@ fn read_lines(bytes: &[u8], out: &mut Collector) {
                 format!(
                     "expected `<device-id> <topic-filter> <read|write|readwrite>`, found {} field(s) \
                      (a topic filter with spaces needs the JSON input)",
-                    fields.len()
+                    [device, topic, access].iter().flatten().count() + more
                 ),
             ),
         }
@@ -454,6 +504,23 @@ mod tests {
         );
         assert!(parse(b"").unwrap().devices.is_empty());
         assert!(parse(b" [ ] \n").unwrap().devices.is_empty());
+    }
+
+    #[test]
+    fn a_device_with_many_grants_is_merged_the_same() {
+        let mut input = String::new();
+        for i in 0..40 {
+            input.push_str(&format!("{A} t/{i} read\n{A} t/{} read\n", i / 2));
+        }
+        let contradiction = format!("{A} t/39 write\n");
+        let d = parse(input.as_bytes()).unwrap();
+        assert_eq!((d.entries, d.grants()), (80, 40));
+        assert_eq!(d.devices[0].grants[39].0.as_str(), "t/39");
+        input.push_str(&contradiction);
+        let found = problems(&input);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, 81);
+        assert!(found[0].2.contains("but read on line 79"), "{}", found[0].2);
     }
 
     #[test]

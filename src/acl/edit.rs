@@ -91,55 +91,57 @@ impl Revoked {
     }
 }
 
-fn allow_want<'q>(user: &'q [u8], filter: &'q [u8], access: Access) -> Want<'q> {
-    debug_assert!(access != Access::Deny);
+fn allow_want<'a>(user: &'a [u8], grant: &'a [(&'a [u8], Access); 1]) -> Want<'a> {
+    debug_assert!(grant[0].1 != Access::Deny);
     Want {
         user,
-        grants: vec![(filter, access)],
+        grants: grant,
         others: Others::Keep,
     }
 }
 
 fn allowed(mut edits: BlockEdits) -> Allowed {
     let device = edits.devices.pop().unwrap_or_default();
-    let (action, line) = match (device.found.first().copied().flatten(), device.added_line) {
+    let (action, line) = match (device.found_first, device.added_line) {
         (Some(line), _) if device.changed() => (AllowAction::Updated, line),
         (Some(line), _) => (AllowAction::Unchanged, line),
         (None, Some(line)) if device.new_block => (AllowAction::AddedUser, line),
         (None, line) => (AllowAction::Added, line.unwrap_or_default()),
     };
+    let details = device.into_details();
     Allowed {
         pieces: edits.pieces,
         action,
         line,
-        removed_duplicates: device.duplicates,
-        overlapping_denies: device.overlapping_denies,
+        removed_duplicates: details.duplicates,
+        overlapping_denies: details.overlapping_denies,
         refused: edits.refused,
     }
 }
 
-fn revoke_want<'q>(user: &'q [u8], filter: Option<&'q [u8]>) -> Want<'q> {
+fn revoke_want<'a>(user: &'a [u8], filter: Option<&'a [u8]>) -> Want<'a> {
     Want {
         user,
-        grants: Vec::new(),
+        grants: &[],
         others: filter.map_or(Others::All, Others::Only),
     }
 }
 
 fn revoked(mut edits: BlockEdits) -> Revoked {
-    let device = edits.devices.pop().unwrap_or_default();
+    let details = edits.devices.pop().unwrap_or_default().into_details();
     Revoked {
         pieces: edits.pieces,
-        removed: device.removed,
-        removed_users: device.removed_users,
-        kept_denies: device.denies,
+        removed: details.removed,
+        removed_users: details.removed_users,
+        kept_denies: details.denies,
         refused: edits.refused,
     }
 }
 
 /// Grants `user` `access` (not `Deny`) on `filter`, in a parsed document.
 pub fn allow(doc: &Document, user: &[u8], filter: &[u8], access: Access) -> Allowed {
-    let wants = [allow_want(user, filter, access)];
+    let grant = [(filter, access)];
+    let wants = [allow_want(user, &grant)];
     allowed(blocks::edit_document(doc, &wants, false))
 }
 
@@ -150,7 +152,8 @@ pub fn allow_stream(
     filter: &[u8],
     access: Access,
 ) -> io::Result<Allowed> {
-    let wants = [allow_want(user, filter, access)];
+    let grant = [(filter, access)];
+    let wants = [allow_want(user, &grant)];
     Ok(allowed(blocks::edit_stream(reader, &wants, false)?))
 }
 
