@@ -231,12 +231,54 @@ fn is_deny<'t>(line: &LineView<'t>) -> Option<&'t [u8]> {
 /// `topic ACCESS FILTER`, indented by `indent` spaces (the only indentation
 /// Mosquitto reads).
 fn topic_line(indent: usize, access: Access, filter: &[u8]) -> Vec<u8> {
-    let mut line = vec![b' '; indent];
-    line.extend_from_slice(b"topic ");
-    line.extend_from_slice(access.keyword().as_bytes());
-    line.push(b' ');
-    line.extend_from_slice(filter);
-    line
+    let mut lines = NewLines::default();
+    lines.topic(indent, access, filter);
+    lines.bytes
+}
+
+/// New lines (without endings) in one buffer: an edit adding tens of
+/// thousands of lines makes two allocations, not one per line.
+#[derive(Debug, Default)]
+struct NewLines {
+    bytes: Vec<u8>,
+    /// Where each line ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl NewLines {
+    fn line(&mut self, parts: &[&[u8]]) {
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+        }
+        self.ends.push(self.bytes.len());
+    }
+
+    fn topic(&mut self, indent: usize, access: Access, filter: &[u8]) {
+        self.bytes.resize(self.bytes.len() + indent, b' ');
+        self.line(&[b"topic ", access.keyword().as_bytes(), b" ", filter]);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// The lines, for `lines::added_after`.
+    fn refs(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let line = &self.bytes[start..end];
+                start = end;
+                line
+            })
+            .collect()
+    }
 }
 
 /// Where new grants go in a device's last block: after its last line that
@@ -271,6 +313,36 @@ struct Found {
     has_newline: bool,
 }
 
+/// A block's `user` line, to report it if the block goes: its number and,
+/// unless it is the usual `user ` before the name, what comes before the
+/// name (the name itself is known), so that thousands of blocks cost no
+/// allocation each.
+#[derive(Debug)]
+struct UserLine {
+    line: usize,
+    prefix: Option<Box<[u8]>>,
+}
+
+impl UserLine {
+    fn of(line: &LineView, name: &[u8]) -> UserLine {
+        // The name ends where the shown text ends (trailing blanks trimmed).
+        let prefix = &line.content()[..line.shown_len().saturating_sub(name.len())];
+        UserLine {
+            line: line.index + 1,
+            prefix: (prefix != b"user ").then(|| prefix.into()),
+        }
+    }
+
+    fn noted(&self, name: &[u8]) -> Noted {
+        let mut text = self.prefix.as_deref().unwrap_or(b"user ").to_vec();
+        text.extend_from_slice(name);
+        Noted {
+            line: self.line,
+            text: String::from_utf8_lossy(&text).into_owned(),
+        }
+    }
+}
+
 /// Whose block is being read.
 #[derive(Debug, Clone, Copy)]
 enum Owner {
@@ -282,7 +354,7 @@ enum Owner {
 #[derive(Debug)]
 struct Block {
     owner: Owner,
-    user_line: Noted,
+    user_line: UserLine,
     user_span: LineSpan,
     /// The blank line just before the `user` line.
     blank_before: Option<LineSpan>,
@@ -425,7 +497,7 @@ impl<'w, 'a> Scan<'w, 'a> {
         };
         self.block = Some(Block {
             owner,
-            user_line: Noted::of(line),
+            user_line: UserLine::of(line, name),
             user_span: span,
             blank_before: self.previous_blank,
             going: Vec::new(),
@@ -533,19 +605,24 @@ impl<'w, 'a> Scan<'w, 'a> {
         self.separators.extend(block.blank_before);
         match block.owner {
             Owner::Listed(i) => {
-                let details = self.devices[i].edit.details_mut();
-                details.removed_users.push(block.user_line);
+                let noted = block.user_line.noted(self.wants[i].user);
+                self.devices[i].edit.details_mut().removed_users.push(noted);
             }
-            Owner::Unlisted(j) => self.unlisted[j].removed_user = Some(block.user_line),
+            Owner::Unlisted(j) => {
+                let noted = block.user_line.noted(&self.unlisted[j].user);
+                self.unlisted[j].removed_user = Some(noted);
+            }
         }
     }
 
     fn finish(mut self, file: Summary) -> BlockEdits {
         self.close();
         // The lines of the blocks of new devices, appended at the end.
-        let mut appended: Vec<Vec<u8>> = Vec::new();
+        let mut appended = NewLines::default();
+        let mut grants = NewLines::default();
+        let mut missing = Vec::new();
         for i in 0..self.wants.len() {
-            let missing = self.settle_found(i);
+            self.settle_found(i, &mut missing);
             // Its last block, emptied, stays when new grants go into it.
             if let Some(pending) = self.devices[i].pending.take()
                 && missing.is_empty()
@@ -553,7 +630,8 @@ impl<'w, 'a> Scan<'w, 'a> {
                 self.drop_block(*pending);
             }
             if !missing.is_empty() {
-                self.add(i, &missing, &file, &mut appended);
+                grants.clear();
+                self.add(i, &missing, &file, &mut grants, &mut appended);
             }
         }
         // The removed blocks that end the file take the blank line before them.
@@ -564,8 +642,7 @@ impl<'w, 'a> Scan<'w, 'a> {
             }
         }
         if !appended.is_empty() {
-            let refs: Vec<&[u8]> = appended.iter().map(Vec::as_slice).collect();
-            self.edits.insert(file.len, file.appended(&refs));
+            self.edits.insert(file.len, file.appended(&appended.refs()));
         }
         let edits = self.edits;
         BlockEdits {
@@ -581,49 +658,49 @@ impl<'w, 'a> Scan<'w, 'a> {
         }
     }
 
-    /// Adds device `i`'s `missing` grants: after its anchor, or as a new
-    /// block in `appended`.
-    fn add(&mut self, i: usize, missing: &[usize], file: &Summary, appended: &mut Vec<Vec<u8>>) {
+    /// Adds device `i`'s `missing` grants (built in `grants`): after its
+    /// anchor, or as a new block in `appended`.
+    fn add(
+        &mut self,
+        i: usize,
+        missing: &[usize],
+        file: &Summary,
+        grants: &mut NewLines,
+        appended: &mut NewLines,
+    ) {
         let want = &self.wants[i];
         let device = &mut self.devices[i];
-        let indent = if device.anchor.is_some() {
-            device.indent
-        } else {
-            0
-        };
-        let grants = missing
-            .iter()
-            .map(|&k| topic_line(indent, want.grants[k].1, want.grants[k].0));
         if let Some(anchor) = device.anchor {
-            let grants: Vec<Vec<u8>> = grants.collect();
-            let refs: Vec<&[u8]> = grants.iter().map(Vec::as_slice).collect();
+            for &k in missing {
+                grants.topic(device.indent, want.grants[k].1, want.grants[k].0);
+            }
             self.edits.insert(
                 anchor.end,
-                lines::added_after(Some(anchor.tail), file.style(), &refs),
+                lines::added_after(Some(anchor.tail), file.style(), &grants.refs()),
             );
             device.edit.added_line = Some(anchor.line + 1);
         } else {
             // One blank line before each new block (none at the start of
             // an empty file): `revoke` takes it away with the last block.
             if file.last.is_some() || !appended.is_empty() {
-                appended.push(Vec::new());
+                appended.line(&[]);
             }
-            let mut user = b"user ".to_vec();
-            user.extend_from_slice(want.user);
-            appended.push(user);
-            device.edit.added_line = Some(file.lines + appended.len() + 1);
+            appended.line(&[b"user ", want.user]);
+            device.edit.added_line = Some(file.lines + appended.ends.len() + 1);
             device.edit.new_block = true;
-            appended.extend(grants);
+            for &k in missing {
+                appended.topic(0, want.grants[k].1, want.grants[k].0);
+            }
         }
         device.edit.added = missing.len();
     }
 
     /// Rewrites the access of device `i`'s wanted grants found with another
-    /// one, and returns the indices of those not found.
-    fn settle_found(&mut self, i: usize) -> Vec<usize> {
+    /// one, and puts the indices of those not found in `missing`.
+    fn settle_found(&mut self, i: usize, missing: &mut Vec<usize>) {
         let want = &self.wants[i];
         let device = &mut self.devices[i];
-        let mut missing = Vec::new();
+        missing.clear();
         for (k, (filter, access)) in want.grants.iter().enumerate() {
             let Some(found) = &self.found[device.base + k] else {
                 missing.push(k);
@@ -644,6 +721,5 @@ impl<'w, 'a> Scan<'w, 'a> {
             self.edits.replace(found.span.range(), bytes);
             device.edit.details_mut().updated.push(found.line);
         }
-        missing
     }
 }

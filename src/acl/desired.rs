@@ -94,7 +94,7 @@ pub fn parse(bytes: &[u8]) -> Result<Desired, Vec<Problem>> {
     let lines = memchr::memchr_iter(b'\n', bytes).count() + 1;
     let mut collector = Collector {
         by_id: HashMap::with_capacity(lines),
-        devices: Vec::with_capacity(lines),
+        grants: Vec::with_capacity(lines),
         places: Vec::with_capacity(lines),
         ..Collector::default()
     };
@@ -102,22 +102,24 @@ pub fn parse(bytes: &[u8]) -> Result<Desired, Vec<Problem>> {
         Format::Json => JsonReader::new(bytes).read(&mut collector),
         Format::Lines => read_lines(bytes, &mut collector),
     }
-    if collector.problems.is_empty() {
-        Ok(Desired {
-            format,
-            devices: collector.devices,
-            entries: collector.entries,
-        })
-    } else {
-        Err(collector.problems)
+    if !collector.problems.is_empty() {
+        return Err(collector.problems);
     }
+    let entries = collector.entries;
+    Ok(Desired {
+        format,
+        devices: collector.devices(),
+        entries,
+    })
 }
 
 /// Gathers entries into devices, and the problems.
 #[derive(Debug, Default)]
 struct Collector {
-    devices: Vec<DesiredDevice>,
-    by_id: HashMap<String, usize>,
+    /// Each device's grants, by its index in `by_id`.
+    grants: Vec<Vec<(TopicFilter, Access)>>,
+    /// The devices (their IDs live here until the end) and their index.
+    by_id: HashMap<DeviceId, usize>,
     /// Where each grant (device, index) was first asked for, in input order.
     places: Vec<(usize, usize, Place)>,
     /// The same as a map, made at the first contradiction.
@@ -178,50 +180,24 @@ impl Collector {
     }
 
     fn merge(&mut self, place: Place, id: DeviceId, filter: TopicFilter, access: Access) {
-        let device = match self.by_id.get(id.as_str()) {
-            Some(&device) => device,
-            None => {
-                let device = self.devices.len();
-                self.by_id.insert(id.as_str().to_string(), device);
-                self.devices.push(DesiredDevice {
-                    id,
-                    grants: Vec::new(),
-                });
-                device
-            }
+        let Some(&device) = self.by_id.get(&id) else {
+            let device = self.grants.len();
+            self.by_id.insert(id, device);
+            self.grants.push(Vec::new());
+            return self.push_grant(device, place, filter, access);
         };
         let Some(k) = self.find(device, &filter) else {
-            let grants = &mut self.devices[device].grants;
-            if let Some(index) = self.many.get_mut(&device) {
-                index.insert(filter.as_str().to_string(), grants.len());
-            } else if grants.len() == FEW {
-                let mut index: HashMap<String, usize> = grants
-                    .iter()
-                    .enumerate()
-                    .map(|(k, (f, _))| (f.as_str().to_string(), k))
-                    .collect();
-                index.insert(filter.as_str().to_string(), grants.len());
-                self.many.insert(device, index);
-            }
-            let k = grants.len();
-            grants.push((filter, access));
-            self.places.push((device, k, place));
-            if let Some(place_of) = &mut self.place_of {
-                place_of.insert((device, k), place);
-            }
-            return;
+            return self.push_grant(device, place, filter, access);
         };
-        let first = self.devices[device].grants[k].1;
+        let first = self.grants[device][k].1;
         if first != access {
             let place_of = self
                 .place_of
                 .get_or_insert_with(|| self.places.iter().map(|&(d, k, p)| ((d, k), p)).collect());
             let at = place_of[&(device, k)];
             let message = format!(
-                "{} is granted {} on {} here, but {} on {}: one device gets one access per topic filter",
-                self.devices[device].id,
+                "{id} is granted {} on {filter} here, but {} on {}: one device gets one access per topic filter",
                 access.keyword(),
-                filter,
                 first.keyword(),
                 at.describe()
             );
@@ -229,15 +205,45 @@ impl Collector {
         }
     }
 
+    fn push_grant(&mut self, device: usize, place: Place, filter: TopicFilter, access: Access) {
+        let grants = &mut self.grants[device];
+        let k = grants.len();
+        if let Some(index) = self.many.get_mut(&device) {
+            index.insert(filter.as_str().to_string(), k);
+        } else if k == FEW {
+            let mut index: HashMap<String, usize> = grants
+                .iter()
+                .enumerate()
+                .map(|(k, (f, _))| (f.as_str().to_string(), k))
+                .collect();
+            index.insert(filter.as_str().to_string(), k);
+            self.many.insert(device, index);
+        }
+        grants.push((filter, access));
+        self.places.push((device, k, place));
+        if let Some(place_of) = &mut self.place_of {
+            place_of.insert((device, k), place);
+        }
+    }
+
     /// The index of `device`'s grant on `filter`, if it has one.
     fn find(&self, device: usize, filter: &TopicFilter) -> Option<usize> {
         match self.many.get(&device) {
             Some(index) => index.get(filter.as_str()).copied(),
-            None => self.devices[device]
-                .grants
-                .iter()
-                .position(|(f, _)| f == filter),
+            None => self.grants[device].iter().position(|(f, _)| f == filter),
         }
+    }
+
+    /// The devices, in the order the input first names them.
+    fn devices(self) -> Vec<DesiredDevice> {
+        let mut ids: Vec<Option<DeviceId>> = vec![None; self.grants.len()];
+        for (id, device) in self.by_id {
+            ids[device] = Some(id);
+        }
+        ids.into_iter()
+            .zip(self.grants)
+            .filter_map(|(id, grants)| Some(DesiredDevice { id: id?, grants }))
+            .collect()
     }
 }
 

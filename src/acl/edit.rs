@@ -334,6 +334,26 @@ mod tests {
     }
 
     #[test]
+    fn removed_user_lines_are_reported_as_written() {
+        for (text, shown) in [
+            ("user d1\ntopic a\n", "user d1"),
+            ("  user \t d1 \t\r\ntopic a\n", "  user \t d1"),
+            ("user d\u{e9}1\ntopic a", "user d\u{e9}1"),
+        ] {
+            let user = shown.trim_start().trim_start_matches("user").trim();
+            let (_, r) = revoke_s(text, user, None);
+            assert_eq!(
+                r.removed_users,
+                [Noted {
+                    line: 1,
+                    text: shown.into()
+                }],
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
     fn revoke_keeps_denies_comments_and_other_users() {
         let text = "user d1\ntopic read a\ntopic deny b\n\nuser d2\ntopic read a\n";
         let (t, r) = revoke_s(text, "d1", None);

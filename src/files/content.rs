@@ -52,6 +52,11 @@ fn write_pieces(old: Option<&File>, pieces: &[Piece], out: &mut File) -> io::Res
     let mut window = Window::default();
     for piece in pieces {
         match piece {
+            Piece::New(bytes) if bytes.len() >= WINDOW => {
+                out.write_all(&buffer)?;
+                buffer.clear();
+                out.write_all(bytes)?;
+            }
             Piece::New(bytes) => buffer.extend_from_slice(bytes),
             Piece::Old(range) => {
                 let old = old.ok_or_else(no_old_file)?;

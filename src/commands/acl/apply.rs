@@ -12,13 +12,38 @@ use crate::acl::apply::{Applied, DeviceChange};
 use crate::acl::desired::{self, Format};
 use crate::cli::AclApplyArgs;
 
-/// The devices by what happened to them.
-#[derive(Debug, Serialize)]
+/// The devices by what happened to them: in JSON, lists of device IDs.
+#[derive(Debug)]
 struct Devices {
-    added: Vec<String>,
-    changed: Vec<String>,
-    removed: Vec<String>,
+    /// `added`, `changed` or `removed`, and what it did, in that order.
+    changes: Vec<(&'static str, DeviceChange)>,
     unchanged: Vec<String>,
+}
+
+impl Devices {
+    fn count(&self, what: &str) -> usize {
+        self.changes.iter().filter(|(w, _)| *w == what).count()
+    }
+
+    fn ids(&self, what: &str) -> Vec<&str> {
+        self.changes
+            .iter()
+            .filter(|(w, _)| *w == what)
+            .map(|(_, c)| c.device.as_str())
+            .collect()
+    }
+}
+
+impl Serialize for Devices {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(4))?;
+        for what in ["added", "changed", "removed"] {
+            map.serialize_entry(what, &self.ids(what))?;
+        }
+        map.serialize_entry("unchanged", &self.unchanged)?;
+        map.end()
+    }
 }
 
 /// Grant lines, counted over every device.
@@ -56,9 +81,6 @@ struct ApplyReport {
     diff: Option<String>,
     /// The managed broker containers that reloaded the file.
     reloaded: Vec<String>,
-    /// Per device, for the text: what changed.
-    #[serde(skip)]
-    details: Vec<(&'static str, DeviceChange)>,
 }
 
 impl Human for ApplyReport {
@@ -67,15 +89,15 @@ impl Human for ApplyReport {
         if let Some(diff) = &self.diff {
             s.push_str(&sanitize(diff));
         }
-        for (what, change) in &self.details {
-            let label = format!("{what}:");
-            let _ = writeln!(
-                s,
-                "{} {} ({})",
-                p.good(&label),
-                sanitize(&change.device),
-                counts(what, change)
-            );
+        let labels = ["added:", "changed:", "removed:"].map(|l| (l, p.good(l)));
+        for (what, change) in &self.devices.changes {
+            let label = labels
+                .iter()
+                .find(|(l, _)| l.trim_end_matches(':') == *what)
+                .map_or("", |(_, painted)| painted.as_str());
+            let _ = write!(s, "{label} {} (", sanitize(&change.device));
+            counts(&mut s, what, change);
+            s.push_str(")\n");
         }
         let d = &self.devices;
         if self.changed {
@@ -84,9 +106,9 @@ impl Human for ApplyReport {
                 "{} {}: {} added, {} changed, {} removed, {} unchanged",
                 p.good("applied:"),
                 self.file,
-                d.added.len(),
-                d.changed.len(),
-                d.removed.len(),
+                d.count("added"),
+                d.count("changed"),
+                d.count("removed"),
                 d.unchanged.len()
             );
         } else {
@@ -107,25 +129,25 @@ impl Human for ApplyReport {
     }
 }
 
-fn counts(what: &str, c: &DeviceChange) -> String {
+/// `new block: 2 added`, `1 added, 1 removed`, `3 grant(s)`.
+fn counts(s: &mut String, what: &str, c: &DeviceChange) {
     if what == "removed" {
-        return format!("{} grant(s)", c.removed);
+        let _ = write!(s, "{} grant(s)", c.removed);
+        return;
     }
-    let mut parts = Vec::new();
+    if what == "added" {
+        s.push_str("new block: ");
+    }
+    let mut first = true;
     for (n, word) in [
         (c.added, "added"),
         (c.updated, "updated"),
         (c.removed, "removed"),
     ] {
         if n > 0 {
-            parts.push(format!("{n} {word}"));
+            let _ = write!(s, "{}{n} {word}", if first { "" } else { ", " });
+            first = false;
         }
-    }
-    let parts = parts.join(", ");
-    if what == "added" {
-        format!("new block: {parts}")
-    } else {
-        parts
     }
 }
 
@@ -191,7 +213,7 @@ pub(super) fn apply(config: &Config, file: &Path, args: &AclApplyArgs) -> Result
     } else {
         Vec::new()
     };
-    let (devices, grants, details) = tally(result);
+    let (devices, grants) = tally(result);
     Ok(Outcome::report(ApplyReport {
         file: file.display().to_string(),
         input,
@@ -205,7 +227,6 @@ pub(super) fn apply(config: &Config, file: &Path, args: &AclApplyArgs) -> Result
         overlapping_denies,
         diff: args.dry_run.then(|| edit.diff.unwrap_or_default()),
         reloaded,
-        details,
     }))
 }
 
@@ -227,29 +248,24 @@ fn denies(config: &Config, file: &Path, applied: &Applied) -> Vec<DenyRef> {
     refs
 }
 
-type Details = Vec<(&'static str, DeviceChange)>;
-
-fn tally(applied: Applied) -> (Devices, GrantCounts, Details) {
+fn tally(applied: Applied) -> (Devices, GrantCounts) {
     let mut grants = GrantCounts::default();
-    let mut details = Vec::new();
-    let ids = |changes: &[DeviceChange]| changes.iter().map(|c| c.device.clone()).collect();
-    let devices = Devices {
-        added: ids(&applied.added),
-        changed: ids(&applied.changed),
-        removed: ids(&applied.removed),
-        unchanged: applied.unchanged,
-    };
-    for (what, changes) in [
+    let mut changes = Vec::with_capacity(applied.added.len() + applied.changed.len());
+    for (what, list) in [
         ("added", applied.added),
         ("changed", applied.changed),
         ("removed", applied.removed),
     ] {
-        for change in changes {
+        for change in list {
             grants.added += change.added;
             grants.updated += change.updated;
             grants.removed += change.removed;
-            details.push((what, change));
+            changes.push((what, change));
         }
     }
-    (devices, grants, details)
+    let devices = Devices {
+        changes,
+        unchanged: applied.unchanged,
+    };
+    (devices, grants)
 }
