@@ -142,6 +142,14 @@ impl AsRef<str> for DeviceId {
     }
 }
 
+/// A `DeviceId` hashes and compares as its text, so maps keyed by it can be
+/// searched with a `&str` that has not been validated (again).
+impl std::borrow::Borrow<str> for DeviceId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 /// An MQTT topic filter (wildcards allowed), as used in SUBSCRIBE and ACL rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicFilter(String);

@@ -8,11 +8,11 @@
 //! left alone, unless `exclusive`, which revokes their grants too. The
 //! result says, per device, what changed.
 
-use std::collections::HashMap;
 use std::io::{self, Read};
 
 use serde::Serialize;
 
+use super::FastMap;
 use super::blocks::{self, BlockEdits, DeviceEdit, Others, Want};
 use super::desired::Desired;
 use super::document::{Access, Document};
@@ -154,7 +154,7 @@ fn summarize(desired: &Desired, edits: BlockEdits) -> Applied {
         }
     }
     // One entry per user, however many blocks it had.
-    let mut by_user: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut by_user: FastMap<Vec<u8>, usize> = FastMap::default();
     for block in edits.unlisted {
         let next = applied.removed.len();
         let at = *by_user.entry(block.user.clone()).or_insert(next);

@@ -25,12 +25,11 @@
 //! With `exclusive`, every block of a user no [`Want`] names loses its grant
 //! lines by the same rules.
 
-use std::collections::HashMap;
 use std::io::{self, Read};
 
 use super::document::{self, Access, Document, Kind, LineView};
 use super::eval::Refused;
-use super::{lint, topic};
+use super::{FastMap, lint, topic};
 use crate::files::Piece;
 use crate::lines::{self, Edits, LineSpan, Summary, Tail};
 
@@ -419,7 +418,7 @@ impl<'a> Device<'a> {
 
 struct Scan<'w, 'a> {
     wants: &'w [Want<'a>],
-    index: HashMap<&'a [u8], usize>,
+    index: FastMap<&'a [u8], usize>,
     exclusive: bool,
     devices: Vec<Device<'a>>,
     /// Every wanted grant's first line, device after device.
@@ -436,7 +435,7 @@ struct Scan<'w, 'a> {
 
 impl<'w, 'a> Scan<'w, 'a> {
     fn new(wants: &'w [Want<'a>], exclusive: bool) -> Self {
-        let mut index = HashMap::with_capacity(wants.len());
+        let mut index = FastMap::with_capacity_and_hasher(wants.len(), Default::default());
         let mut devices = Vec::with_capacity(wants.len());
         let mut base = 0;
         for (i, want) in wants.iter().enumerate() {

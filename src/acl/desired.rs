@@ -15,12 +15,10 @@
 //! same grant twice is one grant; the same device and filter with two
 //! accesses is a problem, since the ACL can only say one.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Access;
+use super::{Access, FastMap};
 use crate::names::{DeviceId, TopicFilter};
 
 /// How the input was written.
@@ -93,7 +91,7 @@ pub fn parse(bytes: &[u8]) -> Result<Desired, Vec<Problem>> {
     // (capacity that is never written costs no memory).
     let lines = memchr::memchr_iter(b'\n', bytes).count() + 1;
     let mut collector = Collector {
-        by_id: HashMap::with_capacity(lines),
+        by_id: FastMap::with_capacity_and_hasher(lines, Default::default()),
         grants: Vec::with_capacity(lines),
         places: Vec::with_capacity(lines),
         ..Collector::default()
@@ -119,13 +117,13 @@ struct Collector {
     /// Each device's grants, by its index in `by_id`.
     grants: Vec<Vec<(TopicFilter, Access)>>,
     /// The devices (their IDs live here until the end) and their index.
-    by_id: HashMap<DeviceId, usize>,
+    by_id: FastMap<DeviceId, usize>,
     /// Where each grant (device, index) was first asked for, in input order.
     places: Vec<(usize, usize, Place)>,
     /// The same as a map, made at the first contradiction.
-    place_of: Option<HashMap<(usize, usize), Place>>,
+    place_of: Option<FastMap<(usize, usize), Place>>,
     /// Per device with many grants, its filters' indices.
-    many: HashMap<usize, HashMap<String, usize>>,
+    many: FastMap<usize, FastMap<String, usize>>,
     problems: Vec<Problem>,
     entries: usize,
 }
@@ -152,6 +150,17 @@ impl Collector {
         access: Option<&str>,
     ) {
         self.entries += 1;
+        // A device already met was validated then.
+        if let (Some(device), Some(topic), Some(access)) = (device, topic, access)
+            && let Some(&known) = self.by_id.get(device)
+        {
+            let filter = TopicFilter::new(topic).map_err(|e| self.problem(place, e.to_string()));
+            let access = grant_access(access).map_err(|message| self.problem(place, message));
+            if let (Ok(filter), Ok(access)) = (filter, access) {
+                self.merge_into(known, device, place, filter, access);
+            }
+            return;
+        }
         let id = device.and_then(|device| {
             if device == "self" {
                 self.problem(
@@ -180,12 +189,26 @@ impl Collector {
     }
 
     fn merge(&mut self, place: Place, id: DeviceId, filter: TopicFilter, access: Access) {
-        let Some(&device) = self.by_id.get(&id) else {
-            let device = self.grants.len();
-            self.by_id.insert(id, device);
-            self.grants.push(Vec::new());
-            return self.push_grant(device, place, filter, access);
-        };
+        match self.by_id.get(&id) {
+            Some(&device) => self.merge_into(device, id.as_str(), place, filter, access),
+            None => {
+                let device = self.grants.len();
+                self.by_id.insert(id, device);
+                self.grants.push(Vec::new());
+                self.push_grant(device, place, filter, access);
+            }
+        }
+    }
+
+    /// One more grant of a device already met.
+    fn merge_into(
+        &mut self,
+        device: usize,
+        id: &str,
+        place: Place,
+        filter: TopicFilter,
+        access: Access,
+    ) {
         let Some(k) = self.find(device, &filter) else {
             return self.push_grant(device, place, filter, access);
         };
@@ -211,7 +234,7 @@ impl Collector {
         if let Some(index) = self.many.get_mut(&device) {
             index.insert(filter.as_str().to_string(), k);
         } else if k == FEW {
-            let mut index: HashMap<String, usize> = grants
+            let mut index: FastMap<String, usize> = grants
                 .iter()
                 .enumerate()
                 .map(|(k, (f, _))| (f.as_str().to_string(), k))
