@@ -13,12 +13,12 @@
 # Installs missing Debian packages when run as root; Paho goes into a venv
 # outside the repository (see bench/check.sh). Nothing is pulled from a
 # registry: server and demo use eclipse-mosquitto:2 when it is here, else the
-# tests' local image, built on demand with `cargo test --test docker_support`.
+# local image `wott-mqtt server image` builds from this machine's Mosquitto.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 areas=("$@")
-[ ${#areas[@]} -gt 0 ] || areas=(whoami acl apply hosts check server demo)
+[ ${#areas[@]} -gt 0 ] || areas=(whoami acl apply hosts check server demo image)
 
 need=()
 for tool in hyperfine bc openssl mosquitto mosquitto_sub; do
@@ -44,12 +44,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release --locked -q
-if [[ " ${areas[*]} " == *" server "* || " ${areas[*]} " == *" demo "* ]] \
-    && ! docker image inspect eclipse-mosquitto:2 >/dev/null 2>&1 \
-    && ! docker image inspect wott-mqtt-test/mosquitto:2.0.11-1 >/dev/null 2>&1; then
-    echo "bench: building the local Mosquitto image (cargo test --test docker_support)" >&2
-    cargo test --locked -q --test docker_support >/dev/null
-fi
 
 mkdir -p target/bench
 out="target/bench/results-$(date -u +%Y%m%dT%H%M%SZ).md"

@@ -48,12 +48,12 @@ make_identity() {
 }
 
 # The Mosquitto image for server/demo benchmarks, which pull nothing:
-# BENCH_IMAGE, else eclipse-mosquitto:2, else the tests' local image.
+# BENCH_IMAGE, else eclipse-mosquitto:2, else the local image that
+# `wott-mqtt server image` builds from this machine's Mosquitto (its tag).
 find_image() {
     local candidate
-    for candidate in ${BENCH_IMAGE:-} eclipse-mosquitto:2 wott-mqtt-test/mosquitto:2.0.11-1; do
+    for candidate in ${BENCH_IMAGE:-} eclipse-mosquitto:2; do
         if docker image inspect "$candidate" >/dev/null 2>&1; then echo "$candidate"; return; fi
     done
-    echo "bench: no Mosquitto image here; set BENCH_IMAGE or run: cargo test --test docker_support" >&2
-    exit 1
+    "$BIN" --json server image | sed -n 's/^  "tag": "\(.*\)",$/\1/p'
 }

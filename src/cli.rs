@@ -4,13 +4,17 @@
 //! `TopicFilter`, …) once, in `commands`; nothing past that sees clap.
 
 use std::ffi::OsString;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::broker;
+mod server;
+mod setup;
+
+pub(crate) use server::parse_container_name;
+pub use server::{ServerCommand, ServerLogsArgs, UpRunArgs};
+pub use setup::{SetupArgs, SetupClientArgs, SetupRole, SetupServerArgs};
 
 /// `0.1.0 (abc123def456)`: the crate version and the git commit it was built from.
 pub const VERSION: &str = concat!(
@@ -29,8 +33,10 @@ wott-mqtt automates the tutorial \"secure a Mosquitto server and a Paho client w
 it reads the WoTT agent's device identity, and every command is safe to re-run.";
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 success, 1 error, 2 usage, 3 local identity, 4 name resolution, \
-5 TCP connect, 6 TLS, 7 MQTT refused, 8 no message. See docs/exit-codes.md.";
+Exit codes: 0 success, 1 error (acl check: denied), 2 usage, 3 local identity, \
+4 name resolution, 5 TCP connect, 6 TLS, 7 MQTT refused, 8 no message, \
+9 no ACL file, 10 ACL file unreadable, 11 ACL file refused, 12 broker serves old files \
+(server status). See docs/exit-codes.md.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -120,6 +126,7 @@ pub enum Command {
     /// Exit codes: 0 passed, 3 local identity, 4 resolve, 5 TCP, 6 TLS,
     /// 7 MQTT CONNECT refused, 8 no message (ACL or publisher). See docs/check.md.
     #[command(display_order = 4)]
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     Check(CheckArgs),
 
     /// Grant, revoke and check access in Mosquitto's permissions.acl
@@ -169,9 +176,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The Mosquitto 2 image to run (e.g. one loaded with `docker load`)
-    #[arg(long, value_name = "IMAGE", default_value = broker::DEFAULT_IMAGE, value_parser = parse_image)]
-    pub image: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     /// Leave the broker running and the files in place, and print how to remove them
     #[arg(long)]
@@ -192,59 +198,16 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
-pub struct SetupArgs {
-    #[command(subcommand)]
-    pub role: Option<SetupRole>,
+/// `--image`, or the image policy and what it builds from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ImageArgs {
+    /// The Mosquitto 2 image to run [default: eclipse-mosquitto:2; offline, one built here]
+    #[arg(long, env = "WOTT_MQTT_IMAGE", value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<String>,
 
-    /// Take the defaults for unanswered questions that have one, and do not ask for confirmation
-    #[arg(short, long, global = true)]
-    pub yes: bool,
-
-    #[command(flatten)]
-    pub file: HostsFileArgs,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SetupRole {
-    /// This device is the broker: grant client devices, start Mosquitto, print what clients run
-    Server(SetupServerArgs),
-    /// This device is a client: write the hosts entry for the server, then check the connection
-    Client(SetupClientArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct SetupServerArgs {
-    /// Grant a client device (repeatable): ID, ID:TOPIC or ID:TOPIC:ACCESS
-    /// (TOPIC defaults to wott/temperature, ACCESS to read)
-    #[arg(long = "allow", value_name = "ID[:TOPIC[:ACCESS]]")]
-    pub allow: Vec<String>,
-
-    #[command(flatten)]
-    pub up: ServerUpArgs,
-}
-
-#[derive(Debug, Default, Args)]
-pub struct SetupClientArgs {
-    /// The server's device ID (`wott-mqtt whoami` on the server prints it)
-    #[arg(long, value_name = "SERVER_ID")]
-    pub server: Option<String>,
-
-    /// The server's IP address
-    #[arg(long, value_name = "IP")]
-    pub ip: Option<OsString>,
-
-    /// The broker's port [default: 8883]
-    #[arg(long)]
-    pub port: Option<u16>,
-
-    /// The topic to subscribe to [default: wott/temperature]
-    #[arg(long)]
-    pub topic: Option<String>,
-
-    /// Also publish a probe and wait for it: proves read and write access
-    #[arg(long)]
-    pub roundtrip: bool,
+    /// The Mosquitto binary a local image is built from [default: on PATH, then /usr/sbin]
+    #[arg(long, env = "WOTT_MQTT_MOSQUITTO", value_name = "PATH")]
+    pub mosquitto: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,10 +217,16 @@ pub enum HostsCommand {
     /// Remove the line wott-mqtt wrote for a server
     Remove(HostsRemoveArgs),
     /// Show the lines wott-mqtt manages and any other *.d.wott.local entries
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     List(HostsListArgs),
     /// Compare what the system resolver returns for a name with the hosts file
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     Check(HostsCheckArgs),
 }
+
+/// `--hosts-file` of the commands that only read it (`check`, `hosts list|check`).
+const READ_ONLY_HOSTS_FILE: &str =
+    "The hosts file to read; it is never written [default: /etc/hosts]";
 
 /// `--hosts-file`, for every command that reads or edits the hosts file.
 #[derive(Debug, Clone, Default, Args)]
@@ -323,134 +292,9 @@ pub struct HostsCheckArgs {
     pub file: HostsFileArgs,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ServerCommand {
-    /// Start the broker, or bring it in line with this device's identity
-    ///
-    /// Renders mosquitto.conf (and a first permissions.acl) into the server
-    /// dir, stages copies of the certificates the broker can read, pulls the
-    /// image if needed, creates or reuses the container, and waits until a
-    /// real mTLS CONNECT gets a CONNACK. Safe to re-run: when nothing changed,
-    /// nothing is touched.
-    Up(ServerUpArgs),
-    /// Stop and remove the broker's container; the server dir stays unless --purge
-    Down(ServerDownArgs),
-    /// The container's state, and the certificate the broker serves, read over TLS
-    Status(ServerStatusArgs),
-    /// Print the broker's log
-    Logs(ServerLogsArgs),
-    /// Stage the certificates again and make the broker reload them (SIGHUP)
-    ///
-    /// Run it after the agent renews the certificate; the broker also
-    /// re-reads permissions.acl.
-    Reload(ServerReloadArgs),
-}
-
-/// The container to act on.
-#[derive(Debug, Args)]
-pub struct ContainerName {
-    /// The broker's container name
-    #[arg(long, value_name = "NAME", default_value = broker::DEFAULT_NAME, value_parser = parse_container_name)]
-    pub name: String,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerUpArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    /// The Mosquitto 2 image to run
-    #[arg(long, value_name = "IMAGE", default_value = broker::DEFAULT_IMAGE, value_parser = parse_image)]
-    pub image: String,
-
-    /// The host address to publish the broker on
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
-    pub bind: IpAddr,
-
-    /// The host port to publish the broker on (clients' MQTT_PORT)
-    #[arg(long, value_name = "PORT", default_value_t = broker::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
-
-    /// Remove a container of that name that wott-mqtt did not create
-    #[arg(long)]
-    pub replace: bool,
-
-    /// Print what would change (diffs and container actions) and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Seconds to wait for the broker to accept an mTLS CONNECT
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerDownArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    /// Also remove the server dir: mosquitto.conf, permissions.acl, staged certificates, data
-    #[arg(long)]
-    pub purge: bool,
-
-    /// Print what would be removed and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerStatusArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    /// Seconds to wait for the broker's TLS handshake
-    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerLogsArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    /// Keep printing new lines until interrupted
-    #[arg(short, long)]
-    pub follow: bool,
-
-    /// Print only the last N lines
-    #[arg(long, value_name = "N")]
-    pub tail: Option<u64>,
-}
-
-#[derive(Debug, Args)]
-pub struct ServerReloadArgs {
-    #[command(flatten)]
-    pub container: ContainerName,
-
-    /// Print what would be staged and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Seconds to wait for the broker to serve the staged certificate
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
-}
-
-/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-fn parse_container_name(value: &str) -> Result<String, String> {
-    let mut chars = value.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if valid {
-        Ok(value.to_string())
-    } else {
-        Err("a container name starts with a letter or digit and holds only letters, digits, `_`, `.` and `-`".into())
-    }
-}
-
-/// An image reference: not empty, no whitespace or control characters.
-fn parse_image(value: &str) -> Result<String, String> {
-    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+/// An image reference: no whitespace or control characters (empty counts as unset).
+pub(crate) fn parse_image(value: &str) -> Result<String, String> {
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err("an image reference such as eclipse-mosquitto:2, without spaces".into())
     } else {
         Ok(value.to_string())
@@ -516,7 +360,7 @@ pub struct AclArgs {
         env = "WOTT_MQTT_ACL_FILE",
         value_name = "FILE"
     )]
-    pub file: Option<PathBuf>,
+    pub file: Option<OsString>,
 
     #[command(subcommand)]
     pub command: AclCommand,
@@ -556,6 +400,8 @@ pub enum AclCommand {
     ///
     /// TOPIC is a topic name as published (no wildcards): Mosquitto grants
     /// every SUBSCRIBE and checks each delivered message's topic instead.
+    /// Errors never exit 1: 2 usage, 3 `self` without a client.crt, 9 no
+    /// ACL file, 10 ACL file unreadable, 11 an ACL file Mosquitto would refuse.
     Check(AclCheckArgs),
 }
 

@@ -28,13 +28,22 @@ pub enum ExitCode {
     MqttRefused = 7,
     /// Subscribed, but the requested message never arrived (ACL or publisher problem).
     NoMessage = 8,
+    /// The ACL file does not exist.
+    AclMissing = 9,
+    /// The ACL file cannot be read: permission, not a regular file, a broken link, too large.
+    AclUnreadable = 10,
+    /// Mosquitto would refuse the ACL file, so no rule in it can be trusted (`acl check`, `acl list`).
+    AclRefused = 11,
+    /// `server status`: the broker runs and serves older files than those on
+    /// disk (a renewed certificate or an edited permissions.acl not reloaded).
+    Drift = 12,
     /// Interrupted by Ctrl-C (SIGINT), as shells report it.
     Interrupted = 130,
 }
 
 impl ExitCode {
     /// Every code, in numeric order.
-    pub const ALL: [ExitCode; 10] = [
+    pub const ALL: [ExitCode; 14] = [
         ExitCode::Success,
         ExitCode::Failure,
         ExitCode::Usage,
@@ -44,6 +53,10 @@ impl ExitCode {
         ExitCode::Tls,
         ExitCode::MqttRefused,
         ExitCode::NoMessage,
+        ExitCode::AclMissing,
+        ExitCode::AclUnreadable,
+        ExitCode::AclRefused,
+        ExitCode::Drift,
         ExitCode::Interrupted,
     ];
 
@@ -75,7 +88,7 @@ mod tests {
     #[test]
     fn values_are_the_documented_contract() {
         let codes: Vec<u8> = ExitCode::ALL.iter().map(|c| c.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 130]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 130]);
     }
 
     #[test]

@@ -362,20 +362,82 @@ pub fn excerpt(text: &str, max: usize) -> Cow<'_, str> {
 }
 
 /// Escapes control characters so that text read from files or certificates
-/// cannot move the cursor, clear the screen or forge output lines.
+/// cannot move the cursor, clear the screen or forge output lines, and
+/// Unicode format characters (bidirectional overrides such as U+202E,
+/// zero-width characters), which make text read other than it is. Newlines
+/// stay: for text of several lines. A single value goes through
+/// [`sanitize_field`].
 pub fn sanitize(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n') {
+    escape(text, |c| c == '\n')
+}
+
+/// [`sanitize`] for a single value (a name, a certificate's subject): a
+/// newline in it is escaped too, so it cannot start a line of its own.
+pub fn sanitize_field(text: &str) -> Cow<'_, str> {
+    escape(text, |_| false)
+}
+
+fn escape(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    let unsafe_char = |c: char| (c.is_control() || is_format(c)) && !keep(c);
+    if !text.chars().any(unsafe_char) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() && c != '\n' {
+        if unsafe_char(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// Unicode's format characters (category Cf) that terminals honour or
+/// that hide text: bidirectional marks, embeddings, overrides and isolates,
+/// zero-width characters, the byte-order mark, interlinear annotations and
+/// tags.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// `sudo ` for a user who is not root, and nothing in a root shell (which
+/// may have no sudo at all): the start of a printed command that needs root.
+pub fn sudo() -> &'static str {
+    if rustix::process::geteuid().is_root() {
+        ""
+    } else {
+        "sudo "
+    }
+}
+
+/// `value` as one word of a shell command: as it is when it holds only
+/// characters no shell treats specially, else in single quotes. Every value
+/// in a command printed for the user to run goes through this, so a
+/// certificate's CN or a path cannot add a second command.
+pub fn shell_word(value: &str) -> Cow<'_, str> {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(format!("'{}'", value.replace('\'', "'\\''")))
+    }
 }
 
 /// `2d 4h`, `3h 12m`, `45s`: a duration the way people read expiry times.
@@ -410,6 +472,23 @@ mod tests {
         assert_eq!(sanitize("a\x1b[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(sanitize("tab\there"), "tab\\there");
         assert_eq!(sanitize("two\nlines"), "two\nlines");
+        assert_eq!(sanitize("abc\u{202E}fed"), "abc\\u{202e}fed");
+        assert_eq!(sanitize("zero\u{200B}width"), "zero\\u{200b}width");
+        assert_eq!(sanitize_field("two\nlines"), "two\\nlines");
+        assert_eq!(
+            sanitize_field("CN=a\u{1b}]0;title\u{7}"),
+            "CN=a\\u{1b}]0;title\\u{7}"
+        );
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word("/opt/wott/mosquitto"), "/opt/wott/mosquitto");
+        assert_eq!(shell_word("a.d.wott.local"), "a.d.wott.local");
+        assert_eq!(shell_word("my dir"), "'my dir'");
+        assert_eq!(shell_word("a;touch${IFS}/tmp/x;"), "'a;touch${IFS}/tmp/x;'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `wott-mqtt acl …` through the real binary, on real files: what the user
-//! sees, the exact bytes written, and the bytes left alone.
+//! sees, the exact bytes written, and the bytes left alone. `acl check` has
+//! its own file, `tests/acl_check.rs`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,52 +8,13 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use support::{CertFixture, Run, snapshot, wott, wott_unprivileged};
+use support::acl::Acl;
+use support::{CertFixture, snapshot, wott, wott_unprivileged};
 
 const D1: &str = "4853b630822946019393b16c5b710b9e.d.wott.local";
 const D2: &str = "0123456789abcdef0123456789abcdef.d.wott.local";
-
-/// A temp dir with a permissions.acl in it.
-struct Acl {
-    dir: tempfile::TempDir,
-}
-
-impl Acl {
-    fn new(content: impl AsRef<[u8]>) -> Self {
-        let acl = Acl::empty();
-        fs::write(acl.path(), content).unwrap();
-        acl
-    }
-
-    fn empty() -> Self {
-        Acl {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("permissions.acl")
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        fs::read(self.path()).unwrap()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.bytes()).unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        wott()
-            .arg("acl")
-            .args(args)
-            .arg("--file")
-            .arg(self.path())
-            .run()
-    }
-}
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o7777
@@ -212,8 +174,31 @@ fn an_edit_keeps_a_line_mosquitto_refuses_and_says_so() {
         "user a\n  # indented comment\ntopic read a\ntopic readwrite b\n"
     );
     let doc = acl.run(&["list", "--json"]).json();
-    assert_eq!(doc["exit_code"], 1);
+    assert_eq!(doc["exit_code"], 11);
     assert_eq!(doc["users"][0]["rules"][1]["filter"], "b");
+}
+
+/// Past a NUL byte Mosquitto reads nothing: a grant that would land there
+/// is refused and the file left as it was; one before it is written, with
+/// the warning every edit of a damaged file gets.
+#[test]
+fn allow_refuses_a_grant_past_a_nul_byte_and_writes_one_before_it() {
+    let original = format!("user {D1}\ntopic read a\nuser {D2}\ntopic read b\0x\n");
+    let acl = Acl::new(&original);
+    acl.run(&["allow", "other.d.wott.local", "c"])
+        .code(1)
+        .error(":4 contains a NUL byte", "remove the NUL byte");
+    assert_eq!(acl.bytes(), original.as_bytes());
+    acl.run(&["allow", D1, "c"])
+        .success()
+        .stderr_has("warning: ")
+        .stderr_has(":4: the line contains a NUL byte")
+        .stderr_lacks("would refuse");
+    assert_eq!(
+        acl.bytes(),
+        format!("user {D1}\ntopic read a\ntopic readwrite c\nuser {D2}\ntopic read b\0x\n")
+            .as_bytes()
+    );
 }
 
 #[test]
@@ -251,20 +236,69 @@ fn allow_self_uses_this_devices_id() {
 #[test]
 fn the_file_defaults_to_the_server_dir_and_follows_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    wott()
-        .args(["acl", "allow", D1, "a", "--server-dir"])
-        .arg(dir.path())
-        .run()
-        .success();
-    assert!(dir.path().join("permissions.acl").exists());
+    let grant = |line: &str| format!("user {D1}\ntopic readwrite {line}\n");
+    let allow = |topic: &str| {
+        wott()
+            .args(["acl", "allow", D1, topic, "--server-dir"])
+            .arg(dir.path())
+    };
+    let (default, env, flag) = (
+        dir.path().join("permissions.acl"),
+        dir.path().join("env.acl"),
+        dir.path().join("flag.acl"),
+    );
+    allow("a").run().success();
+    assert_eq!(fs::read_to_string(&default).unwrap(), grant("a"));
 
-    let other = dir.path().join("other.acl");
-    wott()
-        .args(["acl", "allow", D1, "a"])
-        .env("WOTT_MQTT_ACL_FILE", &other)
+    // The environment beats the server dir; --file (and --acl-file) beat the environment.
+    allow("b").env("WOTT_MQTT_ACL_FILE", &env).run().success();
+    assert_eq!(fs::read_to_string(&env).unwrap(), grant("b"));
+    allow("c")
+        .env("WOTT_MQTT_ACL_FILE", &env)
+        .arg("--file")
+        .arg(&flag)
         .run()
         .success();
-    assert!(other.exists());
+    assert_eq!(fs::read_to_string(&flag).unwrap(), grant("c"));
+    assert_eq!(fs::read_to_string(&env).unwrap(), grant("b"));
+    assert_eq!(fs::read_to_string(&default).unwrap(), grant("a"));
+}
+
+/// `WOTT_MQTT_ACL_FILE=` counts as unset, with or without --file, as every
+/// other path variable does (clap used to refuse the empty value).
+#[test]
+fn an_empty_acl_file_variable_counts_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("flag.acl");
+    for sub in [
+        &["allow", D1, "x"][..],
+        &["list"],
+        &["validate"],
+        &["check", D1, "x"],
+    ] {
+        wott()
+            .arg("acl")
+            .args(sub)
+            .arg("--file")
+            .arg(&flag)
+            .env("WOTT_MQTT_ACL_FILE", "")
+            .run()
+            .success();
+    }
+    assert_eq!(
+        fs::read_to_string(&flag).unwrap(),
+        format!("user {D1}\ntopic readwrite x\n")
+    );
+    wott()
+        .args(["acl", "allow", D1, "y", "--server-dir"])
+        .arg(dir.path())
+        .env("WOTT_MQTT_ACL_FILE", "")
+        .run()
+        .success();
+    assert_eq!(
+        fs::read_to_string(dir.path().join("permissions.acl")).unwrap(),
+        format!("user {D1}\ntopic readwrite y\n")
+    );
 }
 
 #[test]
@@ -363,8 +397,7 @@ fn invalid_topics_are_refused_and_the_file_is_untouched() {
 
 #[test]
 fn a_file_the_user_may_not_write_is_left_alone_with_a_sudo_hint() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root to run as another user");
+    if !support::root_available("to run as another user") {
         return;
     }
     let acl = Acl::new(ORIGINAL);
@@ -382,8 +415,10 @@ fn a_file_the_user_may_not_write_is_left_alone_with_a_sudo_hint() {
         .args(["acl", "check", D1, "a", "--file"])
         .arg(acl.path())
         .run()
-        .code(1)
-        .error("cannot read", "sudo");
+        // Not 1, which would read as "denied".
+        .code(10)
+        .error("cannot read", "run the command with sudo");
+    assert_eq!(acl.bytes(), ORIGINAL.as_bytes());
 }
 
 // ------------------------------------------------------------------ revoke
@@ -436,10 +471,12 @@ fn revoke_of_an_unknown_grant_changes_nothing() {
         .stdout_has("unchanged:")
         .stderr_is_empty();
     assert_eq!(acl.bytes(), ORIGINAL.as_bytes());
-    Acl::empty()
+    let missing = Acl::empty();
+    missing
         .run(&["revoke", D1])
-        .code(1)
+        .code(9)
         .error("does not exist", "acl allow");
+    assert!(!missing.path().exists());
 }
 
 #[test]
@@ -455,7 +492,8 @@ fn revoke_dry_run_writes_nothing() {
 
 #[test]
 fn validate_names_each_line_mosquitto_refuses() {
-    let acl = Acl::new("user a\ntopic read ok\n # note\n\ttopic read x\ntopic read a/#/b\ntopic\n");
+    let original = "user a\ntopic read ok\n # note\n\ttopic read x\ntopic read a/#/b\ntopic\n";
+    let acl = Acl::new(original);
     let run = acl.run(&["validate"]);
     let file = acl.path().display().to_string();
     run.code(1)
@@ -475,7 +513,9 @@ fn validate_names_each_line_mosquitto_refuses() {
     assert_eq!(doc["valid"], false);
     assert_eq!(doc["errors"], 4);
     assert_eq!(doc["findings"][0]["code"], "invalid-line");
+    assert_eq!(doc["ignored_from"], serde_json::Value::Null);
     assert_eq!(doc["exit_code"], 1);
+    assert_eq!(acl.text(), original);
 }
 
 #[test]
@@ -529,129 +569,4 @@ fn list_shows_rules_per_user_in_mosquittos_order() {
     let doc = acl.run(&["list", D2, "--json"]).json();
     assert_eq!(doc["users"].as_array().unwrap().len(), 1);
     assert_eq!(doc["users"][0]["username"], D2);
-}
-
-// ------------------------------------------------------------------ check
-
-fn check_acl() -> Acl {
-    Acl::new(format!(
-        "# tutorial\nuser {D1}\ntopic readwrite wott/#\ntopic deny wott/secret\n\nuser {D2}\ntopic read wott/temperature\n\npattern readwrite clients/%c/#\n"
-    ))
-}
-
-#[test]
-fn check_says_allowed_and_which_line_decides() {
-    let acl = check_acl();
-    let file = acl.path().display().to_string();
-    acl.run(&["check", D1, "wott/temperature", "--access", "write"])
-        .success()
-        .stdout_has("✓ write allowed")
-        .stdout_has(&format!("{file}:3  topic readwrite wott/#"));
-    acl.run(&["check", D1, "wott/secret", "--access", "read"])
-        .code(1)
-        .stdout_has("✗ read  denied")
-        .stdout_has(&format!("{file}:4  topic deny wott/secret"))
-        .stdout_has("a SUBSCRIBE to wott/secret still succeeds");
-    acl.run(&["check", D2, "wott/temperature"])
-        .code(1)
-        .stdout_has("✓ read  allowed")
-        .stdout_has("✗ write denied: no rule grants write on wott/temperature");
-}
-
-#[test]
-fn check_json_is_one_document() {
-    let acl = check_acl();
-    let run = acl.run(&[
-        "check",
-        D2,
-        "wott/temperature",
-        "--access",
-        "read",
-        "--json",
-    ]);
-    run.success();
-    let doc = run.json();
-    assert_eq!(doc["allowed"], true);
-    assert_eq!(doc["client_id"], serde_json::Value::Null);
-    let c = &doc["checks"][0];
-    assert_eq!(c["access"], "read");
-    assert_eq!(c["reason"], "rule");
-    assert_eq!(c["section"], "user");
-    assert_eq!(c["decided_by"]["line"], 7);
-    assert_eq!(
-        c["decided_by"]["location"],
-        format!("{}:7", acl.path().display())
-    );
-    assert_eq!(doc["exit_code"], 0);
-}
-
-#[test]
-fn check_uses_the_client_id_for_patterns() {
-    let acl = check_acl();
-    acl.run(&["check", D2, "clients/sensor-1/x", "--client-id", "sensor-1"])
-        .success()
-        .stdout_has(":9  pattern readwrite clients/%c/#");
-    acl.run(&["check", D2, "clients/sensor-1/x", "--client-id", "other"])
-        .code(1);
-    acl.run(&["check", D2, "clients/sensor-1/x"])
-        .code(1)
-        .stdout_has("use %c and were skipped because the client ID is unknown");
-    acl.run(&["check", D2, "clients/a/x", "--client-id", "x+y"])
-        .code(1)
-        .stdout_has("the client ID contains + or #");
-}
-
-#[test]
-fn check_knows_mosquittos_built_in_rules() {
-    let acl = Acl::new(format!(
-        "user {D1}\ntopic readwrite $SYS/#\ntopic readwrite #\n"
-    ));
-    acl.run(&["check", D1, "$SYS/broker/uptime", "--access", "write"])
-        .code(1)
-        .stdout_has("Mosquitto refuses every PUBLISH to $SYS topics");
-    acl.run(&["check", D1, "$SYS/broker/uptime", "--access", "read"])
-        .success();
-    let plain = Acl::new(format!("user {D1}\ntopic readwrite #\n"));
-    plain
-        .run(&["check", D1, "$SYS/broker/uptime", "--access", "read"])
-        .code(1);
-}
-
-#[test]
-fn check_refuses_a_filter_with_the_reason() {
-    let acl = check_acl();
-    acl.run(&["check", D1, "wott/#"])
-        .code(2)
-        .error("needs a topic name, not the filter", "wott/temperature");
-    acl.run(&["check", D1, "wott/+/x", "--json"]).code(2);
-    acl.run(&["check", D1, "a", "--client-id", "bad\nid"])
-        .code(2)
-        .error("invalid client ID", "--client-id");
-}
-
-#[test]
-fn check_refuses_a_file_mosquitto_would_refuse() {
-    let acl = Acl::new(format!("user {D1}\ntopic readwrite #\n  # indented\n"));
-    acl.run(&["check", D1, "a"])
-        .code(1)
-        .error(":3:", "acl validate")
-        .stderr_has("Mosquitto would refuse");
-    Acl::empty()
-        .run(&["check", D1, "a"])
-        .code(1)
-        .error("does not exist", "acl allow");
-}
-
-#[test]
-fn check_self() {
-    let fx = CertFixture::new();
-    let acl = Acl::new(format!("user {}\ntopic read wott/#\n", fx.id()));
-    wott()
-        .args([
-            "acl", "check", "self", "wott/t", "--access", "read", "--file",
-        ])
-        .arg(acl.path())
-        .cert_dir(&fx.dir())
-        .run()
-        .success();
 }

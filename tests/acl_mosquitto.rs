@@ -27,13 +27,8 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use rumqttc::{
-    AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS, SubscribeFilter,
-    TlsConfiguration, Transport,
-};
+use support::deliveries::{Tester, observe};
 use support::mosquitto::{Broker, BrokerConfig};
 use support::{Authority, DeviceIdentity, DeviceRequest, random_device_id, wott};
 use wott_mqtt::acl::{Client, Document, Need, Rules};
@@ -273,200 +268,33 @@ fn random_acl(rng: &mut Rng, vocab: &Vocabulary, observer: &str) -> String {
     text
 }
 
-/// Lines Mosquitto refuses, to check that `acl validate` refuses the same.
-const REFUSED: &[&str] = &[
-    " # indented comment",
-    "\ttopic read a",
-    "Topic read a",
-    "topic",
-    "user",
-    "topic foo bar",
-    "topic read a/#/b",
-    "pattern write a+",
-    "topic read $#",
-    "users x",
+/// Lines Mosquitto refuses, to check that `acl validate` refuses the same,
+/// each with what Mosquitto 2.0.11 logs when it refuses it: the proof that
+/// the broker refused the file for that line, not for another reason.
+const REFUSED: &[(&str, &str)] = &[
+    (" # indented comment", "Error: Invalid line in acl_file"),
+    ("\ttopic read a", "Error: Invalid line in acl_file"),
+    ("Topic read a", "Error: Invalid line in acl_file"),
+    ("topic", "Error: Empty topic in acl_file"),
+    ("user", "Error: Missing username in acl_file"),
+    (
+        "topic foo bar",
+        "Error: Invalid topic access type \"foo\" in acl_file",
+    ),
+    (
+        "topic read a/#/b",
+        "Error: Invalid ACL topic \"a/#/b\" in acl_file",
+    ),
+    (
+        "pattern write a+",
+        "Error: Invalid ACL topic \"a+\" in acl_file",
+    ),
+    (
+        "topic read $#",
+        "Error: Invalid ACL topic \"$#\" in acl_file",
+    ),
+    ("users x", "Error: Invalid line in acl_file"),
 ];
-
-/// What a connected client has seen so far.
-#[derive(Default)]
-struct Seen {
-    connected: bool,
-    error: Option<String>,
-    subacks: usize,
-    pubacks: usize,
-    received: Vec<(String, Vec<u8>)>,
-}
-
-struct Conn {
-    client: AsyncClient,
-    seen: Arc<Mutex<Seen>>,
-    name: String,
-}
-
-async fn connect(port: u16, identity: &DeviceIdentity, client_id: &str) -> Conn {
-    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
-    options.set_keep_alive(Duration::from_secs(30));
-    options.set_transport(Transport::Tls(TlsConfiguration::Simple {
-        ca: identity.ca_pem.clone().into_bytes(),
-        alpn: None,
-        client_auth: Some((
-            identity.cert_pem.clone().into_bytes(),
-            identity.key_pem.clone().into_bytes(),
-        )),
-    }));
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    network.set_connection_timeout(5);
-    eventloop.set_network_options(network);
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let shared = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let event = eventloop.poll().await;
-            let mut seen = shared.lock().unwrap();
-            match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => seen.connected = true,
-                Ok(Event::Incoming(Packet::SubAck(_))) => seen.subacks += 1,
-                Ok(Event::Incoming(Packet::PubAck(_))) => seen.pubacks += 1,
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    seen.received.push((p.topic.clone(), p.payload.to_vec()))
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    seen.error = Some(e.to_string());
-                    return;
-                }
-            }
-        }
-    });
-    let conn = Conn {
-        client,
-        seen,
-        name: client_id.to_string(),
-    };
-    conn.wait("CONNACK", |s| s.connected).await;
-    conn
-}
-
-impl Conn {
-    async fn wait(&self, what: &str, done: impl Fn(&Seen) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            {
-                let seen = self.seen.lock().unwrap();
-                if done(&seen) {
-                    return;
-                }
-                if let Some(error) = &seen.error {
-                    panic!("client {}: waiting for {what}: {error}", self.name);
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "client {}: no {what} within 10 s",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    async fn subscribe_all(&self, topics: &[String]) {
-        let before = self.seen.lock().unwrap().subacks;
-        let filters = topics
-            .iter()
-            .map(|t| SubscribeFilter::new(t.clone(), QoS::AtMostOnce));
-        self.client.subscribe_many(filters).await.unwrap();
-        self.wait("SUBACK", |s| s.subacks > before).await;
-    }
-
-    /// A SUBSCRIBE round trip: everything Mosquitto queued for this client
-    /// before it has arrived once the SUBACK has.
-    async fn fence(&self) {
-        self.subscribe_all(&["zz-fence/never-published".to_string()])
-            .await;
-    }
-
-    async fn publish_all(&self, topics: &[String], payload: impl Fn(usize) -> String) {
-        let before = self.seen.lock().unwrap().pubacks;
-        for (i, topic) in topics.iter().enumerate() {
-            self.client
-                .publish(topic.clone(), QoS::AtLeastOnce, false, payload(i))
-                .await
-                .unwrap();
-        }
-        let n = topics.len();
-        self.wait("PUBACKs", |s| s.pubacks >= before + n).await;
-    }
-
-    fn received(&self, payload: &str) -> bool {
-        self.seen
-            .lock()
-            .unwrap()
-            .received
-            .iter()
-            .any(|(_, p)| p == payload.as_bytes())
-    }
-}
-
-/// One test client: which identity, which client ID.
-struct Tester<'a> {
-    identity: &'a DeviceIdentity,
-    client_id: String,
-}
-
-/// The broker's answer for each (tester, topic, access); `None` when the
-/// case cannot be observed (nobody may publish to that topic).
-type Observed = HashMap<(usize, usize, Need), Option<bool>>;
-
-async fn observe(
-    port: u16,
-    observer: &DeviceIdentity,
-    testers: &[Tester<'_>],
-    topics: &[String],
-) -> Observed {
-    let obs = connect(port, observer, "observer").await;
-    let mut conns = Vec::new();
-    for t in testers {
-        conns.push(connect(port, t.identity, &t.client_id).await);
-    }
-    obs.subscribe_all(topics).await;
-    for c in &conns {
-        c.subscribe_all(topics).await;
-    }
-
-    // Write: the observer sees what each client may publish.
-    for (ci, c) in conns.iter().enumerate() {
-        c.publish_all(topics, |ti| format!("w/{ci}/{ti}")).await;
-    }
-    obs.fence().await;
-
-    // Read: each client sees what the observer's messages it may receive.
-    obs.publish_all(topics, |ti| format!("r/{ti}")).await;
-    obs.fence().await;
-    for c in &conns {
-        c.fence().await;
-    }
-
-    let mut observed = HashMap::new();
-    for (ci, c) in conns.iter().enumerate() {
-        for ti in 0..topics.len() {
-            observed.insert(
-                (ci, ti, Need::Write),
-                Some(obs.received(&format!("w/{ci}/{ti}"))),
-            );
-            let publishable = obs.received(&format!("r/{ti}"));
-            observed.insert(
-                (ci, ti, Need::Read),
-                publishable.then(|| c.received(&format!("r/{ti}"))),
-            );
-        }
-    }
-    for c in conns.iter().chain([&obs]) {
-        let _ = c.client.disconnect().await;
-    }
-    observed
-}
 
 /// The reason without its line number, for the tally.
 fn reason_kind(reason: wott_mqtt::acl::Reason) -> String {
@@ -567,21 +395,39 @@ fn acl_check_agrees_with_mosquitto_deliveries() {
 
         // Now and then a line Mosquitto refuses: validate must refuse it too.
         if rng.chance(25) {
-            let bad = rng.pick(REFUSED);
+            let (bad, logged) = *rng.pick(REFUSED);
             let mut lines: Vec<&str> = acl.split('\n').collect();
             let at = rng.below(lines.len());
             lines.insert(at, bad);
             acl = lines.join("\n");
-            let refused = Broker::try_start(&BrokerConfig::wott(&server, &acl)).is_err();
+            // Refused for that line: the log names it and the acl_file.
+            let log = match Broker::try_start(&BrokerConfig::wott(&server, &acl)) {
+                Ok(_) => String::new(),
+                Err(log) => log,
+            };
+            let refused =
+                log.contains(&format!("{logged} \"")) && log.contains("permissions.acl\"");
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("permissions.acl");
             std::fs::write(&path, &acl).unwrap();
             let run = wott().args(["acl", "validate", "--file"]).arg(&path).run();
-            if !refused || run.code != 1 {
+            let named = run.stdout.contains(&format!(":{}: error:", at + 1));
+            if !refused || run.code != 1 || !named {
                 failures.push(format!(
-                    "trial {trial}: Mosquitto {} the file, `acl validate` exited {}:\n{}{}",
-                    if refused { "refused" } else { "accepted" },
+                    "trial {trial}: line {} {bad:?}: Mosquitto {} (log: {log:?}), `acl validate` \
+                     exited {}{}:\n{}{}",
+                    at + 1,
+                    if refused {
+                        "refused the file for it"
+                    } else {
+                        "did not refuse it for that line"
+                    },
                     run.code,
+                    if named {
+                        ""
+                    } else {
+                        " without naming the line"
+                    },
                     run.stdout,
                     numbered(&acl)
                 ));
@@ -696,4 +542,84 @@ fn acl_check_agrees_with_mosquitto_deliveries() {
         allowed * 10 >= cases && allowed * 10 <= cases * 9,
         "seed {seed}: {allowed} of {cases} cases allowed: the generator is lopsided"
     );
+}
+
+/// A NUL byte is not a refusal: Mosquitto starts, and ignores the line
+/// that holds it and every line after it (docs/acl.md). `acl validate`
+/// says exactly that, and `acl check` gives no answer (exit 11).
+#[test]
+fn mosquitto_ignores_the_nul_line_and_the_rest_and_the_binary_says_so() {
+    if !Broker::available() {
+        return;
+    }
+    let ca = Authority::new("WoTT test CA").unwrap();
+    let issue = || {
+        ca.issue(&DeviceRequest::new(&random_device_id().unwrap()))
+            .unwrap()
+    };
+    let server = ca
+        .issue(&DeviceRequest::new(&random_device_id().unwrap()).ip_address([127, 0, 0, 1].into()))
+        .unwrap();
+    let (observer, device) = (issue(), issue());
+    let acl = format!(
+        "user {}\ntopic readwrite #\nuser {}\ntopic read a\ntopic read b\0x\ntopic read c\n",
+        observer.device_id, device.device_id
+    );
+    let broker = Broker::try_start(&BrokerConfig::wott(&server, &acl))
+        .unwrap_or_else(|log| panic!("Mosquitto refused a file with a NUL byte:\n{log}"));
+    let topics: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let testers = [Tester {
+        identity: &device,
+        client_id: "nul-reader".into(),
+    }];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let observed = runtime.block_on(observe(broker.port, &observer, &testers, &topics));
+    let read: Vec<Option<bool>> = (0..3).map(|t| observed[&(0, t, Need::Read)]).collect();
+    assert_eq!(
+        read,
+        [Some(true), Some(false), Some(false)],
+        "a before the NUL line, b on it, c after it:\n{}",
+        broker.log()
+    );
+
+    let file = broker.acl_path();
+    wott()
+        .args(["acl", "validate", "--file"])
+        .arg(&file)
+        .run()
+        .code(1)
+        .stdout_has(":5: error: the line contains a NUL byte: Mosquitto starts, but silently ignores this line and every line after it [nul-byte]")
+        .stdout_has(&format!(
+            "✗ Mosquitto starts with {} but ignores line 5 and every line after it",
+            file.display()
+        ))
+        .error("Mosquitto ignores it from line 5 on (a NUL byte)", "acl validate");
+    let doc = wott()
+        .args(["acl", "validate", "--json", "--file"])
+        .arg(&file)
+        .run()
+        .json();
+    assert_eq!(doc["ignored_from"], 5);
+    assert_eq!(doc["valid"], false);
+    wott()
+        .args([
+            "acl",
+            "check",
+            &device.device_id,
+            "a",
+            "--access",
+            "read",
+            "--file",
+        ])
+        .arg(&file)
+        .run()
+        .code(11)
+        .error(
+            &format!("{}:5: the line contains a NUL byte", file.display()),
+            "acl validate",
+        )
+        .stderr_lacks("would refuse");
 }

@@ -27,7 +27,8 @@ const FLOORS: &[&[&str]] = &[
     &["acl", "hosts"],
     &["identity"],
     &["lines", "tls", "runtime"],
-    &["files", "names", "output"],
+    &["files"],
+    &["names", "output"],
     &["diagnose"],
     &["exit_code"],
 ];

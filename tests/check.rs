@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::mosquitto::{Broker, BrokerConfig, free_port, libfaketime};
+use support::mosquitto::{Broker, BrokerConfig, ClosedPort, libfaketime};
 use support::{Authority, DeviceIdentity, DeviceRequest, Run, Wott, random_device_id, wott};
 
 /// A CA, a server identity and a client identity from it, the client's cert
@@ -341,8 +341,7 @@ fn a_key_from_another_certificate_is_an_identity_error() {
 
 #[test]
 fn an_unreadable_key_says_to_use_sudo() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root to run the binary as another user");
+    if !support::root_available("to run the binary as another user") {
         return;
     }
     let ca = Authority::new("CA").unwrap();
@@ -456,7 +455,8 @@ fn localhost_resolves_through_the_system_resolver() {
 #[test]
 fn nothing_listening_names_server_status_and_the_port_slip() {
     let d = Devices::new();
-    let port = free_port();
+    let closed = ClosedPort::new();
+    let port = closed.port;
     let run = d.check(port).run();
     run.code(5).error(
         &format!("cannot connect to 127.0.0.1:{port}: connection refused"),
@@ -469,8 +469,10 @@ fn nothing_listening_names_server_status_and_the_port_slip() {
 #[test]
 fn port_8333_is_called_out_as_the_tutorial_slip() {
     let d = Devices::new();
-    if std::net::TcpStream::connect(("127.0.0.1", 8333)).is_ok() {
-        eprintln!("SKIPPED: something listens on 127.0.0.1:8333");
+    if support::skip_without(
+        "port 8333 on 127.0.0.1 with nothing listening",
+        std::net::TcpStream::connect(("127.0.0.1", 8333)).is_err(),
+    ) {
         return;
     }
     d.check(8333)
@@ -801,11 +803,13 @@ fn ctrl_c_ends_a_wait_with_exit_130() {
         .arg(d.certs.path())
         .args(["--server", &d.server.device_id, "--connect-to", "127.0.0.1"])
         .args(["--port", &broker.port.to_string(), "--wait", "30"])
+        .args(["--client-id", "ctrl-c-probe"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Subscribed: the probe is in its 30 s wait for a message.
+    broker.wait_for_log("Sending SUBACK to ctrl-c-probe");
     let started = Instant::now();
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -813,7 +817,8 @@ fn ctrl_c_ends_a_wait_with_exit_130() {
         .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Ended by the signal, not by the wait running out.
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 // ---------------------------------------------------------------- interop
@@ -828,11 +833,20 @@ fn check_and_mosquitto_clients_share_a_tutorial_broker_and_certificates() {
     let port = broker.port;
     // mosquitto_sub waits for one message; check's roundtrip probe is it.
     let sub = mosquitto_client("mosquitto_sub", d.certs.path(), port)
-        .args(["-t", "wott/interop", "-C", "1", "-W", "10"])
+        .args([
+            "-t",
+            "wott/interop",
+            "-C",
+            "1",
+            "-W",
+            "10",
+            "-i",
+            "interop-sub",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    broker.wait_for_log("Sending SUBACK to interop-sub");
     d.check(port)
         .args(["--topic", "wott/interop", "--roundtrip"])
         .run()

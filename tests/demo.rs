@@ -283,8 +283,7 @@ fn without_an_engine_it_says_so_and_creates_nothing() {
 
 #[test]
 fn a_user_who_may_not_use_docker_is_told_about_the_docker_group() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run the demo as nobody");
+    if !support::root_available("to run the demo as nobody") {
         return;
     }
     if !docker::available() {
@@ -311,7 +310,7 @@ fn a_missing_image_that_cannot_be_pulled_points_to_image_and_docker_load() {
     run.code(1)
         .error(
             &format!("the image {image} is not on this machine, and pulling it failed"),
-            "pass --image",
+            "wott-mqtt server image",
         )
         .stderr_has("docker load -i")
         .stdout_has("✗ Stopped at step 5.");
@@ -392,17 +391,13 @@ fn ctrl_c_removes_what_it_made_and_exits_130() {
 
 /// The demo as nobody in the socket's group: no root anywhere.
 fn as_docker_user(tmp: &Tmp) -> Option<support::Wott> {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run the demo as an unprivileged user");
+    if !support::root_available("to run the demo as an unprivileged user") {
         return None;
     }
     if !docker::available() {
         return None;
     }
-    let Some(group) = docker::socket_group() else {
-        eprintln!("SKIPPED: the Docker socket has no group that may use it");
-        return None;
-    };
+    let group = docker::socket_group_or_skip()?;
     Some(
         wott_as(NOBODY, NOBODY, &[group])
             .env("TMPDIR", tmp.path())
@@ -469,4 +464,83 @@ fn a_docker_group_users_kept_demo_runs_as_that_user_and_they_can_remove_it() {
     let remove = json["cleanup"]["commands"][0].as_str().unwrap();
     sh(remove, Some((NOBODY, group)));
     tmp.assert_nothing_left(&run);
+}
+
+/// Whether the engine has `eclipse-mosquitto:2` (then the demo runs it).
+fn official_image_present() -> bool {
+    docker::image_id("eclipse-mosquitto:2").is_some()
+}
+
+#[test]
+fn without_image_it_builds_one_from_this_machines_mosquitto_when_nothing_can_be_pulled() {
+    if !docker::available() {
+        return;
+    }
+    let tmp = Tmp::new();
+    let run = demo(&tmp).arg("--json").run();
+    run.success();
+    let json = run.json();
+    assert_eq!(json["passed"], true);
+    if official_image_present() {
+        assert_eq!(json["image"]["ref"], "eclipse-mosquitto:2");
+        assert_eq!(json["image"]["source"], "present");
+    } else {
+        assert_eq!(json["image"]["ref"], "wott-mqtt/mosquitto:2.0.11-local");
+        let source = json["image"]["source"].as_str().unwrap();
+        assert!(source == "built" || source == "present", "{source}");
+        run.stderr_has("no registry answered for eclipse-mosquitto:2, so the broker runs wott-mqtt/mosquitto:2.0.11-local");
+        let labels = inspect(
+            "wott-mqtt/mosquitto:2.0.11-local",
+            "{{index .Config.Labels \"org.wott-mqtt.image.built-from\"}}",
+        );
+        assert_eq!(labels.as_deref(), Some("/usr/sbin/mosquitto"));
+    }
+    tmp.assert_nothing_left(&run);
+}
+
+#[test]
+fn without_image_or_a_mosquitto_to_build_one_it_names_both_ways_out_and_leaves_nothing() {
+    if !docker::available() || official_image_present() || !is_root() {
+        return;
+    }
+    // No Mosquitto on this machine: /usr/sbin/mosquitto hidden in a mount namespace.
+    let tmp = Tmp::new();
+    let run = docker::wott_without_mosquitto()
+        .env("TMPDIR", tmp.path())
+        .args(["demo", "--json"])
+        .run();
+    run.code(1);
+    let json = run.json();
+    assert_eq!(json["passed"], false);
+    assert!(json["image"].is_null());
+    let error = json["error"]["message"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "the image eclipse-mosquitto:2 is not on this machine, no registry answered ("
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains(
+            "no local image can be built: there is no Mosquitto on this machine to build an \
+             image from (looked for "
+        ),
+        "{error}"
+    );
+    let hint = json["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains("apt-get install mosquitto"), "{hint}");
+    assert!(hint.contains("docker load -i mosquitto.tar"), "{hint}");
+    assert!(!hint.contains("sudo "), "root needs no sudo: {hint}");
+    tmp.assert_nothing_left(&run);
+    // No image was built from anything.
+    let out = Command::new("docker")
+        .args([
+            "images",
+            "-q",
+            "--filter",
+            "label=org.wott-mqtt.image.built-from=/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty());
 }

@@ -56,8 +56,10 @@ struct Case {
     prepare: fn(&Fixture),
     place: Place,
     code: i32,
-    error: &'static str,
-    hint: &'static str,
+    /// What the `error:` and `hint:` lines must contain: required, and never
+    /// empty (an empty fragment is in every message), see [`Case::says`].
+    error: Option<&'static str>,
+    hint: Option<&'static str>,
 }
 
 fn case(kind: &'static str, what: &'static str, args: &[&str]) -> Case {
@@ -68,17 +70,34 @@ fn case(kind: &'static str, what: &'static str, args: &[&str]) -> Case {
         prepare: |_| {},
         place: Place::Here,
         code: 2,
-        error: "",
-        hint: "",
+        error: None,
+        hint: None,
     }
 }
 
 impl Case {
+    #[track_caller]
     fn says(mut self, code: i32, error: &'static str, hint: &'static str) -> Self {
+        assert!(
+            !error.trim().is_empty() && !hint.trim().is_empty(),
+            "case {:?}: the expected error and hint must say something",
+            self.what
+        );
         self.code = code;
-        self.error = error;
-        self.hint = hint;
+        self.error = Some(error);
+        self.hint = Some(hint);
         self
+    }
+
+    /// The expected error and hint fragments; a case without them is a defect.
+    fn expected(&self) -> (&'static str, &'static str) {
+        match (self.error, self.hint) {
+            (Some(error), Some(hint)) => (error, hint),
+            _ => panic!(
+                "case {:?} does not say what the command must say: add .says(code, error, hint)",
+                self.what
+            ),
+        }
     }
 
     fn prepare(mut self, prepare: fn(&Fixture)) -> Self {
@@ -664,7 +683,7 @@ fn cases() -> Vec<Case> {
             &acl(&["check", DEVICE, "wott/temperature"]),
         )
         .prepare(|f| append(&f.acl(), &long("topic read wott/", 'x', 10_000, "#/x\n")))
-        .says(1, "Mosquitto would refuse", "acl validate"),
+        .says(11, "Mosquitto would refuse", "acl validate"),
         case(
             "file",
             "10,000-character ACL line Mosquitto refuses (`acl validate`)",
@@ -678,7 +697,11 @@ fn cases() -> Vec<Case> {
             &acl(&["check", DEVICE, "wott/temperature"]),
         )
         .prepare(|f| append(&f.acl(), b"topic read x\0y\n"))
-        .says(1, "the line contains a NUL byte", "acl validate"),
+        .says(
+            11,
+            "the line contains a NUL byte: Mosquitto starts, but",
+            "acl validate",
+        ),
         case(
             "file",
             "`acl allow` after a NUL byte in the ACL file (the grant would never apply)",
@@ -687,7 +710,7 @@ fn cases() -> Vec<Case> {
         .prepare(|f| append(&f.acl(), b"topic read x\0y\n"))
         .says(
             1,
-            "contains a NUL byte: Mosquitto ignores everything from there",
+            "contains a NUL byte: Mosquitto ignores that line and every line after it",
             "remove the NUL byte",
         ),
         case(
@@ -696,7 +719,11 @@ fn cases() -> Vec<Case> {
             &acl(&["validate"]),
         )
         .prepare(|f| append(&f.acl(), b"topic read x\0y\n"))
-        .says(1, "has 1 line(s) Mosquitto refuses", "acl validate"),
+        .says(
+            1,
+            "Mosquitto ignores it from line 7 on (a NUL byte)",
+            "acl validate",
+        ),
         // Certificates.
         case(
             "certificate",
@@ -725,14 +752,22 @@ fn cases() -> Vec<Case> {
             &["whoami", "--cert-dir", "$CERTS"],
         )
         .prepare(|f| fs::write(f.certs().join("client.crt"), pem_4mb("CERTIFICATE")).unwrap())
-        .says(3, "holds a damaged certificate", CERT),
+        .says(
+            3,
+            "client.crt is larger than 1048576 bytes",
+            "re-run `sudo wott-agent`",
+        ),
         case(
             "certificate",
             "4 MB PEM block as ca.crt",
             &["whoami", "--long", "--cert-dir", "$CERTS"],
         )
         .prepare(|f| fs::write(f.certs().join("ca.crt"), pem_4mb("CERTIFICATE")).unwrap())
-        .says(3, "ca.crt holds a damaged CA certificate", CERT),
+        .says(
+            3,
+            "ca.crt is larger than 1048576 bytes",
+            "re-run `sudo wott-agent`",
+        ),
         case(
             "certificate",
             "4 MB PEM block as client.key (`check`)",
@@ -747,7 +782,35 @@ fn cases() -> Vec<Case> {
             ],
         )
         .prepare(|f| fs::write(f.certs().join("client.key"), pem_4mb("PRIVATE KEY")).unwrap())
-        .says(3, "client.key holds a damaged private key", CERT),
+        .says(
+            3,
+            "client.key is larger than 1048576 bytes",
+            "re-run `sudo wott-agent`",
+        ),
+        case(
+            "certificate",
+            "client.crt is a link to /dev/zero (never ends)",
+            &["whoami", "--cert-dir", "$CERTS"],
+        )
+        .prepare(|f| {
+            fs::remove_file(f.certs().join("client.crt")).unwrap();
+            std::os::unix::fs::symlink("/dev/zero", f.certs().join("client.crt")).unwrap();
+        })
+        .says(3, "client.crt is a device, not a file", "small PEM files"),
+        case(
+            "certificate",
+            "client.crt is a FIFO (blocks a reader)",
+            &["whoami", "--cert-dir", "$CERTS"],
+        )
+        .prepare(|f| {
+            fs::remove_file(f.certs().join("client.crt")).unwrap();
+            let made = std::process::Command::new("mkfifo")
+                .arg(f.certs().join("client.crt"))
+                .status()
+                .unwrap();
+            assert!(made.success());
+        })
+        .says(3, "client.crt is a FIFO, not a file", "small PEM files"),
         case(
             "certificate",
             "truncated client.crt (`check`)",
@@ -960,17 +1023,18 @@ fn check(case: &Case) -> Vec<String> {
     let before = state(f.root());
     let args = f.args(&case.args);
 
+    let (expected_error, expected_hint) = case.expected();
     let (run, after) = run_case(case, &f, &args);
     let error = run.stderr.lines().find(|l| l.starts_with("error: "));
     let hint = run.stderr.lines().find(|l| l.starts_with("hint: "));
     if run.code != case.code {
         problems.push(format!("exit code {} instead of {}", run.code, case.code));
     }
-    if !error.is_some_and(|e| e.contains(case.error)) {
-        problems.push(format!("no error line containing {:?}", case.error));
+    if !error.is_some_and(|e| e.contains(expected_error)) {
+        problems.push(format!("no error line containing {expected_error:?}"));
     }
-    if !hint.is_some_and(|h| h.contains(case.hint)) {
-        problems.push(format!("no hint line containing {:?}", case.hint));
+    if !hint.is_some_and(|h| h.contains(expected_hint)) {
+        problems.push(format!("no hint line containing {expected_hint:?}"));
     }
     if let Some(c) = run.stderr.chars().find(|c| c.is_control() && *c != '\n') {
         problems.push(format!("raw control character {c:?} on stderr"));
@@ -1004,8 +1068,12 @@ fn check(case: &Case) -> Vec<String> {
                     ));
                 }
                 let message = doc["error"]["message"].as_str().unwrap_or_default();
-                if !message.contains(case.error) {
+                if !message.contains(expected_error) {
                     problems.push(format!("--json: error.message is {message:?}"));
+                }
+                let hint = doc["error"]["hint"].as_str().unwrap_or_default();
+                if !hint.contains(expected_hint) {
+                    problems.push(format!("--json: error.hint is {hint:?}"));
                 }
             }
             Err(e) => problems.push(format!("--json: stdout is not one JSON document ({e})")),
@@ -1020,6 +1088,16 @@ fn check(case: &Case) -> Vec<String> {
         ));
     }
     problems
+}
+
+/// Every case names the error and the hint it expects, so that none can
+/// pass by matching anything.
+#[test]
+fn every_case_says_what_the_command_must_say() {
+    for case in cases() {
+        let (error, hint) = case.expected();
+        assert!(!error.is_empty() && !hint.is_empty(), "{}", case.what);
+    }
 }
 
 #[test]
@@ -1167,6 +1245,7 @@ fn table() -> String {
             Place::FullDisk => " (full tmpfs)",
         };
         let cell = |s: &str| s.replace('|', "\\|").replace('`', "'");
+        let (error, hint) = c.expected();
         out.push_str(&format!(
             "| {} | {}{place} | {} | `wott-mqtt {}` | {} | {} | {} |\n",
             i + 1,
@@ -1174,8 +1253,8 @@ fn table() -> String {
             c.kind,
             command.join(" ").replace('`', "'"),
             c.code,
-            cell(c.error),
-            cell(c.hint),
+            cell(error),
+            cell(hint),
         ));
     }
     out

@@ -220,7 +220,8 @@ fn remove_deletes_only_its_own_lines_and_warns_about_the_rest() {
     run.success()
         .stdout_has(&format!("✓ removed line 1 (10.0.0.1 {SERVER})"))
         .stderr_has(&format!(
-            "warning: line 2 of {} still maps {SERVER} to 10.0.0.7; wott-mqtt did not write that line",
+            "warning: line 2 of {} still maps {SERVER} to 10.0.0.7; wott-mqtt did not write that line, \
+             so it was left alone: edit it by hand\n",
             f.path.display()
         ));
     assert_eq!(f.read(), format!("10.0.0.7 mqtt {SERVER}\n"));
@@ -229,6 +230,56 @@ fn remove_deletes_only_its_own_lines_and_warns_about_the_rest() {
     assert_eq!(doc["changed"], false);
     assert_eq!(doc["left"][0]["line"], 1);
     assert_eq!(f.read(), format!("10.0.0.7 mqtt {SERVER}\n"));
+}
+
+/// A dangling link, or a missing folder, is refused by `remove` exactly as
+/// by `add`: both decide under the lock, and neither touches the link.
+#[test]
+fn remove_and_add_give_the_same_answer_on_a_dangling_link_or_a_missing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("hosts");
+    std::os::unix::fs::symlink("gone", &link).unwrap();
+    let missing_folder = dir.path().join("no-such-dir/hosts");
+    for (path, message, hint) in [
+        (
+            &link,
+            format!(
+                "{} is a symbolic link to gone, which does not exist",
+                link.display()
+            ),
+            "point the link at an existing file",
+        ),
+        (
+            &missing_folder,
+            format!(
+                "the folder {} does not exist",
+                dir.path().join("no-such-dir").display()
+            ),
+            "create it first",
+        ),
+    ] {
+        let run = |args: &[&str]| {
+            wott()
+                .arg("hosts")
+                .args(args)
+                .arg("--hosts-file")
+                .arg(path)
+                .run()
+        };
+        let add = run(&["add", SERVER, "10.0.0.1"]);
+        add.code(1).error(&message, hint);
+        for remove in [&["remove", SERVER][..], &["remove", SERVER, "--dry-run"]] {
+            let run = run(remove);
+            run.code(1).error(&message, hint);
+            assert_eq!(run.stderr, add.stderr, "{remove:?}");
+        }
+    }
+    assert_eq!(fs::read_link(&link).unwrap(), PathBuf::from("gone"));
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing created"
+    );
 }
 
 #[test]
@@ -318,7 +369,10 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
     let original = format!("127.0.0.1 localhost\n10.0.0.1 {SERVER} # wott-mqtt\n");
     let long_label = format!("{}.d.wott.local", "a".repeat(300));
     let label_64 = "b".repeat(64);
-    let cases: Vec<(Vec<&OsStr>, &str)> = vec![
+    // The hint of each kind of bad argument.
+    const ID: &str = "a device ID is a DNS name such as";
+    const IP: &str = "give the server's IPv4 or IPv6 address";
+    let cases: Vec<(Vec<&OsStr>, &str, &str)> = vec![
         (
             vec![
                 OsStr::new("add"),
@@ -326,6 +380,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "invalid device ID",
+            ID,
         ),
         (
             vec![
@@ -334,6 +389,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "whitespace",
+            ID,
         ),
         (
             vec![
@@ -342,6 +398,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "whitespace",
+            ID,
         ),
         (
             vec![
@@ -350,6 +407,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "'#'",
+            ID,
         ),
         (
             vec![
@@ -358,6 +416,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "control characters",
+            ID,
         ),
         (
             vec![
@@ -367,6 +426,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "starts or ends with '-'",
+            ID,
         ),
         (
             vec![
@@ -375,6 +435,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "at most 253",
+            ID,
         ),
         (
             vec![
@@ -383,6 +444,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "at most 63",
+            ID,
         ),
         (
             vec![
@@ -391,6 +453,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "not UTF-8",
+            ID,
         ),
         (
             vec![
@@ -399,6 +462,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2\n10.6.6.6 bank.example"),
             ],
             "invalid IP address",
+            IP,
         ),
         (
             vec![
@@ -407,6 +471,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2 bank.example"),
             ],
             "invalid IP address",
+            IP,
         ),
         (
             vec![
@@ -415,22 +480,27 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("999.0.0.1"),
             ],
             "invalid IP address",
+            IP,
         ),
         (
             vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("10.0.0")],
             "invalid IP address",
+            IP,
         ),
         (
             vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("")],
             "invalid IP address",
+            IP,
         ),
         (
             vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("0.0.0.0")],
             "unspecified",
+            IP,
         ),
         (
             vec![OsStr::new("add"), OsStr::new(SERVER), OsStr::new("ff02::1")],
             "multicast",
+            IP,
         ),
         (
             vec![
@@ -439,6 +509,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("fe80::1%eth0"),
             ],
             "zone IDs",
+            IP,
         ),
         (
             vec![
@@ -447,6 +518,7 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::from_bytes(b"10.0.0.\xff"),
             ],
             "not UTF-8",
+            IP,
         ),
         (
             vec![
@@ -455,20 +527,23 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
                 OsStr::new("10.0.0.2"),
             ],
             "loopback name",
+            "not localhost",
         ),
         (
             vec![OsStr::new("remove"), OsStr::new("evil\n10.0.0.1")],
             "invalid device ID",
+            ID,
         ),
         (
             vec![OsStr::new("remove"), OsStr::new("--"), OsStr::new("-rf")],
             "starts or ends with '-'",
+            ID,
         ),
     ];
-    for (args, message) in cases {
+    for (args, message, hint) in cases {
         let f = HostsFile::new(&original);
         let run = f.run(&args);
-        run.code(2).error(message, "");
+        run.code(2).error(message, hint);
         assert!(
             run.stderr.lines().any(|l| l.starts_with("hint: ")),
             "{args:?}: no hint\n{}",
@@ -486,10 +561,12 @@ fn a_leading_dash_without_a_separator_is_a_usage_error() {
     let f = HostsFile::new(original);
     f.run(["add", "-rf", "10.0.0.2"])
         .code(2)
-        .stderr_has("error:");
+        .stderr_has("error: unexpected argument '-r' found")
+        .stderr_has("to pass '-r' as a value, use '-- -r'");
     f.run(["add", SERVER, "-10.0.0.2"])
         .code(2)
-        .stderr_has("error:");
+        .stderr_has("error: unexpected argument '-1' found")
+        .stderr_has("to pass '-1' as a value, use '-- -1'");
     assert_eq!(f.read(), original);
 }
 
@@ -622,4 +699,36 @@ fn check_warns_when_the_file_and_the_resolver_disagree() {
     let doc = f.run(["check", "localhost", "--json"]).json();
     assert_eq!(doc["agrees"], false);
     assert_eq!(doc["warnings"].as_array().unwrap().len(), 1);
+}
+
+/// The security review: an edit by rename made a new file, so an SELinux
+/// label, a POSIX ACL or a `user.*` attribute on /etc/hosts was lost.
+#[test]
+fn extended_attributes_survive_an_edit() {
+    let f = HostsFile::new("127.0.0.1\tlocalhost\n");
+    let set = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; os.setxattr(sys.argv[1], 'user.wott-test', b'kept')",
+        ])
+        .arg(&f.path)
+        .status()
+        .unwrap();
+    if skip_without(
+        "a temporary folder whose filesystem keeps user.* attributes",
+        set.success(),
+    ) {
+        return;
+    }
+    f.run(["add", SERVER, "192.168.1.20"]).success();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys; print(os.getxattr(sys.argv[1], 'user.wott-test').decode())",
+        ])
+        .arg(&f.path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n", "{out:?}");
+    assert!(f.read().contains("192.168.1.20"));
 }

@@ -237,6 +237,20 @@ impl Container {
     fn hosts(&self) -> String {
         fs::read_to_string(self.hosts.path()).unwrap()
     }
+
+    /// What glibc's resolver says for `name` in the container, through
+    /// `getent hosts` (not through wott-mqtt): the address and names of
+    /// its answer, or nothing when the name does not resolve.
+    fn getent(&self, name: &str) -> Vec<String> {
+        let run = in_mount_namespace(
+            &format!(
+                "mount --bind \"$1\" /etc && mount --bind \"$2\" /etc/hosts && exec getent hosts {name}"
+            ),
+            &[self.etc.path().as_os_str(), self.hosts.path().as_os_str()],
+        );
+        assert!(run.code == 0 || run.code == 2, "getent failed: {run:?}");
+        run.stdout.split_whitespace().map(str::to_string).collect()
+    }
 }
 
 #[test]
@@ -257,7 +271,10 @@ fn in_a_container_add_writes_etc_hosts_and_the_resolver_agrees() {
         container.hosts(),
         format!("{docker}10.77.0.5 {name} # wott-mqtt\n")
     );
+    // The resolver itself, asked without wott-mqtt.
+    assert_eq!(container.getent(&name), ["10.77.0.5", name.as_str()]);
 
+    // And `hosts check` reports the same.
     let run = container.run(&format!("hosts check {name}"));
     run.success()
         .stdout_has("10.77.0.5  (/etc/hosts line 4, wott-mqtt)")
@@ -276,6 +293,7 @@ fn in_a_container_add_writes_etc_hosts_and_the_resolver_agrees() {
     container
         .run(&format!("hosts add {name} fd00::77"))
         .success();
+    assert_eq!(container.getent(&name), ["fd00::77", name.as_str()]);
     let doc = container.run(&format!("hosts check {name} --json")).json();
     assert_eq!(
         doc["resolver"]["addresses"],
@@ -295,6 +313,8 @@ fn check_explains_a_resolver_that_does_not_read_the_hosts_file() {
     let name = server(43);
     let container = Container::new(&format!("10.77.0.6 {name} # wott-mqtt\n"));
     container.set_nsswitch("hosts: dns\n");
+    // The resolver really ignores the file: getent finds nothing.
+    assert_eq!(container.getent(&name), Vec::<String>::new());
     container.run(&format!("hosts check {name}")).code(4).error(
         "does not resolve on this machine",
         "/etc/nsswitch.conf lists `files`",

@@ -5,8 +5,12 @@
 //! The fixture gives the devices the README's IDs and maps the temp paths back
 //! to the agent's (`/opt/wott/certs`, `/opt/wott/mosquitto`, `/etc/hosts`).
 //! In expected lines, `…` matches any text, and a line holding only `…`
-//! matches any number of lines. `sudo ` is dropped. `demo` gets the local test
-//! image (`--image`), since no registry can be reached here.
+//! matches any number of lines. `sudo ` is dropped. `demo` runs as written:
+//! where no registry answers, it builds its image from this machine's
+//! Mosquitto.
+//!
+//! Every step must exit 0, unless the next line of the block is `$ echo $?`,
+//! whose output is then the exit code the step must end with.
 //!
 //! `README_PRINT=1 cargo test --test readme -- --nocapture` prints what the
 //! commands print now, normalised, to paste into the README.
@@ -21,6 +25,9 @@ use support::{Authority, DeviceRequest, docker};
 
 const SERVER_ID: &str = "4853b630822946019393b16c5b710b9e.d.wott.local";
 const CLIENT_ID: &str = "7b3e0f1a2c4d4e5f8a9b0c1d2e3f4a5b.d.wott.local";
+
+/// The pseudo-step that shows the previous step's exit code.
+const ECHO_EXIT_CODE: &str = "echo $?";
 
 /// One `$ command` and the lines it must print.
 #[derive(Debug)]
@@ -150,10 +157,6 @@ impl Devices {
     fn run(&self, device: &str, command: &str) -> (i32, String) {
         let mut args = words(command);
         assert_eq!(args.remove(0), "wott-mqtt", "{command}");
-        if args.first().map(String::as_str) == Some("demo") {
-            args.push("--image".into());
-            args.push(docker::test_image());
-        }
         // stdout and stderr into one pipe, so lines come in the order a
         // terminal shows them.
         let (mut reader, writer) = std::io::pipe().unwrap();
@@ -191,7 +194,10 @@ fn run_tour(device: &str) {
     let devices = Devices::new();
     let print = std::env::var_os("README_PRINT").is_some();
     let mut failures = Vec::new();
-    for step in &steps {
+    for (i, step) in steps.iter().enumerate() {
+        if step.command == ECHO_EXIT_CODE {
+            continue;
+        }
         let (code, text) = devices.run(device, &step.command);
         let lines: Vec<&str> = text.lines().collect();
         if print {
@@ -202,6 +208,16 @@ fn run_tour(device: &str) {
                 "$ {}\n--- README ---\n{}\n--- actual (exit {code}) ---\n{text}",
                 step.command,
                 step.expected.join("\n")
+            ));
+        }
+        let expected_code = match steps.get(i + 1) {
+            Some(next) if next.command == ECHO_EXIT_CODE => next.expected.join("\n"),
+            _ => "0".to_string(),
+        };
+        if code.to_string() != expected_code {
+            failures.push(format!(
+                "$ {}\nexits {code}, the README says {expected_code}",
+                step.command
             ));
         }
     }

@@ -54,6 +54,7 @@ fn an_unsupported_docker_host_scheme_is_refused() {
         .run()
         .code(1)
         .error("DOCKER_HOST=ssh://user@host", "tunnel it");
+    assert!(!server.dir().exists(), "nothing may be written");
 }
 
 #[test]
@@ -106,7 +107,7 @@ fn a_container_we_did_not_create_is_refused_without_replace() {
     }
     let server = Server::new("clash");
     let out = Command::new("docker")
-        .args(["create", "--name", &server.name, &server.image])
+        .args(["create", "--name", &server.name, server.image()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -115,7 +116,7 @@ fn a_container_we_did_not_create_is_refused_without_replace() {
     server.up().run().code(1).error(
         &format!(
             "a container named {} already exists and wott-mqtt did not create it (image {}, created)",
-            server.name, server.image
+            server.name, server.image()
         ),
         "pass --replace",
     );
@@ -135,8 +136,10 @@ fn a_busy_port_is_named_and_leaves_no_container() {
     if !docker::available() {
         return;
     }
-    let server = Server::new("port");
-    let holder = TcpListener::bind(("127.0.0.1", server.port)).unwrap();
+    let mut server = Server::new("port");
+    // The OS picks the port the holder keeps busy.
+    let holder = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    server.port = holder.local_addr().unwrap().port();
     server.up().run().code(1).error(
         &format!("port {} on 127.0.0.1 is already in use", server.port),
         "--port",
@@ -150,6 +153,74 @@ fn a_busy_port_is_named_and_leaves_no_container() {
 }
 
 #[test]
+fn a_dry_run_names_a_busy_port_too() {
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("dryport");
+    let holder = TcpListener::bind(("127.0.0.1", server.port)).unwrap();
+    server.up().arg("--dry-run").run().code(1).error(
+        &format!("port {} on 127.0.0.1 is already in use", server.port),
+        "--port",
+    );
+    assert!(!server.dir().exists());
+    drop(holder);
+}
+
+#[test]
+fn the_image_comes_from_the_environment_when_image_is_not_given() {
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("envimage");
+    let json = server
+        .cmd("up")
+        .env("WOTT_MQTT_IMAGE", server.image())
+        .args(["--bind", "127.0.0.1", "--port"])
+        .arg(server.port.to_string())
+        .args(["--dry-run", "--json"])
+        .run()
+        .json();
+    assert_eq!(json["image"]["ref"], server.image());
+    assert_eq!(json["image"]["source"], "present");
+    assert!(!server.dir().exists());
+}
+
+#[test]
+fn without_image_or_a_mosquitto_up_names_both_ways_out_and_changes_nothing() {
+    if !docker::available()
+        || !support::is_root()
+        || docker::image_id("eclipse-mosquitto:2").is_some()
+    {
+        return;
+    }
+    let server = Server::new("noimage");
+    let run = docker::wott_without_mosquitto()
+        .cert_dir(&server.certs.dir())
+        .arg("--server-dir")
+        .arg(server.dir())
+        .args([
+            "server",
+            "up",
+            "--name",
+            &server.name,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+        ])
+        .arg(server.port.to_string())
+        .run();
+    run.code(1)
+        .error(
+            "no local image can be built: there is no Mosquitto on this machine",
+            "apt-get install mosquitto",
+        )
+        .stderr_has("docker load -i mosquitto.tar");
+    assert!(!server.dir().exists(), "nothing written");
+    assert_eq!(server.inspect("{{.Id}}"), None);
+}
+
+#[test]
 fn a_port_held_by_another_container_names_that_container() {
     if !docker::available() {
         return;
@@ -159,7 +230,7 @@ fn a_port_held_by_another_container_names_that_container() {
     let out = Command::new("docker")
         .args(["run", "-d", "--name", &other.0, "-p"])
         .arg(format!("127.0.0.1:{}:1883", server.port))
-        .arg(&server.image)
+        .arg(server.image())
         // Without -c, Mosquitto runs in local-only mode: it stays up.
         .arg("/usr/sbin/mosquitto")
         .output()
@@ -237,8 +308,7 @@ fn a_key_of_another_certificate_is_refused() {
 
 #[test]
 fn without_root_the_agents_key_cannot_be_read_and_sudo_is_suggested() {
-    if !support::is_root() {
-        eprintln!("SKIPPED: needs root to run a command as nobody");
+    if !support::root_available("to run a command as nobody") {
         return;
     }
     let server = Server::new("nobody");
@@ -342,15 +412,16 @@ fn logs_status_and_reload_of_a_missing_container_say_so() {
 #[test]
 fn bad_names_and_images_are_usage_errors() {
     let server = Server::new("usage");
-    for (flag, value) in [
-        ("--name", "-leading-dash"),
-        ("--name", "has space"),
-        ("--name", "semi;colon"),
-        ("--image", ""),
-        ("--image", "eclipse mosquitto"),
-        ("--bind", "not-an-ip"),
-        ("--port", "0"),
-        ("--port", "70000"),
+    const NAME: &str = "a container name starts with a letter or digit and holds only letters, digits, `_`, `.` and `-`";
+    const IMAGE: &str = "an image reference such as eclipse-mosquitto:2, without spaces";
+    for (flag, value, reason) in [
+        ("--name", "-leading-dash", NAME),
+        ("--name", "has space", NAME),
+        ("--name", "semi;colon", NAME),
+        ("--image", "eclipse mosquitto", IMAGE),
+        ("--bind", "not-an-ip", "invalid IP address syntax"),
+        ("--port", "0", "0 is not in 1..=65535"),
+        ("--port", "70000", "70000 is not in 1..=65535"),
     ] {
         let run = support::wott()
             .cert_dir(&server.certs.dir())
@@ -358,7 +429,10 @@ fn bad_names_and_images_are_usage_errors() {
             .arg(server.dir())
             .args(["server", "up", &format!("{flag}={value}")])
             .run();
-        run.code(2).stderr_has(flag);
+        // The value, the flag and why: not just the flag clap echoes.
+        run.code(2)
+            .stderr_has(&format!("error: invalid value '{value}' for '{flag} <"))
+            .stderr_has(&format!(">': {reason}\n"));
     }
     assert!(!server.dir().exists());
 }

@@ -92,6 +92,15 @@ impl Relay {
     }
 }
 
+/// A Docker engine reached through the Unix socket the relay forwards to.
+fn engine_socket_available() -> bool {
+    docker::available()
+        && !support::skip_without(
+            &format!("the Docker engine's socket at {ENGINE}"),
+            Path::new(ENGINE).exists(),
+        )
+}
+
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = support::snapshot(dir)
         .into_iter()
@@ -103,7 +112,7 @@ fn files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn the_engine_stopping_during_up_is_named_and_the_next_up_recovers() {
-    if !docker::available() || !Path::new(ENGINE).exists() {
+    if !engine_socket_available() {
         return;
     }
     let server = Server::new("engine-stops");
@@ -124,6 +133,7 @@ fn the_engine_stopping_during_up_is_named_and_the_next_up_recovers() {
     assert_eq!(
         files(&server.dir()),
         [
+            "broker.json",
             "certs/ca.crt",
             "certs/client.crt",
             "certs/client.key",
@@ -153,7 +163,7 @@ fn the_engine_stopping_during_up_is_named_and_the_next_up_recovers() {
 
 #[test]
 fn an_engine_gone_before_the_container_is_created_leaves_nothing_half_made() {
-    if !docker::available() || !Path::new(ENGINE).exists() {
+    if !engine_socket_available() {
         return;
     }
     let server = Server::new("engine-gone");

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use support::server::{Server, owner_and_mode};
-use support::{docker, is_root, random_device_id, wott_as};
+use support::{docker, random_device_id, wott_as};
 
 const NOBODY: u32 = 65534;
 
@@ -40,7 +40,7 @@ fn as_user(server: &Server, group: u32, sub: &str) -> support::Wott {
 fn up_args(server: &Server) -> Vec<String> {
     vec![
         "--image".into(),
-        server.image.clone(),
+        server.image().to_string(),
         "--bind".into(),
         "127.0.0.1".into(),
         "--port".into(),
@@ -60,15 +60,13 @@ fn actions(json: &Value) -> Vec<String> {
 
 #[test]
 fn a_docker_group_user_runs_the_broker_as_themselves_and_root_takes_it_back() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run the binary as an unprivileged user");
+    if !support::root_available("to run the binary as an unprivileged user") {
         return;
     }
     if !docker::available() {
         return;
     }
-    let Some(group) = docker::socket_group() else {
-        eprintln!("SKIPPED: the Docker socket has no group that may use it");
+    let Some(group) = docker::socket_group_or_skip() else {
         return;
     };
     let server = Server::new("user");
@@ -113,12 +111,24 @@ fn a_docker_group_user_runs_the_broker_as_themselves_and_root_takes_it_back() {
         .success()
         .stdout_has("Config      current");
 
-    // Root's `server up` on the same folder: the image's uid 1883 again.
+    // Root's `server up` refuses a folder the user controls: root would
+    // write into it. Taken back as the hint says, it runs the image's uid
+    // 1883 again.
     let id_before = server.inspect("{{.Id}}").unwrap();
+    server.up().run().code(1).error(
+        "it belongs to another user than root",
+        "sudo chown root:root",
+    );
+    assert_eq!(server.inspect("{{.Id}}").unwrap(), id_before);
+    chown_tree(server.root.path(), 0);
     let root = server.up().arg("--json").run();
     root.success();
     assert_eq!(actions(&root.json()), ["remove", "create"]);
-    assert_eq!(server.inspect("{{.Config.User}}").as_deref(), Some(""));
+    assert_eq!(
+        server.inspect("{{.Config.User}}").as_deref(),
+        Some("1883:1883"),
+        "Mosquitto never runs as root in the container"
+    );
     assert_eq!(
         owner_and_mode(&server.path("certs/client.key")),
         (1883, 0o600)

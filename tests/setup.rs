@@ -9,7 +9,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::mosquitto::{Broker, BrokerConfig, free_port};
+use support::mosquitto::{Broker, BrokerConfig, ClosedPort};
 use support::{Authority, DeviceIdentity, DeviceRequest, random_device_id, wott};
 
 /// A broker device and a client device from one CA, the client granted
@@ -199,10 +199,85 @@ fn flags_alone_set_up_a_client_and_a_rerun_changes_nothing() {
         .stderr_has("(already there)");
 }
 
+/// `--dry-run` writes nothing and contacts nothing (the probe would need
+/// the hosts entry it does not write, and `--roundtrip` would publish to
+/// real subscribers): it shows the diff, says what the check would do, and
+/// prints the command that runs that probe now, which works as printed.
+#[test]
+fn dry_run_shows_the_diff_and_the_check_and_its_probe_command_runs() {
+    let Some(t) = Tutorial::new() else { return };
+    let before = support::snapshot(t.dir.path());
+    let id = t.server.device_id.clone();
+    let port = t.port();
+    let args = [
+        "--server",
+        &id,
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--dry-run",
+    ];
+    let run = t.setup_client().args(args).run();
+    run.success()
+        .stdout_has(&format!("+127.0.0.1 {id} # wott-mqtt\n"))
+        .stdout_has("Dry run: nothing was written and nothing contacted")
+        .stderr_has("(would be written: dry run)")
+        .stderr_has(&format!(
+            "would connect to 127.0.0.1:{port} as this device, verify that the server's \
+             certificate carries {id}, and subscribe to wott/temperature; not run in a dry run"
+        ));
+    let probe = format!(
+        "sudo wott-mqtt check --server {id} --connect-to 127.0.0.1 --port {port} --topic wott/temperature"
+    );
+    run.stdout_has(&format!("  {probe}\n"));
+
+    let run = t
+        .setup_client()
+        .args(args)
+        .args(["--roundtrip", "--json"])
+        .run();
+    run.success();
+    let doc = run.json();
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["changed"], true);
+    assert_eq!(doc["check"], serde_json::Value::Null);
+    assert!(
+        doc["diff"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("+127.0.0.1 {id} # wott-mqtt"))
+    );
+    assert_eq!(doc["probe"], format!("{probe} --roundtrip"));
+
+    assert_eq!(
+        support::snapshot(t.dir.path()),
+        before,
+        "a dry run writes nothing"
+    );
+    let log = t.broker.as_ref().unwrap().log();
+    assert!(
+        !log.contains("New connection"),
+        "a dry run contacts nothing:\n{log}"
+    );
+
+    // The printed probe runs as printed (as root; CERT_PATH stands in for /opt/wott/certs).
+    for command in [probe.clone(), format!("{probe} --roundtrip")] {
+        let words: Vec<&str> = command.split(' ').skip(2).collect();
+        wott()
+            .args(words)
+            .env("CERT_PATH", t.certs())
+            .run()
+            .success()
+            .stdout_has("✓ subscribe");
+    }
+}
+
 #[test]
 fn a_failing_check_exits_with_its_code_and_says_why() {
     let Some(t) = Tutorial::new() else { return };
-    let closed = free_port().to_string();
+    let closed = ClosedPort::new();
+    let closed_port = closed.port.to_string();
     t.setup_client()
         .args([
             "--server",
@@ -210,7 +285,7 @@ fn a_failing_check_exits_with_its_code_and_says_why() {
             "--ip",
             "127.0.0.1",
             "--port",
-            &closed,
+            &closed_port,
             "--yes",
         ])
         .run()
@@ -333,7 +408,8 @@ fn the_wizard_warns_on_port_8333_and_asks_again() {
 #[test]
 fn a_failed_check_offers_to_change_an_answer() {
     let Some(t) = Tutorial::new() else { return };
-    let closed = free_port().to_string();
+    let closed = ClosedPort::new();
+    let closed_port = closed.port.to_string();
     let mut p = spawn(
         &t,
         &[
@@ -343,7 +419,7 @@ fn a_failed_check_offers_to_change_an_answer() {
             "--ip",
             "127.0.0.1",
             "--port",
-            &closed,
+            &closed_port,
             "--yes",
         ],
     );

@@ -38,7 +38,7 @@ fn setup_server(s: &Server) -> support::Wott {
             "--name",
             &s.name,
             "--image",
-            &s.image,
+            s.image(),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -116,11 +116,9 @@ fn flags_alone_set_up_the_server_and_the_granted_client_gets_its_messages() {
     roundtrip(&s, &second, "wott/temperature").success();
 }
 
+/// Refused before the engine is asked anything: runs without Docker.
 #[test]
 fn without_a_terminal_it_needs_yes_and_changes_nothing() {
-    if !docker::available() {
-        return;
-    }
     let s = Server::new("setup-noyes");
     setup_server(&s)
         .args(["--allow", "a.d.wott.local"])
@@ -141,11 +139,9 @@ fn without_a_terminal_it_needs_yes_and_changes_nothing() {
     assert_eq!(s.inspect("{{.Id}}"), None);
 }
 
+/// Refused before the engine is asked anything: runs without Docker.
 #[test]
 fn an_unhealthy_identity_stops_the_wizard_before_anything_changes() {
-    if !docker::available() {
-        return;
-    }
     let s = Server::new("setup-badkey");
     let other = s
         .certs
@@ -180,7 +176,7 @@ fn the_wizard_asks_for_grants_with_validation_and_starts_the_broker() {
             "--name",
             &s.name,
             "--image",
-            &s.image,
+            s.image(),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -216,4 +212,95 @@ fn the_wizard_asks_for_grants_with_validation_and_starts_the_broker() {
         other => panic!("setup server did not succeed: {other:?}"),
     }
     roundtrip(&s, &client, "wott/temperature").success();
+}
+
+#[test]
+fn the_brokers_flags_go_before_or_after_the_role() {
+    if !docker::available() {
+        return;
+    }
+    let s = Server::new("setup-flags");
+    // Before the role, as `setup --image …` on a terminal would take them.
+    let run = wott()
+        .cert_dir(&s.certs.dir())
+        .arg("--server-dir")
+        .arg(s.dir())
+        .args([
+            "setup",
+            "--image",
+            s.image(),
+            "--name",
+            &s.name,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+        ])
+        .arg(s.port.to_string())
+        .args(["server", "--dry-run", "--json"])
+        .run();
+    run.success();
+    let doc = run.json();
+    assert_eq!(doc["image"]["ref"], s.image());
+    assert_eq!(doc["server"]["container"], s.name.as_str());
+    assert_eq!(doc["server"]["port"], s.port);
+    assert!(!s.dir().exists());
+    // Without a role and without a terminal: the usual usage error, not an unknown flag.
+    wott()
+        .args(["setup", "--image", s.image()])
+        .run()
+        .code(2)
+        .error("setup needs a role", "setup server");
+    // The client role has no broker to name or bind.
+    wott()
+        .args([
+            "setup",
+            "client",
+            "--name",
+            "x",
+            "--server",
+            "a.d.wott.local",
+            "--ip",
+            "127.0.0.1",
+            "--yes",
+        ])
+        .run()
+        .code(2)
+        .error("--name and --bind set up the broker", "--port");
+}
+
+#[test]
+fn a_taken_port_is_reported_by_a_dry_run_and_before_the_first_question() {
+    if !docker::available() {
+        return;
+    }
+    let s = Server::new("setup-port");
+    let holder = std::net::TcpListener::bind(("127.0.0.1", s.port)).unwrap();
+    setup_server(&s).args(["--dry-run"]).run().code(1).error(
+        &format!("port {} on 127.0.0.1 is already in use", s.port),
+        "--port",
+    );
+    assert!(!s.dir().exists());
+
+    // On a terminal: the error comes before anything is asked.
+    let mut cmd = Command::new(support::bin());
+    cmd.arg("--cert-dir")
+        .arg(s.certs.dir())
+        .arg("--server-dir")
+        .arg(s.dir())
+        .args(["setup", "server", "--name", &s.name, "--image", s.image()])
+        .args(["--bind", "127.0.0.1", "--port"])
+        .arg(s.port.to_string())
+        .env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+    let before = p.exp_string("is already in use").unwrap();
+    assert!(!before.contains("Client device ID"), "{before}");
+    let rest = p.exp_eof().unwrap();
+    assert!(!rest.contains("Client device ID"), "{rest}");
+    match p.process.wait().unwrap() {
+        rexpect::process::wait::WaitStatus::Exited(_, 1) => {}
+        other => panic!("setup server should fail with 1: {other:?}"),
+    }
+    assert!(!s.dir().exists());
+    assert_eq!(s.inspect("{{.Id}}"), None);
+    drop(holder);
 }

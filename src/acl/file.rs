@@ -10,12 +10,9 @@ use super::apply::{self, Applied};
 use super::desired::Desired;
 use super::edit::{self, Allowed, Revoked};
 use super::eval::Refused;
-use super::{Access, AclError, NEW_FILE_MODE};
+use super::{Access, AclError, NEW_FILE_MODE, NUL_BYTE};
 use crate::files::{self, FileError, Piece, PieceEdit, UpdateOptions};
 use crate::names::{DeviceId, TopicFilter};
-
-/// `Refused::code` of a line with a NUL byte (see `lint`).
-const NUL_BYTE: &str = "nul-byte";
 
 /// An edit of the ACL file and what it did.
 #[derive(Debug)]

@@ -1,9 +1,12 @@
 //! `acl validate`: what Mosquitto would refuse, and what it would accept but
 //! probably not do what the author meant.
 //!
-//! Errors are lines that make Mosquitto 2.x refuse the whole file (it stops
-//! at the first one and does not start, or keeps the rules read so far on a
-//! reload). Warnings are legal lines with a surprising meaning.
+//! Errors are lines that make Mosquitto 2.x refuse the whole file: at start
+//! it stops at the first one and does not start; on a reload (SIGHUP) it
+//! logs `Error opening acl file` and then enforces no ACL at all, so every
+//! device may read and write every topic (verified on 2.0.11). That is why
+//! `broker::sighup` never reloads a broker while this module finds an error.
+//! Warnings are legal lines with a surprising meaning.
 
 use std::ops::Range;
 
@@ -110,7 +113,7 @@ pub fn explain_in(text: &[u8], content: Range<usize>, invalid: &Invalid) -> (&'s
         ),
         Invalid::NulByte => (
             "nul-byte",
-            "the line contains a NUL byte; Mosquitto silently ignores everything from here to the end of the file"
+            "the line contains a NUL byte: Mosquitto starts, but silently ignores this line and every line after it"
                 .to_string(),
         ),
     }

@@ -30,13 +30,14 @@ pub mod file;
 pub mod lint;
 pub mod topic;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use document::{Access, Document, Kind, Need};
 pub use eval::{Client, Reason, Rules, Section, Verdict};
 
 use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
+use crate::output::shell_word;
 
 /// The name the tutorial (and the managed broker) gives the acl_file.
 pub const FILE_NAME: &str = "permissions.acl";
@@ -48,16 +49,28 @@ pub const NEW_FILE_MODE: u32 = 0o644;
 pub enum AclError {
     #[error(transparent)]
     File(#[from] crate::files::FileError),
+    /// The file could not be read (for a command that only reads it).
+    #[error(transparent)]
+    Unreadable(crate::files::FileError),
     #[error("{} does not exist", path.display())]
     NotFound { path: PathBuf },
-    #[error("Mosquitto would refuse {}:{line}: {message}", path.display())]
+    /// The first line Mosquitto refuses, or the NUL byte's from which it
+    /// reads nothing (`ignores_rest`: it starts, with the lines before).
+    #[error("{}", refusal_message(path, *line, message, *ignores_rest))]
     Refused {
         path: PathBuf,
         line: usize,
         message: String,
+        ignores_rest: bool,
     },
-    #[error("{} has {errors} line(s) Mosquitto refuses", path.display())]
-    Invalid { path: PathBuf, errors: usize },
+    /// `acl validate`'s "no": `errors` lines are wrong; `ignored_from` is
+    /// the NUL byte's line when Mosquitto meets that one first.
+    #[error("{}", invalid_message(path, *errors, *ignored_from))]
+    Invalid {
+        path: PathBuf,
+        errors: usize,
+        ignored_from: Option<usize>,
+    },
     #[error(
         "`acl check` needs a topic name, not the filter {topic:?}: Mosquitto checks the topic of each message it delivers, never the SUBSCRIBE"
     )]
@@ -65,7 +78,7 @@ pub enum AclError {
     #[error("invalid client ID {value:?}: {reason}")]
     ClientId { value: String, reason: String },
     #[error(
-        "{}:{line} contains a NUL byte: Mosquitto ignores everything from there to the end of the file, so a grant written after it would never apply",
+        "{}:{line} contains a NUL byte: Mosquitto ignores that line and every line after it, so a grant written after it would never apply",
         path.display()
     )]
     NulByte { path: PathBuf, line: usize },
@@ -87,14 +100,14 @@ pub enum AclError {
 impl Diagnose for AclError {
     fn hint(&self) -> Option<String> {
         Some(match self {
-            AclError::File(e) => return e.hint(),
+            AclError::File(e) | AclError::Unreadable(e) => return e.hint(),
             AclError::NotFound { path } => format!(
                 "grant a first device with `wott-mqtt acl allow <DEVICE_ID> <TOPIC> --acl-file {}`, or pass the right --acl-file",
-                path.display()
+                shell_word(&path.display().to_string())
             ),
             AclError::Refused { path, .. } | AclError::Invalid { path, .. } => format!(
                 "fix the line; `wott-mqtt acl validate --acl-file {}` lists every problem",
-                path.display()
+                shell_word(&path.display().to_string())
             ),
             AclError::FilterNotTopic { .. } => {
                 "check a topic a publisher really uses, e.g. wott/temperature instead of wott/#"
@@ -134,6 +147,9 @@ impl Diagnose for AclError {
         }
     }
 
+    /// Reading commands answer with 0 and 1 (`acl check`: allowed, denied;
+    /// `acl validate`: accepted, refused), so a file they cannot use has a
+    /// code of its own.
     fn exit_code(&self) -> ExitCode {
         match self {
             AclError::File(e) => e.exit_code(),
@@ -141,8 +157,36 @@ impl Diagnose for AclError {
             | AclError::ClientId { .. }
             | AclError::BadGrants { .. }
             | AclError::NothingExclusive { .. } => ExitCode::Usage,
-            _ => ExitCode::Failure,
+            AclError::NotFound { .. } => ExitCode::AclMissing,
+            AclError::Unreadable(_) | AclError::TooLarge { .. } => ExitCode::AclUnreadable,
+            AclError::Refused { .. } => ExitCode::AclRefused,
+            AclError::Invalid { .. } | AclError::NulByte { .. } => ExitCode::Failure,
         }
+    }
+}
+
+/// The lint code of a line with a NUL byte: Mosquitto starts with such a
+/// file, but ignores that line and every line after it.
+pub const NUL_BYTE: &str = "nul-byte";
+
+fn refusal_message(path: &Path, line: usize, message: &str, ignores_rest: bool) -> String {
+    if ignores_rest {
+        format!("{}:{line}: {message}", path.display())
+    } else {
+        format!(
+            "Mosquitto would refuse {}:{line}: {message}",
+            path.display()
+        )
+    }
+}
+
+fn invalid_message(path: &Path, errors: usize, ignored_from: Option<usize>) -> String {
+    match ignored_from {
+        Some(line) => format!(
+            "{} has {errors} line(s) in error: Mosquitto ignores it from line {line} on (a NUL byte)",
+            path.display()
+        ),
+        None => format!("{} has {errors} line(s) Mosquitto refuses", path.display()),
     }
 }
 
@@ -169,7 +213,7 @@ pub fn check_client_id(value: &str) -> Result<(), AclError> {
 }
 
 /// Parses the bytes of the ACL file at `path`.
-pub fn parse<'a>(bytes: &'a [u8], path: &std::path::Path) -> Result<Document<'a>, AclError> {
+pub fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<Document<'a>, AclError> {
     Document::parse(bytes).map_err(|_| AclError::TooLarge {
         path: path.to_path_buf(),
     })
@@ -218,12 +262,13 @@ pub(crate) type FastMap<K, V> =
     std::collections::HashMap<K, V, std::hash::BuildHasherDefault<WordHash>>;
 
 /// The first line Mosquitto refuses, as an error.
-pub fn refusal(doc: &Document, path: &std::path::Path) -> Option<AclError> {
+pub fn refusal(doc: &Document, path: &Path) -> Option<AclError> {
     let (index, invalid) = doc.first_invalid()?;
-    let (_, message) = lint::explain(doc, index, invalid);
+    let (code, message) = lint::explain(doc, index, invalid);
     Some(AclError::Refused {
         path: path.to_path_buf(),
         line: index + 1,
         message,
+        ignores_rest: code == NUL_BYTE,
     })
 }

@@ -83,6 +83,44 @@ impl CrashCause {
     }
 }
 
+/// What Mosquitto logs when it handles SIGHUP; it re-reads permissions.acl
+/// and its certificates in the same step.
+pub const RELOAD_LINE: &str = "Reloading config.";
+
+/// Whether the broker reads its certificates and permissions.acl right
+/// after this log line: at start, and on each reload (SIGHUP).
+pub fn loads_files(line: &str) -> bool {
+    line.contains(RELOAD_LINE) || (line.contains("mosquitto version") && line.contains("starting"))
+}
+
+/// Whether the log shows a broker that enforces no ACL at all: Mosquitto
+/// 2.0 that fails to load its ACL file on a reload logs `Error opening acl
+/// file` and then allows everything, until a later reload that succeeds (it
+/// logs nothing but `Reloading config.` then). Returns the error lines of the
+/// failed load when the last load failed.
+pub fn failed_open(log: &[String]) -> Option<Vec<String>> {
+    let mut failed: Option<Vec<String>> = None;
+    let mut since_reload: Vec<&String> = Vec::new();
+    for line in log {
+        if loads_files(line) {
+            failed = None;
+            since_reload.clear();
+            continue;
+        }
+        since_reload.push(line);
+        if line.contains("Error opening acl file") {
+            failed = Some(
+                since_reload
+                    .iter()
+                    .filter(|l| l.contains("Error"))
+                    .map(|l| l.trim_end().to_string())
+                    .collect(),
+            );
+        }
+    }
+    failed
+}
+
 /// The cause, and the lines (at most [`MAX_QUOTED`]) that show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
@@ -274,6 +312,24 @@ mod tests {
              Error found at /mosquitto/config/mosquitto.conf:12.\n"));
         assert_eq!(d.cause, CrashCause::Config);
         assert_eq!(d.lines.len(), 2, "{:?}", d.lines);
+    }
+
+    #[test]
+    fn a_failed_acl_reload_shows_until_a_good_one() {
+        let log = |text: &str| -> Vec<String> { text.lines().map(str::to_string).collect() };
+        let open = log("1: mosquitto version 2.0.11 starting\n\
+             2: Reloading config.\n\
+             2: Error: Invalid topic access type \"sometimes\" in acl_file \"/m/permissions.acl\".\n\
+             2: Error opening acl file \"/m/permissions.acl\".\n\
+             3: New connection from 10.0.0.2:5000 on port 8883.\n");
+        let lines = failed_open(&open).unwrap();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("sometimes"));
+        let mut fixed = open.clone();
+        fixed.push("4: Reloading config.".into());
+        assert_eq!(failed_open(&fixed), None);
+        assert_eq!(failed_open(&log("1: Reloading config.\n")), None);
+        assert_eq!(failed_open(&[]), None);
     }
 
     #[test]

@@ -9,13 +9,15 @@ use super::BrokerError;
 use super::Context;
 use super::config::{self, ServerDir};
 use super::docker::Engine;
+use super::record;
 use super::server_dir::{absolute, server_dir_error};
 use super::up::short;
 
 /// `server down`'s choices.
 #[derive(Debug, Clone)]
 pub struct DownOptions {
-    pub name: String,
+    /// `None`: the server dir's broker ([`record::broker_name`]).
+    pub name: Option<String>,
     /// Remove the server dir too.
     pub purge: bool,
     pub dry_run: bool,
@@ -48,12 +50,13 @@ pub async fn down(ctx: &Context<'_>, opts: &DownOptions) -> Result<DownReport, B
         });
     }
     let engine = Engine::connect().await?;
-    let existing = engine.container(&opts.name).await?;
+    let name = record::broker_name(&engine, server_dir.path(), opts.name.as_deref()).await?;
+    let existing = engine.container(&name).await?;
     if let Some(c) = &existing
         && !c.is_managed()
     {
         return Err(BrokerError::NotManaged {
-            name: opts.name.clone(),
+            name: name.clone(),
             image: c.image.clone(),
         });
     }
@@ -66,7 +69,7 @@ pub async fn down(ctx: &Context<'_>, opts: &DownOptions) -> Result<DownReport, B
                 } else {
                     "removing"
                 },
-                opts.name
+                name
             ));
             if opts.graceful {
                 engine.stop(&c.id).await?;
@@ -81,7 +84,7 @@ pub async fn down(ctx: &Context<'_>, opts: &DownOptions) -> Result<DownReport, B
     Ok(DownReport {
         changed: existing.is_some() || purge,
         dry_run: opts.dry_run,
-        container: opts.name.clone(),
+        container: name,
         removed: existing.as_ref().map(|c| short(&c.id)),
         was_running: existing.as_ref().is_some_and(|c| c.running),
         server_dir: server_dir.path().to_path_buf(),

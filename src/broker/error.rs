@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::diagnose::CrashCause;
+use super::image_error::ImageError;
 use crate::check::CheckError;
 use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 use crate::files::FileError;
 use crate::identity::IdentityError;
+use crate::output::shell_word;
 use crate::runtime::RuntimeError;
 
 /// One endpoint `Engine::connect` tried, and why it did not answer.
@@ -38,6 +40,9 @@ pub enum BrokerError {
     Probe(#[from] CheckError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// No image to run: the local image cannot be built, or none can be had.
+    #[error(transparent)]
+    Image(#[from] ImageError),
     #[error("no container engine answered; tried {}", tried_list(tried))]
     EngineUnreachable { tried: Vec<Tried>, from_env: bool },
     #[error("DOCKER_HOST={value} uses a scheme wott-mqtt cannot connect with")]
@@ -135,6 +140,34 @@ pub enum BrokerError {
         "the container {name} runs as the user {user:?}, whose uid and gid wott-mqtt cannot tell"
     )]
     UnknownUser { name: String, user: String },
+    #[error(
+        "not reloading the broker in {name}: {problem}; on a reload with such a file Mosquitto 2.0 enforces no ACL at all (every device may read and write every topic)"
+    )]
+    ReloadWithheld {
+        name: String,
+        problem: String,
+        acl_file: PathBuf,
+        server_dir: PathBuf,
+    },
+    #[error(
+        "the broker in {name} enforces NO ACL: it failed to load {} on its last reload, so every device may read and write every topic{}",
+        acl_file.display(), quote(lines)
+    )]
+    RunningOpen {
+        name: String,
+        lines: Vec<String>,
+        acl_file: PathBuf,
+        server_dir: PathBuf,
+    },
+    #[error("refusing the server dir: {} {reason} (owner uid {uid}, mode {mode:04o})", path.display())]
+    UntrustedServerDir {
+        path: PathBuf,
+        uid: u32,
+        mode: u32,
+        reason: String,
+    },
+    #[error("cannot read the broker's settings in {}: {reason}", path.display())]
+    BadRecord { path: PathBuf, reason: String },
     #[error("cannot write to stdout: {0}")]
     Stdout(String),
     #[error("refusing to purge {}: it holds no mosquitto.conf written by wott-mqtt", dir.display())]
@@ -167,6 +200,7 @@ impl Diagnose for BrokerError {
             BrokerError::File(e) => e.hint(),
             BrokerError::Probe(e) => e.hint(),
             BrokerError::Runtime(e) => e.hint(),
+            BrokerError::Image(e) => e.hint(),
             BrokerError::EngineUnreachable { .. }
             | BrokerError::UnsupportedHost { .. }
             | BrokerError::Engine { .. }
@@ -177,7 +211,10 @@ impl Diagnose for BrokerError {
             | BrokerError::StagedInvalid { .. }
             | BrokerError::NotReadableByBroker { .. }
             | BrokerError::PurgeRefused { .. }
+            | BrokerError::UntrustedServerDir { .. }
+            | BrokerError::BadRecord { .. }
             | BrokerError::Stdout(_) => files_hint(self),
+            BrokerError::ReloadWithheld { .. } | BrokerError::RunningOpen { .. } => acl_hint(self),
             _ => container_hint(self),
         }
     }
@@ -188,6 +225,7 @@ impl Diagnose for BrokerError {
             BrokerError::File(e) => e.exit_code(),
             BrokerError::Probe(e) => e.exit_code(),
             BrokerError::Runtime(e) => e.exit_code(),
+            BrokerError::Image(e) => e.exit_code(),
             _ => ExitCode::Failure,
         }
     }
@@ -223,13 +261,74 @@ fn engine_hint(error: &BrokerError) -> Option<String> {
              then run the command again; `wott-mqtt server up` picks up from where it stopped"
                 .into()
         }
-        BrokerError::Pull { image, .. } => format!(
-            "without internet access, load the image from a file: on a connected machine run \
-             `docker save {image} -o mosquitto.tar`, copy it here and run `docker load -i mosquitto.tar`; \
-             or pass --image with an image that is already here (`docker images`)"
-        ),
+        BrokerError::Pull { image, reason } => pull_hint(image, reason),
         _ => return None,
     })
+}
+
+/// A pull that failed: no registry, no credentials, no room.
+fn pull_hint(image: &str, reason: &str) -> String {
+    let reason = reason.to_ascii_lowercase();
+    let load = format!(
+        "load the image from a file: on a machine that can pull, `docker pull {image} && \
+         docker save {image} -o mosquitto.tar`, then here `docker load -i mosquitto.tar`"
+    );
+    if reason.contains("no space left") {
+        "free room for the engine (`docker system df` shows what it holds, \
+         `docker image prune` removes unused images), then run the command again"
+            .into()
+    } else if reason.contains("unauthorized")
+        || reason.contains("denied")
+        || reason.contains("authentication required")
+    {
+        format!(
+            "check the image's name, and log in to its registry if it needs it (`docker login`); \
+             or {load}"
+        )
+    } else if registry_unreachable(&reason) {
+        format!(
+            "no registry answers here: without --image (and WOTT_MQTT_IMAGE), wott-mqtt builds a \
+             local image from this machine's Mosquitto (`wott-mqtt server image` builds it now); \
+             or {load}"
+        )
+    } else {
+        format!("{load}; or pass --image with an image that is already here (`docker images`)")
+    }
+}
+
+/// Whether a pull failed because no registry could be reached (no route,
+/// no name resolution, nothing answering, a timeout), as opposed to a
+/// registry that answered and refused (authentication, a missing tag) or a
+/// local failure (a full disk). Only the first may be papered over by
+/// building a local image.
+pub fn registry_unreachable(reason: &str) -> bool {
+    const LOCAL_OR_REFUSED: [&str; 8] = [
+        "no space left",
+        "unauthorized",
+        "denied",
+        "manifest unknown",
+        "not found: manifest",
+        "toomanyrequests",
+        "read-only file system",
+        "authentication required",
+    ];
+    const UNREACHABLE: [&str; 12] = [
+        "dial tcp",
+        "no such host",
+        "lookup ",
+        "i/o timeout",
+        "connection refused",
+        "network is unreachable",
+        "no route to host",
+        "tls handshake timeout",
+        "context deadline exceeded",
+        "client.timeout exceeded",
+        "temporary failure in name resolution",
+        "server misbehaving",
+    ];
+    let reason = reason.to_ascii_lowercase();
+    !LOCAL_OR_REFUSED.iter().any(|m| reason.contains(m))
+        && UNREACHABLE.iter().any(|m| reason.contains(m))
 }
 
 /// The broker's container: in the way, crashed, missing or not ours.
@@ -301,10 +400,89 @@ fn files_hint(error: &BrokerError) -> Option<String> {
             }
         }
         BrokerError::Stdout(_) => return None,
+        BrokerError::BadRecord { path, .. } => format!(
+            "`server up` writes this file (JSON) with the settings it was given: fix it, or remove it \
+             (`sudo rm {}`) and run `server up` again with the flags the broker was started with",
+            shell_word(&path.display().to_string())
+        ),
         BrokerError::PurgeRefused { .. } => {
             "check --server-dir; remove the folder by hand if you really mean it".into()
         }
 
+        BrokerError::UntrustedServerDir { path, reason, .. } if reason.contains("symbolic link") => format!(
+            "remove the link (`sudo rm {}`) and run the command again: wott-mqtt writes this file itself",
+            shell_word(&path.display().to_string())
+        ),
+        BrokerError::UntrustedServerDir { path, .. } => format!(
+            "root writes the server dir and hands it to the broker, so only root may control it and every folder above it: \
+             `sudo chown root:root {p} && sudo chmod go-w {p}` if that is right, or choose another --server-dir",
+            p = shell_word(&path.display().to_string())
+        ),
         _ => return None,
     })
+}
+
+/// A reload that would open the broker, or did.
+fn acl_hint(error: &BrokerError) -> Option<String> {
+    let (name, acl_file, server_dir, open) = match error {
+        BrokerError::ReloadWithheld {
+            name,
+            acl_file,
+            server_dir,
+            ..
+        } => (name, acl_file, server_dir, false),
+        BrokerError::RunningOpen {
+            name,
+            acl_file,
+            server_dir,
+            ..
+        } => (name, acl_file, server_dir, true),
+        _ => return None,
+    };
+    let validate = format!(
+        "wott-mqtt acl validate --acl-file {}",
+        shell_word(&acl_file.display().to_string())
+    );
+    let server = format!(
+        "sudo wott-mqtt --server-dir {} server",
+        shell_word(&server_dir.display().to_string())
+    );
+    let name = shell_word(name);
+    Some(if open {
+        format!(
+            "fix the file now (`{validate}` names every line Mosquitto refuses), then `{server} reload --name {name}`; \
+             until then, `{server} down --name {name}` stops the open broker"
+        )
+    } else {
+        format!(
+            "the broker keeps the rules it loaded last; fix the file (`{validate}` names every line Mosquitto refuses), \
+             then `{server} reload --name {name}`"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::registry_unreachable;
+
+    #[test]
+    fn no_registry_is_told_from_a_refusal_and_a_full_disk() {
+        for offline in [
+            r#"Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host"#,
+            r#"Get "https://registry-1.docker.io/v2/": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)"#,
+            "Get \"https://registry-1.docker.io/v2/\": dial tcp 54.1.2.3:443: connect: network is unreachable",
+            "pinging container registry registry-1.docker.io: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: Temporary failure in name resolution",
+        ] {
+            assert!(registry_unreachable(offline), "{offline}");
+        }
+        for other in [
+            "pull access denied for eclipse-mosquitto, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
+            "unauthorized: incorrect username or password",
+            "manifest for eclipse-mosquitto:9 not found: manifest unknown: manifest unknown",
+            "write /var/lib/docker/tmp/GetImageBlob1: no space left on device",
+            "toomanyrequests: You have reached your pull rate limit",
+        ] {
+            assert!(!registry_unreachable(other), "{other}");
+        }
+    }
 }

@@ -18,28 +18,41 @@ pub mod config;
 pub mod diagnose;
 pub mod docker;
 mod down;
+pub mod drift;
 mod error;
+mod host_mosquitto;
+mod image;
+mod image_archive;
+mod image_error;
+mod image_policy;
+mod preflight;
 pub mod ready;
+pub mod record;
 mod reload;
 mod run_as;
 mod running;
 mod server_dir;
+pub mod sighup;
 pub mod stage;
 mod status;
 mod up;
-mod watch;
+mod wait;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::identity::CertDir;
-use crate::output::Output;
+use crate::output::{Output, shell_word};
 
 pub use config::ServerDir;
 pub use down::{DownOptions, DownReport, down};
 pub use error::BrokerError;
-pub use reload::{ReloadOptions, ReloadReport, reload, reload_after_acl_edit};
+pub use image::{ImageOptions, ImageReport, LOCAL_REPOSITORY, local_image, parse_tag};
+pub use image_error::ImageError;
+pub use image_policy::{ImageChoice, ImageRequest};
+pub use preflight::preflight;
+pub use reload::{Applied, ReloadOptions, ReloadReport, reload, reload_after_acl_edit};
 pub use run_as::RunAs;
 pub use server_dir::FileChange;
 pub use status::{StatusReport, logs, status};
@@ -51,6 +64,39 @@ pub struct Context<'a> {
     pub cert_dir: &'a CertDir,
     pub server_dir: &'a Path,
     pub output: &'a Output,
+}
+
+/// The managed broker's folder when `--server-dir` / `WOTT_MQTT_SERVER_DIR` is unset.
+pub const DEFAULT_SERVER_DIR: &str = "/opt/wott/mosquitto";
+
+impl Context<'_> {
+    /// A wott-mqtt command to print as a next step, e.g. `server reload`:
+    /// with `sudo` unless this is root, and with the cert dir and server dir
+    /// when they are not the defaults, so that it acts on this same broker
+    /// exactly as printed.
+    pub fn command(&self, rest: &str) -> String {
+        let mut line = format!("{}wott-mqtt", crate::output::sudo());
+        let flags = [
+            (
+                "--cert-dir",
+                self.cert_dir.path(),
+                crate::identity::DEFAULT_CERT_DIR,
+            ),
+            ("--server-dir", self.server_dir, DEFAULT_SERVER_DIR),
+        ];
+        for (flag, path, default) in flags {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            if path != Path::new(default) {
+                line.push_str(&format!(
+                    " {flag} {}",
+                    shell_word(&path.display().to_string())
+                ));
+            }
+        }
+        line.push(' ');
+        line.push_str(rest);
+        line
+    }
 }
 
 /// The port Mosquitto listens on inside the container; `--port` maps a host port to it.
@@ -67,8 +113,30 @@ pub const LABEL_SERVER_DIR: &str = "org.wott-mqtt.server-dir";
 pub const LABEL_CONFIG_HASH: &str = "org.wott-mqtt.config-hash";
 const MANAGED_BY: &str = "wott-mqtt";
 
-/// Bump when the container's shape changes in a way the other inputs do not show.
-const SPEC_VERSION: u32 = 1;
+/// Bump when the container's shape changes in a way the other inputs do not
+/// show. 2: the hardened container (no capabilities, no new privileges, a
+/// read-only root filesystem, limits, uid 1883 from the start).
+const SPEC_VERSION: u32 = 2;
+
+/// The memory and process limits of the broker's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    /// Bytes of memory (`--memory`).
+    pub memory: i64,
+    /// Processes and threads (`--pids-limit`).
+    pub pids: i64,
+}
+
+impl Default for Limits {
+    /// Mosquitto is one process of a few threads; 1,000 connected clients
+    /// take tens of megabytes.
+    fn default() -> Self {
+        Limits {
+            memory: 256 * 1024 * 1024,
+            pids: 64,
+        }
+    }
+}
 
 /// What the broker's container is made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,26 +149,26 @@ pub struct ContainerSpec {
     pub port: u16,
     /// Who Mosquitto runs as; [`RunAs::for_invoker`] unless told otherwise.
     pub run_as: RunAs,
+    pub limits: Limits,
 }
 
 impl ContainerSpec {
     /// A hash of the spec, the image it resolves to now, the absolute server
-    /// dir and the rendered `mosquitto.conf`: a change in any needs a new container.
-    /// The user Mosquitto runs as counts too; the image's default adds
-    /// nothing, so containers created before that choice existed stay current.
+    /// dir and the rendered `mosquitto.conf`: a change in any needs a new
+    /// container.
     pub fn config_hash(&self, image_id: &str, server_dir: &Path, conf: &[u8]) -> String {
-        let mut text = format!(
+        let text = format!(
             "spec-version={SPEC_VERSION}\nimage={}\nimage-id={image_id}\nbind={}\nport={}\n\
-             server-dir={}\nmosquitto.conf-sha256={}\n",
+             server-dir={}\nmosquitto.conf-sha256={}\nuser={}\nmemory={}\npids={}\n",
             self.image,
             self.bind,
             self.port,
             server_dir.display(),
             hex(ring::digest::digest(&ring::digest::SHA256, conf).as_ref()),
+            self.run_as.container_user(),
+            self.limits.memory,
+            self.limits.pids,
         );
-        if let Some(user) = self.run_as.container_user() {
-            text.push_str(&format!("user={user}\n"));
-        }
         hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
     }
 
@@ -116,33 +184,27 @@ impl ContainerSpec {
     }
 
     /// The server dir, read-only at /mosquitto/config; `certs/` read-only at
-    /// /mosquitto/certs; `data/` at /mosquitto/data; and when Mosquitto runs
-    /// as a user, `log/` at /mosquitto/log (the image's belongs to uid 1883).
-    /// Directories only: a single-file mount keeps showing the old file
-    /// after an atomic rename.
+    /// /mosquitto/certs; `data/` at /mosquitto/data and `log/` at
+    /// /mosquitto/log, the only places Mosquitto writes (the container's own
+    /// filesystem is read-only). Directories only: a single-file mount keeps
+    /// showing the old file after an atomic rename.
     fn mounts(&self, server_dir: &ServerDir) -> Vec<docker::BindMount> {
         let mount = |source: PathBuf, target: &str, read_only| docker::BindMount {
             source: source.display().to_string(),
             target: target.to_string(),
             read_only,
         };
-        let mut mounts = vec![
+        vec![
             mount(server_dir.path().to_path_buf(), config::CONFIG_DIR, true),
             mount(server_dir.certs_dir(), config::CERTS_DIR, true),
             mount(server_dir.data_dir(), config::DATA_DIR, false),
-        ];
-        if self.run_as != RunAs::Image {
-            mounts.push(mount(server_dir.log_dir(), config::LOG_DIR, false));
-        }
-        mounts
+            mount(server_dir.log_dir(), config::LOG_DIR, false),
+        ]
     }
 
     /// The folders of the server dir Mosquitto writes to, which its user must own.
-    fn writable_dirs(&self, server_dir: &ServerDir) -> Vec<PathBuf> {
-        match self.run_as {
-            RunAs::Image => vec![server_dir.data_dir()],
-            RunAs::User { .. } => vec![server_dir.data_dir(), server_dir.log_dir()],
-        }
+    fn writable_dirs(&self) -> [&'static str; 2] {
+        [config::DATA_SUBDIR, config::LOG_SUBDIR]
     }
 }
 
@@ -168,6 +230,7 @@ mod tests {
             bind: IpAddr::from([0, 0, 0, 0]),
             port: DEFAULT_PORT,
             run_as: RunAs::Image,
+            limits: Limits::default(),
         }
     }
 
@@ -220,9 +283,10 @@ mod tests {
     }
 
     #[test]
-    fn the_image_default_hashes_as_before_the_user_was_a_choice() {
-        // The hash of a root-run container from before `RunAs` existed:
-        // upgrading wott-mqtt must not recreate it.
+    fn containers_of_earlier_releases_are_recreated_hardened() {
+        // The hash of a root-run container from before the hardening: an
+        // upgrade must recreate it (capabilities and limits are fixed at
+        // creation).
         let text = "spec-version=1\nimage=eclipse-mosquitto:2\nimage-id=sha256:a\nbind=0.0.0.0\n\
                     port=8883\nserver-dir=/opt/wott/mosquitto\nmosquitto.conf-sha256=";
         let conf = hex(ring::digest::digest(&ring::digest::SHA256, b"conf").as_ref());
@@ -231,9 +295,18 @@ mod tests {
             format!("{text}{conf}\n").as_bytes(),
         )
         .as_ref());
-        assert_eq!(
-            spec().config_hash("sha256:a", Path::new("/opt/wott/mosquitto"), b"conf"),
-            old
+        let now = spec().config_hash("sha256:a", Path::new("/opt/wott/mosquitto"), b"conf");
+        assert_ne!(now, old);
+        let limited = ContainerSpec {
+            limits: Limits {
+                memory: 512 << 20,
+                pids: 64,
+            },
+            ..spec()
+        };
+        assert_ne!(
+            limited.config_hash("sha256:a", Path::new("/opt/wott/mosquitto"), b"conf"),
+            now
         );
     }
 
@@ -245,7 +318,12 @@ mod tests {
         };
         assert_eq!(
             targets(&spec()),
-            ["/mosquitto/config", "/mosquitto/certs", "/mosquitto/data"]
+            [
+                "/mosquitto/config",
+                "/mosquitto/certs",
+                "/mosquitto/data",
+                "/mosquitto/log"
+            ]
         );
         let user = ContainerSpec {
             run_as: RunAs::User { uid: 7, gid: 7 },
@@ -260,6 +338,6 @@ mod tests {
                 "/mosquitto/log"
             ]
         );
-        assert_eq!(user.writable_dirs(&dir).len(), 2);
+        assert_eq!(user.writable_dirs().len(), 2);
     }
 }

@@ -11,10 +11,12 @@ use super::config::{self, ServerDir};
 use super::docker::Engine;
 use super::down::is_managed_dir;
 use super::ready::Served;
+use super::record;
 use super::running::{check_mounts, running_managed, spec_of};
-use super::server_dir::absolute;
+use super::server_dir::{absolute, trust};
+use super::sighup::{self, Reloaded, Target};
 use super::stage::{self, Staged};
-use super::watch::{reload_and_confirm, wait_ready};
+use super::wait::wait_ready;
 use super::{BrokerError, LABEL_MANAGED_BY, LABEL_SERVER_DIR, MANAGED_BY};
 use crate::identity::Identity;
 use crate::output::sanitize;
@@ -22,7 +24,8 @@ use crate::output::sanitize;
 /// `server reload`'s choices.
 #[derive(Debug, Clone)]
 pub struct ReloadOptions {
-    pub name: String,
+    /// `None`: the server dir's broker ([`record::broker_name`]).
+    pub name: Option<String>,
     pub dry_run: bool,
     pub timeout: Duration,
 }
@@ -36,6 +39,8 @@ pub struct ReloadReport {
     pub certificates: Staged,
     /// Whether SIGHUP was sent.
     pub signalled: bool,
+    /// Whether the broker's log showed the reload, with no ACL error after it.
+    pub in_force: bool,
     /// The certificate the broker serves after the reload.
     pub served: Option<Served>,
 }
@@ -48,38 +53,45 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
         ctx.output.warn(&sanitize(&warning.message));
     }
     let engine = Engine::connect().await?;
-    let container = running_managed(&engine, &opts.name).await?;
     let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
+    let name = record::broker_name(&engine, server_dir.path(), opts.name.as_deref()).await?;
+    let container = running_managed(&engine, &name).await?;
     check_mounts(&container, &server_dir)?;
     let spec = spec_of(&container)?;
-    let staged = stage::stage(
-        &identity,
-        &server_dir.certs_dir(),
-        spec.run_as.owner(),
-        opts.dry_run,
-    )?;
+    let target = Target {
+        id: &container.id,
+        name: &name,
+        server_dir: server_dir.path(),
+    };
+    // Before anything changes: a reload with a broken ACL would open the
+    // broker, and root stages into this folder.
+    sighup::check_acl(target)?;
+    trust(server_dir.path(), true)?;
+    let staged = stage::stage(&identity, server_dir.path(), spec.run_as, opts.dry_run)?;
     let mut report = ReloadReport {
         changed: staged.is_changed(),
         dry_run: opts.dry_run,
-        container: opts.name.clone(),
+        container: name.clone(),
         certificates: staged,
         signalled: false,
+        in_force: false,
         served: None,
     };
     if opts.dry_run {
         return Ok(report);
     }
-    if !reload_and_confirm(&engine, &container.id).await? {
+    report.in_force = sighup::reload(&engine, target).await? == Reloaded::InForce;
+    if !report.in_force {
         ctx.output.warn(&format!(
-            "{} did not log \"Reloading config.\" within 3 s after SIGHUP",
-            opts.name
+            "{} did not log \"Reloading config.\" within 3 s after SIGHUP: whether it took the files is not known",
+            name
         ));
     }
     report.signalled = true;
     let ready = wait_ready(
         &engine,
         &container.id,
-        &opts.name,
+        &name,
         &identity,
         &spec,
         opts.timeout,
@@ -90,12 +102,20 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
     Ok(report)
 }
 
-/// After `acl allow` / `acl revoke`: sends SIGHUP to each running managed
-/// broker whose server dir holds `acl_file`, so the change applies now, and
-/// returns their names. When the file is not a managed server dir's
-/// permissions.acl, it returns at once, without a runtime or an engine
-/// connection, so ACL edits elsewhere stay fast.
-pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, BrokerError> {
+/// A broker that re-read permissions.acl after an edit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub container: String,
+    /// Whether its log showed the reload, with no ACL error after it.
+    pub in_force: bool,
+}
+
+/// After `acl allow` / `acl revoke`: reloads each running managed broker
+/// whose server dir holds `acl_file` (never with an ACL Mosquitto would
+/// refuse: see [`sighup`]), so the change applies now. When the file is not a
+/// managed server dir's permissions.acl, it returns at once, without a
+/// runtime or an engine connection, so ACL edits elsewhere stay fast.
+pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<Applied>, BrokerError> {
     let Some(dir) = acl_file.parent() else {
         return Ok(Vec::new());
     };
@@ -119,8 +139,16 @@ pub fn reload_after_acl_edit(acl_file: &Path) -> Result<Vec<String>, BrokerError
             .await?;
         let mut reloaded = Vec::new();
         for (id, name) in brokers {
-            reload_and_confirm(&engine, &id).await?;
-            reloaded.push(name);
+            let target = Target {
+                id: &id,
+                name: &name,
+                server_dir: Path::new(&dir),
+            };
+            let in_force = sighup::reload(&engine, target).await? == Reloaded::InForce;
+            reloaded.push(Applied {
+                container: name,
+                in_force,
+            });
         }
         Ok(reloaded)
     })?

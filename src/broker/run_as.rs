@@ -4,8 +4,10 @@
 //! Started as root (the image's default), Mosquitto 2 drops to its
 //! `mosquitto` user, uid 1883, *before* loading its certificates. That is
 //! the tutorial's pitfall, and why `sudo wott-mqtt server up` stages copies
-//! owned by uid 1883 ([`RunAs::Image`]). Changing a file's owner to 1883
-//! needs root.
+//! owned by uid 1883 ([`RunAs::Image`]). The container is started as
+//! 1883:1883 directly, so Mosquitto never runs as root and needs no
+//! capability at all (the container has none). Changing a file's owner to
+//! 1883 needs root.
 //!
 //! A user who is not root but may use the container engine (the `docker`
 //! group) gets [`RunAs::User`] instead: the container is created with
@@ -50,16 +52,28 @@ impl RunAs {
         }
     }
 
-    /// The container's `User`, or `None` for the image's default.
-    pub fn container_user(self) -> Option<String> {
+    /// The mode and owner of the staged certificates' folder. Staged by
+    /// root for the image's user: root's, readable by group 1883 only, so
+    /// that uid 1883 reads the copies but cannot create, rename or link
+    /// anything in it. For a user broker: that user's own, 0700.
+    pub fn certs_dir(self) -> (u32, (u32, u32)) {
         match self {
-            RunAs::Image => None,
-            RunAs::User { uid, gid } => Some(format!("{uid}:{gid}")),
+            RunAs::Image => (0o750, (0, MOSQUITTO_UID)),
+            RunAs::User { uid, gid } => (0o700, (uid, gid)),
         }
     }
 
-    /// From an existing container's `User`: empty is the image's default,
-    /// `uid:gid` in numbers a user (what [`RunAs::container_user`] wrote);
+    /// The container's `User`: `uid:gid`. For the image's user too, so
+    /// that Mosquitto never runs as root in the container (it needs no
+    /// capability to drop privileges then, and gets none).
+    pub fn container_user(self) -> String {
+        let (uid, gid) = self.owner();
+        format!("{uid}:{gid}")
+    }
+
+    /// From an existing container's `User`: `1883:1883` (or empty, as
+    /// containers of earlier releases have it) is the image's user, other
+    /// `uid:gid` numbers a user (what [`RunAs::container_user`] wrote);
     /// anything else (a name, a uid alone) is `None`: its owner is unknown.
     pub fn from_container_user(user: &str) -> Option<RunAs> {
         let user = user.trim();
@@ -67,10 +81,11 @@ impl RunAs {
             return Some(RunAs::Image);
         }
         let (uid, gid) = user.split_once(':')?;
-        Some(RunAs::User {
-            uid: uid.parse().ok()?,
-            gid: gid.parse().ok()?,
-        })
+        let (uid, gid) = (uid.parse().ok()?, gid.parse().ok()?);
+        if (uid, gid) == (MOSQUITTO_UID, MOSQUITTO_UID) {
+            return Some(RunAs::Image);
+        }
+        Some(RunAs::User { uid, gid })
     }
 }
 
@@ -89,13 +104,13 @@ mod tests {
     #[test]
     fn root_keeps_the_images_user_and_others_run_as_themselves() {
         assert_eq!(RunAs::Image.owner(), (1883, 1883));
-        assert_eq!(RunAs::Image.container_user(), None);
+        assert_eq!(RunAs::Image.container_user(), "1883:1883");
         let user = RunAs::User {
             uid: 1000,
             gid: 100,
         };
         assert_eq!(user.owner(), (1000, 100));
-        assert_eq!(user.container_user().as_deref(), Some("1000:100"));
+        assert_eq!(user.container_user(), "1000:100");
         match RunAs::for_invoker() {
             RunAs::Image => assert_eq!(invoker().0, 0),
             RunAs::User { uid, gid } => assert_eq!((uid, gid), invoker()),
@@ -105,6 +120,7 @@ mod tests {
     #[test]
     fn a_containers_user_reads_back() {
         assert_eq!(RunAs::from_container_user(""), Some(RunAs::Image));
+        assert_eq!(RunAs::from_container_user("1883:1883"), Some(RunAs::Image));
         assert_eq!(
             RunAs::from_container_user("1000:100"),
             Some(RunAs::User {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::ServerDir;
 use super::docker::{Container, Engine};
-use super::{BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_SERVER_DIR, RunAs};
+use super::{BrokerError, CONTAINER_PORT, ContainerSpec, LABEL_SERVER_DIR, Limits, RunAs};
 
 pub(super) async fn running_managed(engine: &Engine, name: &str) -> Result<Container, BrokerError> {
     let container = engine.existing(name, name).await?;
@@ -61,5 +61,9 @@ pub(super) fn spec_of(container: &Container) -> Result<ContainerSpec, BrokerErro
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         port: published.host_port,
         run_as,
+        limits: Limits {
+            memory: container.memory,
+            pids: container.pids_limit,
+        },
     })
 }

@@ -10,14 +10,18 @@ use serde::Serialize;
 
 use super::Context;
 use super::config::{self, ServerDir};
-use super::diagnose::{CrashCause, diagnose_exit};
+use super::diagnose::{CrashCause, diagnose_exit, failed_open};
 use super::docker::{Container, Engine};
+use super::drift::{self, Drift};
 use super::ready::{self, Served};
+use super::record;
 use super::running::spec_of;
 use super::server_dir::absolute;
-use super::watch::probe_address;
+use super::sighup;
+use super::wait::probe_address;
 use super::{BrokerError, ContainerSpec, LABEL_CONFIG_HASH, LABEL_SERVER_DIR};
 use crate::identity::{self, CertInfo, Identity, Timestamp};
+use crate::output::shell_word;
 
 /// A certificate, briefly.
 #[derive(Debug, Clone, Serialize)]
@@ -69,8 +73,28 @@ pub struct StatusReport {
     /// Why the broker stopped, from its log, when it exited with an error
     /// or keeps restarting.
     pub crash: Option<Crash>,
+    /// When the broker enforces no ACL at all (its last ACL load failed on a
+    /// reload): the log lines that show it.
+    pub acl_open: Option<Vec<String>>,
+    /// What the broker serves that is older than the file on disk.
+    pub drift: Vec<Drift>,
+    /// The server dir the container mounts.
+    pub server_dir: PathBuf,
     /// What the user should know or do.
     pub notes: Vec<String>,
+}
+
+impl StatusReport {
+    /// The broker enforces no ACL: the error `server status` ends with.
+    pub fn open_error(&self) -> Option<BrokerError> {
+        let lines = self.acl_open.clone()?;
+        let target = sighup::Target {
+            id: "",
+            name: &self.container,
+            server_dir: &self.server_dir,
+        };
+        Some(sighup::running_open(target, lines))
+    }
 }
 
 /// A stopped broker's diagnosis.
@@ -83,15 +107,19 @@ pub struct Crash {
     pub lines: Vec<String>,
 }
 
-/// `server status`.
+/// How many of the broker's last log lines `status` reads for a failed ACL load.
+const LOG_TAIL: u64 = 5000;
+
+/// `server status` of the broker `flag` names, else the server dir's.
 pub async fn status(
     ctx: &Context<'_>,
-    name: &str,
+    flag: Option<&str>,
     timeout: Duration,
 ) -> Result<StatusReport, BrokerError> {
     let engine = Engine::connect().await?;
-    let container = engine.container(name).await?;
     let server_dir = ServerDir::new(absolute(ctx.server_dir)?);
+    let name = &record::broker_name(&engine, server_dir.path(), flag).await?;
+    let container = engine.container(name).await?;
     let mut report = StatusReport {
         container: name.to_string(),
         engine: engine.endpoint().to_string(),
@@ -108,17 +136,22 @@ pub async fn status(
         agent_certificate: CertSummary::read(ctx.cert_dir.cert_path()),
         staged_certificate: None,
         crash: None,
+        acl_open: None,
+        drift: Vec::new(),
+        server_dir: server_dir.path().to_path_buf(),
         notes: Vec::new(),
     };
     let Some(container) = container else {
         report.notes.push(format!(
-            "there is no container named {name}; start the broker with `wott-mqtt server up`"
+            "there is no container named {name}; start the broker with `{}`",
+            next(ctx, flag, "server up")
         ));
         return Ok(report);
     };
     if !report.managed {
         report.notes.push(format!(
-            "the container {name} was not created by wott-mqtt; `wott-mqtt server up --replace` replaces it"
+            "the container {name} was not created by wott-mqtt; `{}` replaces it",
+            next(ctx, flag, "server up --replace")
         ));
     }
     let dir = container
@@ -136,11 +169,11 @@ pub async fn status(
     {
         report.config_current = config_current(&engine, &container, spec, &dir).await?;
         if report.config_current == Some(false) {
-            report.notes.push(
+            report.notes.push(format!(
                 "the image or wott-mqtt's configuration changed since the container was created; \
-                 `wott-mqtt server up` recreates it"
-                    .into(),
-            );
+                 `{}` recreates it",
+                next(ctx, flag, "server up")
+            ));
         }
     }
     if report.running {
@@ -149,8 +182,15 @@ pub async fn status(
             Err(reason) => report.probe_error = Some(reason),
         }
     }
+    report.server_dir = dir.path().to_path_buf();
+    if report.running {
+        let log = engine.timed_log_lines(&container.id, LOG_TAIL).await?;
+        let lines: Vec<String> = log.iter().map(|(_, line)| line.clone()).collect();
+        report.acl_open = failed_open(&lines);
+        report.drift = drifts(&report, &dir, &log, &container);
+    }
     report.crash = crash(&engine, &container, &report).await?;
-    report.notes.extend(notes(&container, &report));
+    report.notes.extend(notes(ctx, flag, &container, &report));
     report.details = Some(container);
     Ok(report)
 }
@@ -216,36 +256,74 @@ async fn crash(
     }))
 }
 
+/// What the running broker serves that is older than the files on disk.
+fn drifts(
+    report: &StatusReport,
+    dir: &ServerDir,
+    log: &[(Option<i128>, String)],
+    container: &Container,
+) -> Vec<Drift> {
+    let served = report.served.as_ref();
+    let agent = report.agent_certificate.as_ref();
+    let certificate = served
+        .zip(agent)
+        .and_then(|(s, a)| drift::certificate(s, (&a.fingerprint_sha256, a.not_after)));
+    let loaded = drift::last_load(log, container.started_at);
+    certificate
+        .into_iter()
+        .chain(drift::acl(&dir.acl_path(), loaded))
+        .collect()
+}
+
 /// What the user should know or do about a broker that is not running, or
-/// serves an older certificate than the agent's.
-fn notes(container: &Container, report: &StatusReport) -> Vec<String> {
+/// serves older files than those on disk: each with the command that
+/// repairs it, as it runs from here.
+fn notes(
+    ctx: &Context<'_>,
+    flag: Option<&str>,
+    container: &Container,
+    report: &StatusReport,
+) -> Vec<String> {
     let mut notes = Vec::new();
     if !report.running {
         notes.push(format!(
-            "the broker is not running (container state: {}); `sudo wott-mqtt server up` starts it",
-            container.state
+            "the broker is not running (container state: {}); `{}` starts it",
+            container.state,
+            next(ctx, flag, "server up")
         ));
     }
-    if let (Some(served), Some(agent)) = (&report.served, &report.agent_certificate)
-        && served.fingerprint_sha256 != agent.fingerprint_sha256
-    {
+    for drift in &report.drift {
         notes.push(format!(
-            "the broker serves a certificate valid until {}, but the agent's is valid until {}: \
-             the agent renewed the certificate; run `sudo wott-mqtt server reload`",
-            served.not_after, agent.not_after
+            "{}; `{}` applies it",
+            drift.detail,
+            next(ctx, flag, "server reload")
         ));
     }
     notes
 }
 
-/// `server logs`: writes the container's output to `sink` as it arrives.
+/// A `server …` command for this broker, as it runs from here: with
+/// `--name` when status was given one (else the server dir's broker is the
+/// one it acts on).
+fn next(ctx: &Context<'_>, flag: Option<&str>, command: &str) -> String {
+    match flag {
+        Some(name) => ctx.command(&format!("{command} --name {}", shell_word(name))),
+        None => ctx.command(command),
+    }
+}
+
+/// `server logs` of the broker `name`, else the server dir's: writes the
+/// container's output to `sink` as it arrives.
 pub async fn logs(
-    name: &str,
+    ctx: &Context<'_>,
+    name: Option<&str>,
     tail: Option<u64>,
     follow: bool,
     sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<(), BrokerError> {
     let engine = Engine::connect().await?;
+    let server_dir = absolute(ctx.server_dir)?;
+    let name = &record::broker_name(&engine, &server_dir, name).await?;
     let container = engine.existing(name, name).await?;
     let mut stream = std::pin::pin!(engine.logs(&container.id, tail, follow));
     while let Some(chunk) = stream.next().await {

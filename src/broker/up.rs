@@ -11,10 +11,14 @@ use serde::Serialize;
 
 use super::config::{self, ServerDir};
 use super::docker::{Container, CreateRequest, Engine, StartError};
+use super::image_policy::{self, ImageChoice, ImageRequest, ImageSource};
+use super::preflight;
 use super::ready;
+use super::record::{self, Resolved};
 use super::server_dir::{FileChange, absolute, check_broker_can_read, write_files};
+use super::sighup::{self, Reloaded, Target};
 use super::stage::{self, Staged};
-use super::watch::{Ready, reload_and_confirm, wait_ready};
+use super::wait::{Ready, wait_ready};
 use super::{BrokerError, CONTAINER_PORT, ContainerSpec, Context, LABEL_CONFIG_HASH};
 use crate::identity::Identity;
 use crate::output::{Output, sanitize};
@@ -22,7 +26,11 @@ use crate::output::{Output, sanitize};
 /// `server up`'s choices.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
+    /// `spec.image` is the request's reference; the policy may choose another.
     pub spec: ContainerSpec,
+    pub image: ImageRequest,
+    /// The settings as asked for, which the server dir's record keeps.
+    pub settings: Resolved,
     /// Remove a container of that name that wott-mqtt did not create.
     pub replace: bool,
     pub dry_run: bool,
@@ -30,11 +38,29 @@ pub struct UpOptions {
     pub timeout: Duration,
 }
 
+impl UpOptions {
+    /// The options that run the broker with `settings`.
+    pub fn new(settings: Resolved, replace: bool, dry_run: bool, timeout: Duration) -> UpOptions {
+        UpOptions {
+            spec: settings.settings.spec(),
+            image: settings.settings.image_request(),
+            settings,
+            replace,
+            dry_run,
+            timeout,
+        }
+    }
+}
+
 /// What `server up` did to the container (or would do, in a dry run).
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
     Pull {
+        image: String,
+    },
+    /// The local image, built from this machine's Mosquitto.
+    Build {
         image: String,
     },
     /// The old container, removed before creating the new one.
@@ -73,12 +99,14 @@ pub struct UpReport {
     pub dry_run: bool,
     pub container: String,
     pub container_id: Option<String>,
-    pub image: String,
+    pub image: ImageChoice,
     pub bind: IpAddr,
     pub port: u16,
     pub server_id: String,
     pub server_dir: PathBuf,
     pub engine: String,
+    /// The settings kept from the server dir's record, by flag name.
+    pub kept: Vec<&'static str>,
     pub files: Vec<FileChange>,
     pub certificates: Staged,
     pub actions: Vec<Action>,
@@ -112,17 +140,39 @@ pub async fn up(ctx: &Context<'_>, opts: &UpOptions) -> Result<UpReport, BrokerE
         identity,
         server_dir: ServerDir::new(absolute(ctx.server_dir)?),
         actions: Vec::new(),
+        image: None,
+        renamed: None,
         clock,
     };
     let existing = run.existing().await?;
+    run.renamed = preflight::renamed(
+        &run.engine,
+        opts.settings.renamed_from.as_deref(),
+        run.server_dir.path(),
+    )
+    .await?;
     check_broker_can_read(&run.server_dir, run.spec.run_as)?;
-    let image_id = run.image().await?;
+    preflight::port_free(&run.engine, run.spec, run.renamed.as_ref()).await?;
+    let image = run.image().await?;
+    let image_id = image.id.clone();
+    // From here on, the spec with the image the policy chose.
+    let chosen = ContainerSpec {
+        image: image.reference.clone(),
+        ..opts.spec.clone()
+    };
+    run.spec = &chosen;
+    run.image = Some(image);
     run.clock.lap("container and image inspected");
-    let files = write_files(&run.server_dir, run.spec, opts.dry_run)?;
+    let mut files = write_files(&run.server_dir, run.spec, opts.dry_run)?;
+    files.push(record::write(
+        &run.server_dir,
+        &opts.settings.settings,
+        opts.dry_run,
+    )?);
     let staged = stage::stage(
         &run.identity,
-        &run.server_dir.certs_dir(),
-        run.spec.run_as.owner(),
+        run.server_dir.path(),
+        run.spec.run_as,
         opts.dry_run,
     )?;
     run.clock.lap("files written, certificates staged");
@@ -198,6 +248,10 @@ struct Up<'a> {
     identity: Identity,
     server_dir: ServerDir,
     actions: Vec<Action>,
+    /// The image step's choice.
+    image: Option<ImageChoice>,
+    /// The server dir's broker under its old name, which goes first.
+    renamed: Option<Container>,
     clock: Lap<'a>,
 }
 
@@ -205,42 +259,22 @@ impl Up<'_> {
     /// The container of that name, refusing one wott-mqtt did not create
     /// (unless `--replace`).
     async fn existing(&self) -> Result<Option<Container>, BrokerError> {
-        let existing = self.engine.container(&self.spec.name).await?;
-        if let Some(c) = &existing
-            && !c.is_managed()
-            && !self.opts.replace
-        {
-            return Err(BrokerError::NameClash {
-                name: self.spec.name.clone(),
-                image: c.image.clone(),
-                state: c.state.to_string(),
-            });
-        }
-        Ok(existing)
+        preflight::existing(&self.engine, self.spec, self.opts.replace).await
     }
 
-    /// The image's ID, pulling it first when it is not here (`None` in a dry
-    /// run that would pull).
-    async fn image(&mut self) -> Result<Option<String>, BrokerError> {
-        let image = &self.spec.image;
-        if let Some(id) = self.engine.image_id(image).await? {
-            return Ok(Some(id));
+    /// The image the policy chooses: here, pulled, or built from this
+    /// machine's Mosquitto (in a dry run, nothing is pulled or built).
+    async fn image(&mut self) -> Result<ImageChoice, BrokerError> {
+        let output = self.ctx.output;
+        let choice =
+            image_policy::choose(&self.engine, &self.opts.image, output, self.opts.dry_run).await?;
+        let image = choice.reference.clone();
+        match choice.source {
+            ImageSource::Pulled | ImageSource::Missing => self.actions.push(Action::Pull { image }),
+            ImageSource::Built => self.actions.push(Action::Build { image }),
+            ImageSource::Present => {}
         }
-        self.actions.push(Action::Pull {
-            image: image.clone(),
-        });
-        if self.opts.dry_run {
-            return Ok(None);
-        }
-        self.engine.pull(image, self.ctx.output).await?;
-        self.engine
-            .image_id(image)
-            .await?
-            .ok_or_else(|| BrokerError::Pull {
-                image: image.clone(),
-                reason: "the engine reported success, but the image is not there".into(),
-            })
-            .map(Some)
+        Ok(choice)
     }
 
     /// The decided step, checked against a broker that may be restarting:
@@ -272,6 +306,22 @@ impl Up<'_> {
     async fn prepare(&mut self, step: Step, staged: &Staged) -> Result<Todo, BrokerError> {
         let name = self.spec.name.clone();
         let dry_run = self.opts.dry_run;
+        if let Some(old) = self.renamed.take() {
+            self.actions.push(Action::Remove {
+                id: short(&old.id),
+                reason: format!(
+                    "the server dir's broker is now named {name}, not {}",
+                    old.name
+                ),
+            });
+            if !dry_run {
+                self.ctx
+                    .output
+                    .note(&format!("removing the server dir's broker {}", old.name));
+                self.engine.stop(&old.id).await?;
+                self.engine.remove(&old.id).await?;
+            }
+        }
         Ok(match step {
             Step::Create => {
                 self.actions.push(Action::Create { name });
@@ -338,12 +388,17 @@ impl Up<'_> {
             dry_run: self.opts.dry_run,
             container: self.spec.name.clone(),
             container_id: todo.existing_id().map(short),
-            image: self.spec.image.clone(),
+            image: self.image.clone().unwrap_or_else(|| ImageChoice {
+                reference: self.spec.image.clone(),
+                source: ImageSource::Present,
+                id: None,
+            }),
             bind: self.spec.bind,
             port: self.spec.port,
             server_id: self.identity.device_id().to_string(),
             server_dir: self.server_dir.path().to_path_buf(),
             engine: self.engine.endpoint().to_string(),
+            kept: self.opts.settings.kept.clone(),
             files,
             certificates: staged,
             actions,
@@ -380,6 +435,7 @@ impl Up<'_> {
                         container_port: CONTAINER_PORT,
                         mounts: spec.mounts(&self.server_dir),
                         user: spec.run_as.container_user(),
+                        limits: spec.limits,
                         labels: spec.labels(self.server_dir.path(), hash.unwrap_or_default()),
                     })
                     .await?;
@@ -398,7 +454,16 @@ impl Up<'_> {
                 out.note(&format!(
                     "the certificates changed: reloading the broker in {name}"
                 ));
-                reload_and_confirm(&self.engine, &id).await?;
+                let target = Target {
+                    id: &id,
+                    name,
+                    server_dir: self.server_dir.path(),
+                };
+                if sighup::reload(&self.engine, target).await? == Reloaded::NotConfirmed {
+                    out.warn(&format!(
+                        "{name} did not log \"Reloading config.\" within 3 s after SIGHUP"
+                    ));
+                }
                 id
             }
             Todo::Nothing(id) => id,
@@ -454,7 +519,7 @@ fn decide(existing: Option<Container>, hash: Option<&str>, certs_changed: bool) 
 /// it is judged not to answer.
 async fn answers(identity: &Identity, spec: &ContainerSpec) -> bool {
     const GRACE: Duration = Duration::from_secs(3);
-    let address = super::watch::probe_address(spec.bind);
+    let address = super::wait::probe_address(spec.bind);
     let deadline = Instant::now() + GRACE;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -583,6 +648,9 @@ mod tests {
             started_at: None,
             restart_count: 0,
             ports: Vec::new(),
+            memory: 0,
+            pids_limit: 0,
+            hardened: true,
         }
     }
 

@@ -13,7 +13,7 @@ use super::Stage;
 use crate::diagnose::Diagnose;
 use crate::exit_code::ExitCode;
 use crate::identity::{CertInfo, IdentityError, Timestamp};
-use crate::output::human_duration;
+use crate::output::{human_duration, shell_word};
 use crate::tls::TlsConfigError;
 
 /// The tutorial's broker port, and the one its client example gets wrong.
@@ -449,28 +449,38 @@ fn session_hint(error: &CheckError) -> Option<String> {
 }
 
 /// Subscribed, but the ACL (or a missing publisher) kept the message away.
+/// The topic is quoted for the shell: it may hold `$`, `#` or spaces.
 fn access_hint(error: &CheckError) -> Option<String> {
     Some(match error {
-        CheckError::SubscribeRefused { topic, device_id } => format!(
-            "this device may not read {topic}: on the server, `wott-mqtt acl check {device_id} {topic} --access read` \
-             shows which rule decides, and `wott-mqtt acl allow {device_id} {topic} --access read` grants it"
-        ),
+        CheckError::SubscribeRefused { topic, device_id } => {
+            let word = shell_word(topic);
+            format!(
+                "this device may not read {topic}: on the server, `wott-mqtt acl check {device_id} {word} --access read` \
+                 shows which rule decides, and `wott-mqtt acl allow {device_id} {word} --access read` grants it"
+            )
+        }
         CheckError::NoMessage {
             topic,
             device_id,
             roundtrip: true,
             ..
-        } => format!(
-            "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {topic} --access read` \
-             and `… --access write`; grant both with `wott-mqtt acl allow {device_id} {topic} --access readwrite`"
-        ),
+        } => {
+            let word = shell_word(topic);
+            format!(
+                "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {word} --access read` \
+                 and `… --access write`; grant both with `wott-mqtt acl allow {device_id} {word} --access readwrite`"
+            )
+        }
         CheckError::NoMessage {
             topic, device_id, ..
-        } => format!(
-            "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {topic} --access read` \
-             (and --access write for the publishing device); if access is allowed, check that something \
-             publishes on {topic}, or test both directions with --roundtrip"
-        ),
+        } => {
+            let word = shell_word(topic);
+            format!(
+                "{ACL_SUBSCRIBE_NOTE}. On the server run `wott-mqtt acl check {device_id} {word} --access read` \
+                 (and --access write for the publishing device); if access is allowed, check that something \
+                 publishes on {topic}, or test both directions with --roundtrip"
+            )
+        }
         _ => return None,
     })
 }

@@ -14,7 +14,7 @@ use crate::check::{self, Expect, Host, Plan, Report, Subscription, Target, Until
 use crate::cli::CheckArgs;
 use crate::error::Error;
 use crate::names::{TopicFilter, TopicName};
-use crate::output::{Human, Outcome, Paint, sanitize};
+use crate::output::{Human, Outcome, Paint, sanitize, sanitize_field};
 
 /// Without --timeout the probe may take this long, plus the message wait.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -151,7 +151,7 @@ impl Human for Report {
                 p.mark(stage.ok),
                 p.bold(&format!("{:<9}", stage.name.name())),
                 format!("{:.1} ms", stage.ms),
-                sanitize(text)
+                sanitize_field(text)
             );
         }
         s

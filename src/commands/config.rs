@@ -3,13 +3,10 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::broker::Context;
+use crate::broker::{Context, DEFAULT_SERVER_DIR};
 use crate::cli::{ColorArg, GlobalArgs};
 use crate::identity::{CertDir, DEFAULT_CERT_DIR};
 use crate::output::{ColorChoice, Output};
-
-/// The managed broker's folder when `--server-dir` / `WOTT_MQTT_SERVER_DIR` is unset.
-pub const DEFAULT_SERVER_DIR: &str = "/opt/wott/mosquitto";
 
 /// What every command needs to know, with defaults and environment applied.
 #[derive(Debug, Clone)]

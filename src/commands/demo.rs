@@ -13,7 +13,7 @@ use crate::tutorial::demo::{self, DemoOptions, DemoReport, Step};
 
 pub fn run(config: &Config, args: DemoArgs) -> Result<Outcome, Error> {
     let options = DemoOptions {
-        image: args.image,
+        image: super::server::image_request(args.image.image, args.image.mosquitto),
         keep: args.keep,
     };
     let (report, error) = crate::runtime::block_on(demo::run(&options, &config.output, async {

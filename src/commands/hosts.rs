@@ -184,7 +184,7 @@ impl Human for EditReport {
             return s;
         }
         let how = match self.write_method {
-            Some(WriteMethod::InPlace) => " (in place: the file is a mount point)",
+            Some(WriteMethod::InPlace) => " (in place: it could not be replaced by rename)",
             _ => "",
         };
         let _ = writeln!(s, "{} {file}{how}", p.bold("Updated"));
@@ -197,7 +197,7 @@ impl Human for EditReport {
 
 /// A diff for the terminal: tabs stay tabs and CRLF endings print as line
 /// ends; every other control character is escaped.
-fn show_diff(diff: &str) -> String {
+pub(super) fn show_diff(diff: &str) -> String {
     let mut out = String::with_capacity(diff.len());
     for line in diff.split_inclusive('\n') {
         let (text, eol) = match line.strip_suffix("\r\n") {

@@ -8,11 +8,13 @@ mod config;
 mod demo;
 mod docs;
 mod hosts;
+mod parse;
 mod server;
 mod setup;
 mod whoami;
 
 pub use config::Config;
+pub use parse::refused;
 
 use crate::cli::Command;
 use crate::error::Error;

@@ -75,9 +75,20 @@ fn server(
         .iter()
         .map(|a| Grant::parse(a))
         .collect::<Result<Vec<_>, _>>()?;
+    let broker = &setup.broker;
+    let requested = crate::broker::record::Requested {
+        name: broker.name.clone(),
+        image: broker.image.clone(),
+        mosquitto: super::server::non_empty(broker.mosquitto.clone()),
+        bind: broker.bind,
+        port: broker.port,
+        ..Default::default()
+    };
+    let recorded = crate::runtime::block_on(crate::broker::record::recall(&config.server_dir))??;
+    let up = super::server::up_options(recorded, requested, args.run);
     let answers = ServerAnswers {
         grants,
-        up: super::server::up_options(args.up),
+        up,
         yes: setup.yes,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
@@ -94,14 +105,21 @@ fn client(
     args: SetupClientArgs,
     mut terminal: Option<Terminal>,
 ) -> Result<Outcome, Error> {
+    if setup.broker.name.is_some() || setup.broker.bind.is_some() {
+        return Err(Error::usage(
+            "--name and --bind set up the broker: they belong to `setup server`",
+            Some("on a client, pass --server, --ip and --port (the broker's port)".to_string()),
+        ));
+    }
     let answers = ClientAnswers {
         server: args.server.as_deref().map(DeviceId::new).transpose()?,
         ip: args.ip.as_deref().map(hosts::parse_server_ip).transpose()?,
-        port: args.port,
+        port: setup.broker.port,
         topic: args.topic.as_deref().map(TopicFilter::new).transpose()?,
         hosts_file: setup.file.path(),
         yes: setup.yes,
         roundtrip: args.roundtrip,
+        dry_run: args.dry_run,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
     let (report, failure) = setup::client::client(&config.context(), answers, prompter)?;
@@ -205,7 +223,21 @@ impl Human for ClientView {
     fn human(&self, p: Paint) -> String {
         let r = &self.0;
         let mut s = String::new();
-        let ok = r.check.failure().is_none();
+        if r.dry_run {
+            s.push_str(&super::hosts::show_diff(
+                r.diff.as_deref().unwrap_or_default(),
+            ));
+            let _ = writeln!(
+                s,
+                "{} nothing was written and nothing contacted; to probe {}:{} now, by its IP:",
+                p.good("Dry run:"),
+                sanitize(&r.server),
+                r.port
+            );
+            let _ = writeln!(s, "  {}", r.probe.as_deref().unwrap_or_default());
+            return s;
+        }
+        let ok = r.check.as_ref().is_some_and(|c| c.failure().is_none());
         let _ = writeln!(
             s,
             "{} client of {}:{} (topic {})",

@@ -10,7 +10,7 @@ use crate::cli::WhoamiArgs;
 use crate::diagnose::Diagnose;
 use crate::error::Error;
 use crate::identity::{self, CertInfo, Inspection, Timestamp, Validity, Warning};
-use crate::output::{Human, Outcome, Paint, human_duration, sanitize};
+use crate::output::{Human, Outcome, Paint, human_duration, sanitize, sanitize_field};
 
 pub fn run(config: &Config, args: &WhoamiArgs) -> Result<Outcome, Error> {
     let out = &config.output;
@@ -42,7 +42,7 @@ struct DeviceIdLine(String);
 
 impl Human for DeviceIdLine {
     fn human(&self, _: Paint) -> String {
-        format!("{}\n", sanitize(&self.0))
+        format!("{}\n", sanitize_field(&self.0))
     }
 }
 
@@ -164,10 +164,15 @@ impl Human for WhoamiReport {
         let info = &self.certificate.info;
         let mut s = String::new();
         let row = |s: &mut String, label: &str, value: &str| {
-            let _ = writeln!(s, "  {:<13}{}", label, sanitize(value));
+            let _ = writeln!(s, "  {:<13}{}", label, sanitize_field(value));
         };
         let heading = |s: &mut String, label: &str, value: &str| {
-            let _ = writeln!(s, "{}{}", p.bold(&format!("{label:<15}")), sanitize(value));
+            let _ = writeln!(
+                s,
+                "{}{}",
+                p.bold(&format!("{label:<15}")),
+                sanitize_field(value)
+            );
         };
         heading(&mut s, "Device ID", &self.device_id);
         heading(&mut s, "Certificate", &self.certificate.path);

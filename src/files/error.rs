@@ -27,8 +27,23 @@ pub enum FileError {
     MissingFolder { path: PathBuf, dir: PathBuf },
     #[error("cannot lock {} for editing: {source}", path.display())]
     Lock { path: PathBuf, source: io::Error },
+    /// Another process held the folder's lock longer than the deadline.
+    #[error("cannot lock {} for editing: something has held the lock on {} for {seconds:.0} s", path.display(), dir.display())]
+    LockTimeout {
+        path: PathBuf,
+        dir: PathBuf,
+        seconds: f64,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    /// Overwriting the file where it is failed half-way (after the space
+    /// was reserved); `restored`: the old content was put back.
+    #[error("cannot write {} in place: {source}", path.display())]
+    InPlace {
+        path: PathBuf,
+        source: io::Error,
+        restored: bool,
+    },
 }
 
 impl FileError {
@@ -48,12 +63,30 @@ impl FileError {
         match self {
             FileError::Read { source, .. }
             | FileError::Lock { source, .. }
-            | FileError::Write { source, .. } => Some(source),
+            | FileError::Write { source, .. }
+            | FileError::InPlace { source, .. } => Some(source),
             FileError::IsDirectory { .. }
             | FileError::DanglingSymlink { .. }
             | FileError::SymlinkLoop { .. }
             | FileError::NotRegular { .. }
-            | FileError::MissingFolder { .. } => None,
+            | FileError::MissingFolder { .. }
+            | FileError::LockTimeout { .. } => None,
+        }
+    }
+
+    /// What became of the file: only an in-place write that failed half-way
+    /// may have touched it.
+    fn aftermath(&self) -> &'static str {
+        match self {
+            FileError::InPlace { restored: true, .. } => {
+                "the write stopped half-way; the file was put back as it was"
+            }
+            FileError::InPlace {
+                restored: false, ..
+            } => {
+                "the write stopped half-way and the file could not be put back: check it, and restore it from a backup if it is damaged"
+            }
+            _ => "the file was not changed",
         }
     }
 
@@ -66,7 +99,9 @@ impl FileError {
             | FileError::NotRegular { path, .. }
             | FileError::MissingFolder { path, .. }
             | FileError::Lock { path, .. }
-            | FileError::Write { path, .. } => path,
+            | FileError::LockTimeout { path, .. }
+            | FileError::Write { path, .. }
+            | FileError::InPlace { path, .. } => path,
         }
     }
 }
@@ -98,6 +133,13 @@ impl Diagnose for FileError {
                         .into(),
                 );
             }
+            FileError::LockTimeout { dir, .. } => {
+                let dir = crate::output::shell_word(&dir.display().to_string()).into_owned();
+                return Some(format!(
+                    "find what holds it with `fuser -v {dir}` (or `lsof {dir}`) and stop it, then run the command again; \
+                     WOTT_MQTT_LOCK_TIMEOUT=SECONDS waits longer (the file was not changed)"
+                ));
+            }
             FileError::MissingFolder { dir, .. } => {
                 return Some(format!(
                     "create it first (sudo mkdir -p {}) or pass a path in an existing folder",
@@ -118,7 +160,8 @@ impl Diagnose for FileError {
             }
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
                 format!(
-                    "the disk holding {path} is full; free some space and run the command again (the file was not changed)"
+                    "the disk holding {path} is full; free some space and run the command again ({})",
+                    self.aftermath()
                 )
             }
             io::ErrorKind::NotFound => format!("check the path {path}"),
@@ -130,6 +173,9 @@ impl Diagnose for FileError {
             io::ErrorKind::InvalidFilename => {
                 "the path or one of its names is longer than the system allows; check the path"
                     .into()
+            }
+            _ if matches!(self, FileError::InPlace { .. }) => {
+                format!("{path}: {}", self.aftermath())
             }
             _ => return None,
         })

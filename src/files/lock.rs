@@ -1,9 +1,11 @@
 //! The edit lock and the atomic write under it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 
@@ -34,16 +36,92 @@ pub struct Locked {
 /// Only a regular file (or a path where one can be created) can be edited:
 /// a device, FIFO or socket is refused before anything opens it.
 pub fn lock(path: &Path) -> Result<Locked, FileError> {
+    lock_within(path, lock_timeout())
+}
+
+/// How long an edit waits for the lock: `WOTT_MQTT_LOCK_TIMEOUT` seconds,
+/// else five minutes. Any user who may open the folder can hold its lock, so
+/// the wait must end.
+fn lock_timeout() -> Duration {
+    std::env::var("WOTT_MQTT_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(Duration::from_secs(300), Duration::from_secs_f64)
+}
+
+/// Who hears that an edit waits for its lock; set once by the binary (a
+/// line on stderr, unless `-q`).
+static WAITING: OnceLock<Notice> = OnceLock::new();
+
+/// A line for the user.
+type Notice = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Makes [`lock`] say `notice` lines while it waits.
+pub fn on_waiting(notice: impl Fn(&str) + Send + Sync + 'static) {
+    let _ = WAITING.set(Box::new(notice));
+}
+
+/// Takes the lock on `dir`, waiting at most `timeout`; says so after a
+/// second. The wait is the kernel's (a blocking `flock` on a second handle
+/// of the same open folder, in a thread), so waiters queue as before; the
+/// deadline only ends the wait.
+fn wait_for_lock_within(
+    dir_file: &File,
+    dir: &Path,
+    path: &Path,
+    timeout: Duration,
+) -> Result<(), FileError> {
+    let lock_error = |source| FileError::Lock {
+        path: path.to_path_buf(),
+        source,
+    };
+    match dir_file.try_lock() {
+        Ok(()) => return Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        Err(std::fs::TryLockError::Error(source)) => return Err(lock_error(source)),
+    }
+    // The same open folder: a lock taken through it is ours.
+    let handle = dir_file.try_clone().map_err(lock_error)?;
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(handle.lock());
+    });
+    let started = Instant::now();
+    let first = Duration::from_secs(1).min(timeout);
+    let result = match waited.recv_timeout(first) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            if let Some(notice) = WAITING.get() {
+                notice(&format!(
+                    "waiting for the edit lock on {} (another process holds it; giving up after {:.0} s)",
+                    dir.display(),
+                    timeout.as_secs_f64()
+                ));
+            }
+            waited.recv_timeout(timeout.saturating_sub(started.elapsed()))
+        }
+        other => other,
+    };
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(lock_error(source)),
+        Err(_) => Err(FileError::LockTimeout {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            seconds: timeout.as_secs_f64(),
+        }),
+    }
+}
+
+/// [`lock`] with its own deadline.
+fn lock_within(path: &Path, timeout: Duration) -> Result<Locked, FileError> {
     let target = resolve(path)?;
     let dir = parent_dir(&target);
     let dir_file = File::open(dir).map_err(|source| FileError::Lock {
         path: path.to_path_buf(),
         source,
     })?;
-    dir_file.lock().map_err(|source| FileError::Lock {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    wait_for_lock_within(&dir_file, dir, path, timeout)?;
     let locked = Locked {
         target,
         shown: path.to_path_buf(),
@@ -132,6 +210,9 @@ impl Locked {
                 }
             }
             file.set_permissions(fs::Permissions::from_mode(mode))?;
+            if owner.is_some() {
+                copy_xattrs(&self.target, &file)?;
+            }
             content.write_to(&mut file)?;
             file.sync_all()?;
             fs::rename(&temp, &self.target)
@@ -145,7 +226,8 @@ impl Locked {
                 let _ = fs::remove_file(&temp);
                 match Errno::from_io_error(&e) {
                     // EBUSY: the file is a mount point (container /etc/hosts).
-                    // EPERM from fchown: we may not give the copy the original owner.
+                    // EPERM from fchown or fsetxattr: we may not give the copy
+                    // the original's owner or attributes; in place keeps them.
                     Some(Errno::BUSY | Errno::PERM) => Err(Fallback::InPlace),
                     _ => Err(Fallback::Fail(self.write_error(e))),
                 }
@@ -153,14 +235,46 @@ impl Locked {
         }
     }
 
+    /// Overwrites the file where it is (its directory entry cannot be
+    /// replaced). The space for the new content is reserved before a byte
+    /// changes, so a full disk stops it with the file as it was; a write
+    /// that fails anyway puts the old content back.
     fn write_in_place(&self, bytes: &[u8]) -> Result<(), FileError> {
-        let result = (|| {
-            let mut file = OpenOptions::new().write(true).open(&self.target)?;
-            file.write_all(bytes)?;
-            file.set_len(bytes.len() as u64)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.target)
+            .map_err(|e| self.write_error(e))?;
+        let mut old = Vec::new();
+        file.read_to_end(&mut old)
+            .map_err(|e| self.write_error(e))?;
+        if bytes.len() > old.len() {
+            match rustix::fs::fallocate(
+                &file,
+                rustix::fs::FallocateFlags::KEEP_SIZE,
+                0,
+                bytes.len() as u64,
+            ) {
+                Ok(()) => {}
+                // A filesystem that cannot reserve: the restore below is all there is.
+                Err(Errno::OPNOTSUPP) => {}
+                Err(e) => return Err(self.write_error(e.into())),
+            }
+        }
+        let overwrite = |file: &mut File, content: &[u8]| -> io::Result<()> {
+            file.seek(SeekFrom::Start(0))?;
+            file.write_all(content)?;
+            file.set_len(content.len() as u64)?;
             file.sync_all()
-        })();
-        result.map_err(|e| self.write_error(e))
+        };
+        match overwrite(&mut file, bytes) {
+            Ok(()) => Ok(()),
+            Err(source) => Err(FileError::InPlace {
+                path: self.shown.clone(),
+                source,
+                restored: overwrite(&mut file, &old).is_ok(),
+            }),
+        }
     }
 
     fn temp_prefix(&self) -> String {
@@ -215,6 +329,35 @@ impl Locked {
             other => other,
         }
     }
+}
+
+/// Gives `to` every extended attribute of the file at `from`: an SELinux
+/// label, a POSIX ACL, `user.*` attributes. A new file replacing the old
+/// one by rename would lose them otherwise.
+fn copy_xattrs(from: &Path, to: &File) -> io::Result<()> {
+    let size = match rustix::fs::listxattr_query(from) {
+        Ok(size) => size,
+        Err(Errno::NOTSUP) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if size == 0 {
+        return Ok(());
+    }
+    let mut names = vec![0u8; size];
+    let len = rustix::fs::listxattr(from, &mut names[..])?;
+    for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
+        let size = rustix::fs::getxattr_query(from, name.as_c_str())?;
+        let mut value = vec![0u8; size];
+        let len = rustix::fs::getxattr(from, name.as_c_str(), &mut value[..])?;
+        rustix::fs::fsetxattr(
+            to,
+            name.as_c_str(),
+            &value[..len],
+            rustix::fs::XattrFlags::empty(),
+        )?;
+    }
+    Ok(())
 }
 
 pub(super) enum Fallback {

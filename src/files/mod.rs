@@ -17,6 +17,7 @@
 //! plus new bytes; the ranges are copied inside the kernel.
 
 mod content;
+pub mod dir;
 mod error;
 mod lock;
 mod update;
@@ -29,10 +30,8 @@ use rustix::io::Errno;
 
 pub use content::{Piece, materialize};
 pub use error::FileError;
-pub use lock::{Locked, WriteMethod, lock};
-pub use update::{
-    Edit, PieceEdit, UpdateOptions, replace_owned, unified_diff, update, update_pieces,
-};
+pub use lock::{Locked, WriteMethod, lock, on_waiting};
+pub use update::{Edit, PieceEdit, UpdateOptions, unified_diff, update, update_pieces};
 
 /// Reads a whole file, or `None` when it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
@@ -366,6 +365,23 @@ mod tests {
         assert!(!edit.changed);
         assert_eq!(edit.method, None);
         assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
+    }
+
+    #[test]
+    fn an_edit_that_leaves_a_missing_file_empty_does_not_create_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        for dry_run in [true, false] {
+            let options = UpdateOptions { dry_run, ..opts() };
+            let edit = update_pieces::<FileError>(&path, options, |old| {
+                assert!(old.is_none());
+                Ok(vec![Piece::New(Vec::new())])
+            })
+            .unwrap();
+            assert!(!edit.changed);
+            assert_eq!(edit.method, None);
+            assert!(!path.exists());
+        }
     }
 
     #[test]

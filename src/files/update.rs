@@ -1,15 +1,12 @@
 //! Read-modify-write of a whole file ([`update`]) or of a file too large to
-//! hold twice ([`update_pieces`]), and the copies handed to another user
-//! ([`replace_owned`]).
+//! hold twice ([`update_pieces`]).
 
-use std::fs::{self, File};
-use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::FileError;
 use super::content::{Content, Piece, materialize};
-use super::lock::{Fallback, WriteMethod, lock};
+use super::lock::{WriteMethod, lock};
 
 /// The result of a read-modify-write.
 #[derive(Debug, Clone)]
@@ -104,10 +101,10 @@ pub fn update_pieces<E: From<FileError>>(
         None => None,
     };
     let pieces = normalize(edit(old.as_ref())?);
+    // An edit that leaves a missing file empty does not create it.
     let changed = match old_len {
-        Some(0) => !pieces.is_empty(),
+        Some(0) | None => !pieces.is_empty(),
         Some(len) => pieces != [Piece::Old(0..len)],
-        None => true,
     };
     let mut result = PieceEdit {
         path: path.to_path_buf(),
@@ -164,33 +161,4 @@ pub fn unified_diff(label: &str, before: &[u8], after: &[u8]) -> String {
         .context_radius(3)
         .header(label, label)
         .to_string()
-}
-
-/// Makes `path` hold exactly `bytes` with exactly this mode and owner,
-/// atomically, under the lock: for copies handed to another user, such as the
-/// broker's staged key (uid 1883, 0600). Unlike [`update`], the old file's
-/// mode and owner are not kept. Returns whether anything changed.
-pub fn replace_owned(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    owner: (u32, u32),
-) -> Result<bool, FileError> {
-    let locked = lock(path)?;
-    let same_content = locked.read()?.as_deref() == Some(bytes);
-    let same_attributes = fs::symlink_metadata(&locked.target).is_ok_and(|m| {
-        m.file_type().is_file()
-            && m.permissions().mode() & 0o7777 == mode
-            && (m.uid(), m.gid()) == owner
-    });
-    if same_content && same_attributes {
-        return Ok(false);
-    }
-    match locked.write_via_rename(&Content::Bytes(bytes), mode, Some(owner)) {
-        Ok(()) => Ok(true),
-        Err(Fallback::Fail(e)) => Err(e),
-        Err(Fallback::InPlace) => {
-            Err(locked.write_error(io::Error::from(io::ErrorKind::PermissionDenied)))
-        }
-    }
 }

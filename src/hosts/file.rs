@@ -35,19 +35,10 @@ pub fn add(path: &Path, name: &DeviceId, ip: IpAddr, dry_run: bool) -> Result<Ch
 }
 
 /// `hosts remove`: deletes the managed lines for `name` (see [`plan_remove`]).
-/// A missing file has nothing to remove and is not created.
+/// A missing file has nothing to remove and is not created; like `add`, the
+/// answer is decided under the lock, so a dangling link or a missing folder
+/// is refused the same way.
 pub fn remove(path: &Path, name: &DeviceId, dry_run: bool) -> Result<Change, HostsError> {
-    if std::fs::metadata(path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
-        return Ok(Change {
-            edit: PieceEdit {
-                path: path.to_path_buf(),
-                changed: false,
-                method: None,
-                diff: dry_run.then(String::new),
-            },
-            plan: Plan::default(),
-        });
-    }
     edit(path, dry_run, name.as_str(), |scan| {
         plan_remove(scan, name.as_str())
     })

@@ -56,6 +56,18 @@ pub enum IdentityError {
         kind: io::ErrorKind,
         reason: String,
     },
+    #[error("{} is {kind}, not a file (the device's {})", path.display(), role.noun())]
+    NotAFile {
+        path: PathBuf,
+        role: Role,
+        kind: &'static str,
+    },
+    #[error("{} is larger than {limit} bytes: not the device's {}", path.display(), role.noun())]
+    TooLarge {
+        path: PathBuf,
+        role: Role,
+        limit: u64,
+    },
     #[error("{} is empty", path.display())]
     Empty { path: PathBuf, role: Role },
     #[error("{} is not PEM: no {} line found", path.display(), role.expected_header())]
@@ -76,6 +88,13 @@ pub enum IdentityError {
     },
     #[error("{} has no subject CN, so it names no device ID (subject: {subject})", path.display())]
     NoCommonName { path: PathBuf, subject: String },
+    #[error("{} names the device \"{common_name}\", which is not a device ID: {reason}", path.display())]
+    InvalidCommonName {
+        path: PathBuf,
+        /// Escaped: control and format characters shown, never sent.
+        common_name: String,
+        reason: String,
+    },
     #[error("{} is encrypted with a passphrase", path.display())]
     KeyEncrypted { path: PathBuf },
     #[error("{} does not belong to {} (the public keys differ)", key.display(), cert.display())]
@@ -129,6 +148,16 @@ impl Diagnose for IdentityError {
             IdentityError::Missing { .. } => "enroll the device with `sudo wott-agent`, \
                  or point --cert-dir / CERT_PATH at the folder that holds the agent's client.crt, client.key and ca.crt"
                 .into(),
+            IdentityError::InvalidCommonName { .. } => {
+                "a WoTT certificate's CN is the device ID, a DNS name such as 4853b630822946019393b16c5b710b9e.d.wott.local; \
+                 this one was not issued by the agent: re-enroll with `sudo wott-agent`, or point --cert-dir / CERT_PATH at the agent's folder"
+                    .into()
+            }
+            IdentityError::NotAFile { .. } | IdentityError::TooLarge { .. } => {
+                "the agent writes its certificates and key as small PEM files; point --cert-dir / CERT_PATH \
+                 at the agent's folder, or re-run `sudo wott-agent` to write them again"
+                    .into()
+            }
             IdentityError::Empty { .. } => {
                 "the agent may have been interrupted while writing it (or the disk was full); re-run `sudo wott-agent`".into()
             }

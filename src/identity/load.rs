@@ -4,7 +4,8 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use rustls::pki_types::{
@@ -13,14 +14,57 @@ use rustls::pki_types::{
 
 use super::error::AGENT_RENEW;
 use super::*;
+use crate::names::{DeviceId, NameError};
+
+/// The most an identity file may hold: the agent's are a few kilobytes.
+pub const MAX_IDENTITY_FILE: u64 = 1 << 20;
+
+/// Reads one of the three files: a regular file (a FIFO would block, a
+/// device such as /dev/zero would never end) of at most
+/// [`MAX_IDENTITY_FILE`] bytes. Opened non-blocking, so that a FIFO is seen
+/// for what it is before anything waits on it.
+fn read_bounded(path: &Path, role: Role) -> io::Result<Result<Vec<u8>, IdentityError>> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else if meta.file_type().is_fifo() {
+            "a FIFO"
+        } else if meta.file_type().is_char_device() || meta.file_type().is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Ok(Err(IdentityError::NotAFile {
+            path: path.to_path_buf(),
+            role,
+            kind,
+        }));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_IDENTITY_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_IDENTITY_FILE {
+        return Ok(Err(IdentityError::TooLarge {
+            path: path.to_path_buf(),
+            role,
+            limit: MAX_IDENTITY_FILE,
+        }));
+    }
+    Ok(Ok(bytes))
+}
 
 pub(super) fn read_role_file(path: &Path, role: Role) -> Result<Vec<u8>, IdentityError> {
-    match fs::read(path) {
-        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Err(IdentityError::Empty {
+    match read_bounded(path, role) {
+        Ok(Err(refused)) => Err(refused),
+        Ok(Ok(bytes)) if bytes.iter().all(u8::is_ascii_whitespace) => Err(IdentityError::Empty {
             path: path.to_path_buf(),
             role,
         }),
-        Ok(bytes) => Ok(bytes),
+        Ok(Ok(bytes)) => Ok(bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(IdentityError::Missing {
             path: path.to_path_buf(),
             role,
@@ -112,10 +156,19 @@ pub fn load_certificate(path: &Path) -> Result<LoadedCert, IdentityError> {
     let mut certs = read_certificates(path, Role::Certificate)?;
     let count = certs.len();
     let (der, info) = certs.swap_remove(0);
-    if info.common_name.is_none() {
+    let Some(cn) = &info.common_name else {
         return Err(IdentityError::NoCommonName {
             path: path.to_path_buf(),
             subject: info.subject,
+        });
+    };
+    // The device ID goes into terminals, hosts entries, ACL lines and
+    // printed commands: once here, it is a DNS name or the identity is refused.
+    if let Err(NameError::DeviceId { reason, .. }) = DeviceId::new(cn) {
+        return Err(IdentityError::InvalidCommonName {
+            path: path.to_path_buf(),
+            common_name: cn.escape_debug().take(120).collect(),
+            reason,
         });
     }
     Ok(LoadedCert {

@@ -30,7 +30,10 @@ use serde::Serialize;
 
 use crate::acl::{self, Access};
 use crate::broker::docker::Engine;
-use crate::broker::{self, BrokerError, ContainerSpec, Context, DownOptions, RunAs, UpOptions};
+use crate::broker::record::Requested;
+use crate::broker::{
+    self, BrokerError, Context, DownOptions, ImageChoice, ImageRequest, RunAs, UpOptions,
+};
 use crate::check::{self, Expect, Host, Plan, Subscription, Target, Until};
 use crate::diagnose::Diagnose;
 use crate::error::Error;
@@ -54,7 +57,8 @@ const PORT_TRIES: usize = 3;
 /// `demo`'s choices.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    pub image: String,
+    /// `--image`, or the image policy (`eclipse-mosquitto:2`, pulled, else built here).
+    pub image: ImageRequest,
     /// Leave the container and the temp folder, and say how to remove them.
     pub keep: bool,
 }
@@ -93,7 +97,8 @@ pub struct DemoReport {
     /// Whether every step passed.
     pub passed: bool,
     pub interrupted: bool,
-    pub image: String,
+    /// The image the broker ran and where it came from; `None` until step 5.
+    pub image: Option<ImageChoice>,
     pub container: String,
     pub container_id: Option<String>,
     /// The 127.0.0.1 port the broker was published on.
@@ -240,7 +245,7 @@ impl<'a> Demo<'a> {
             report: DemoReport {
                 passed: false,
                 interrupted: false,
-                image: options.image.clone(),
+                image: None,
                 container: format!("{CONTAINER_PREFIX}{suffix}"),
                 container_id: None,
                 port: 0,
@@ -405,18 +410,15 @@ impl<'a> Demo<'a> {
         let up = loop {
             tries += 1;
             self.report.port = free_port()?;
-            let options = UpOptions {
-                spec: ContainerSpec {
-                    name: self.report.container.clone(),
-                    image: self.options.image.clone(),
-                    bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    port: self.report.port,
-                    run_as: self.report.run_as,
-                },
-                replace: false,
-                dry_run: false,
-                timeout: READY_TIMEOUT,
-            };
+            let settings = Requested {
+                name: Some(self.report.container.clone()),
+                bind: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                port: Some(self.report.port),
+                ..Requested::default()
+            }
+            .with_image(&self.options.image)
+            .over(None);
+            let options = UpOptions::new(settings, false, false, READY_TIMEOUT);
             self.container_attempted = true;
             match broker::up(&ctx, &options).await {
                 Err(BrokerError::PortBusy { .. }) if tries < PORT_TRIES => {}
@@ -424,6 +426,7 @@ impl<'a> Demo<'a> {
             }
         };
         self.report.container_id = up.container_id.clone();
+        self.report.image = Some(up.image.clone());
         let (uid, _) = self.report.run_as.owner();
         let user = match self.report.run_as {
             RunAs::Image => format!("uid {uid} (the image's mosquitto user)"),
@@ -438,7 +441,7 @@ impl<'a> Demo<'a> {
             "container {} ({}) on 127.0.0.1:{}; Mosquitto runs as {user} and reads its own \
              copy of the server's key in {}{ready}",
             up.container,
-            up.image,
+            up.image.reference,
             up.port,
             up.certificates.dir.display()
         ))
@@ -517,7 +520,7 @@ impl<'a> Demo<'a> {
                 output: self.output,
             };
             let down = DownOptions {
-                name: self.report.container.clone(),
+                name: Some(self.report.container.clone()),
                 purge: false,
                 dry_run: false,
                 graceful: false,
@@ -617,16 +620,7 @@ fn random_suffix() -> String {
 
 /// A path as a shell word: as is when it is plain, else single-quoted.
 fn quote(path: &Path) -> String {
-    let text = path.display().to_string();
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c));
-    if plain {
-        text
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
+    crate::output::shell_word(&path.display().to_string()).into_owned()
 }
 
 #[cfg(test)]

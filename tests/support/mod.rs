@@ -4,12 +4,33 @@
 //! `wott().args([..]).env(..).run()` runs `wott-mqtt` with a clean
 //! environment and returns a [`Run`] whose assertions print the whole
 //! stdout/stderr when they fail.
+//!
+//! # Skipping a test
+//!
+//! A test that needs something this machine may lack skips through one
+//! helper, [`skip_without`] (in `skip.rs`), and nothing else: no bare
+//! `eprintln!("SKIPPED…"); return;`. Under `CI=true` a missing prerequisite
+//! fails the test; elsewhere it prints `SKIPPED: …` past the test runner's
+//! capture and appends a line to the skip log (`target/test-skips.log`,
+//! counted and printed by `.ci/run`). The usual checks are ready-made:
+//!
+//! ```ignore
+//! if !docker::available() { return; }          // a Docker engine
+//! if !mosquitto::Broker::available() { return; } // the mosquitto binary
+//! if !root_available("to run the binary as nobody") { return; }
+//! if skip_without("openssl", openssl_runs) { return; } // anything else
+//! ```
 
 #![allow(dead_code)]
 
+pub mod acl;
+pub mod deliveries;
 pub mod docker;
 pub mod mosquitto;
 pub mod server;
+pub mod skip;
+
+pub use skip::skip_without;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -29,6 +50,8 @@ pub const ENV_VARS: &[&str] = &[
     "MQTT_TOPIC",
     "NO_COLOR",
     "DOCKER_HOST",
+    "WOTT_MQTT_IMAGE",
+    "WOTT_MQTT_MOSQUITTO",
 ];
 
 pub fn bin() -> PathBuf {
@@ -332,20 +355,9 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-/// True under CI=true: a missing prerequisite must fail the run there.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Fails under CI, otherwise says loudly that the test is skipped.
-/// Returns true when the caller should return early.
-pub fn skip_without(prerequisite: &str, available: bool) -> bool {
-    if available {
-        return false;
-    }
-    if in_ci() {
-        panic!("{prerequisite} is required under CI=true but is not available");
-    }
-    eprintln!("SKIPPED: {prerequisite} is not available on this machine");
-    true
+/// Whether the tests run as root; when not, the test is skipped through
+/// [`skip_without`] (a failure under CI), saying `why` it needs root.
+#[track_caller]
+pub fn root_available(why: &str) -> bool {
+    !skip_without(&format!("root ({why})"), is_root())
 }

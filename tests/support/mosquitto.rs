@@ -10,6 +10,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::DeviceIdentity;
@@ -145,7 +146,12 @@ impl Broker {
                     .and_then(|mut f| f.read_to_string(&mut text));
                 return Err(format!("mosquitto exited with {status}:\n{text}"));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            // Ours, not another program's on the same port: our broker says
+            // it runs (after opening its listener) and the port answers.
+            let running = fs::read_to_string(dir.path().join("mosquitto.log")).is_ok_and(|log| {
+                log.contains(&format!("listen socket on port {port}.")) && log.contains(" running")
+            });
+            if running && TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
                 return Ok(Broker { child, port, dir });
             }
             if Instant::now() > deadline {
@@ -159,6 +165,25 @@ impl Broker {
     /// The broker's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// Waits until the broker's log has `needle` (e.g. `Sending SUBACK to
+    /// sub-1`: that client's subscription is in place) and returns the log;
+    /// panics with the log after 10 s.
+    #[track_caller]
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker never logged {needle:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn acl_path(&self) -> PathBuf {
@@ -194,12 +219,51 @@ pub fn libfaketime() -> Option<PathBuf> {
         .find(|path| path.exists())
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, for a server that will
+/// bind it: the OS picks it, and this process never hands out the same port
+/// twice, so parallel tests do not collide. Another program can still take
+/// it in between; [`Broker::start`] then tries another one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+}
+
+/// A loopback port that refuses connections for as long as this lives: a
+/// socket bound to it that never listens (the OS picks the port, and nobody
+/// else can take it meanwhile).
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a TCP socket");
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind a loopback port");
+        let port = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port())
+            .expect("the bound port");
+        ClosedPort {
+            _socket: socket,
+            port,
+        }
+    }
 }
 
 fn render(config: &BrokerConfig, dir: &Path, port: u16) -> String {

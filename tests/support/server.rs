@@ -28,20 +28,35 @@ pub struct Server {
     pub root: tempfile::TempDir,
     pub name: String,
     pub port: u16,
-    pub image: String,
+    image: std::sync::OnceLock<String>,
 }
 
 impl Server {
     /// A server identity like the agent's (root-owned, 0600 key) and a
-    /// server dir that does not exist yet.
+    /// server dir that does not exist yet. Needs no Docker engine: the test
+    /// image is built on first use of [`Server::image`].
     pub fn new(what: &str) -> Server {
         Server {
             certs: CertFixture::new(),
             root: tempfile::tempdir().expect("tempdir"),
             name: unique_name(what),
             port: free_port(),
-            image: docker::test_image(),
+            image: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The local test image, built (once per machine) on first use when an
+    /// engine answers; without one, only its name, so that tests that end
+    /// before a container is made (no engine, a refused identity) run
+    /// without Docker.
+    pub fn image(&self) -> &str {
+        self.image.get_or_init(|| {
+            if docker::engine_answers() {
+                docker::test_image()
+            } else {
+                docker::test_image_tag()
+            }
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -68,7 +83,7 @@ impl Server {
     /// `server up` on 127.0.0.1 and the free port, with the test image.
     pub fn up(&self) -> Wott {
         self.cmd("up")
-            .args(["--image", &self.image, "--bind", "127.0.0.1", "--port"])
+            .args(["--image", self.image(), "--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
     }
 

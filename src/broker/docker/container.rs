@@ -86,15 +86,32 @@ pub struct Container {
     pub started_at: Option<Timestamp>,
     pub restart_count: i64,
     pub ports: Vec<Published>,
+    /// The memory limit in bytes; 0 for none.
+    pub memory: i64,
+    /// The process limit; 0 or less for none.
+    pub pids_limit: i64,
+    /// Whether it runs with no capabilities, no new privileges and a
+    /// read-only root filesystem (what `server up` creates).
+    pub hardened: bool,
 }
 
 impl Container {
     pub(super) fn from_inspect(c: ContainerInspectResponse) -> Container {
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
-        let ports = c
-            .host_config
-            .and_then(|h| h.port_bindings)
+        let host = c.host_config.unwrap_or_default();
+        let hardened = host.readonly_rootfs == Some(true)
+            && host
+                .cap_drop
+                .as_ref()
+                .is_some_and(|caps| caps.iter().any(|c| c.eq_ignore_ascii_case("ALL")))
+            && host
+                .security_opt
+                .as_ref()
+                .is_some_and(|opts| opts.iter().any(|o| o.starts_with("no-new-privileges")));
+        let (memory, pids_limit) = (host.memory.unwrap_or(0), host.pids_limit.unwrap_or(0));
+        let ports = host
+            .port_bindings
             .unwrap_or_default()
             .into_iter()
             .flat_map(|(container_port, bindings)| {
@@ -131,6 +148,9 @@ impl Container {
             started_at: state.started_at.as_deref().and_then(parse_time),
             restart_count: c.restart_count.unwrap_or(0),
             ports,
+            memory,
+            pids_limit,
+            hardened,
         }
     }
 

@@ -27,6 +27,7 @@ use bollard::query_parameters::{
 use futures_util::{Stream, StreamExt};
 
 pub(crate) mod container;
+mod load;
 mod pull;
 
 pub use container::Container;
@@ -63,8 +64,9 @@ pub struct CreateRequest<'a> {
     pub port: u16,
     pub container_port: u16,
     pub mounts: Vec<BindMount>,
-    /// The container's `User` (`uid:gid`); `None` keeps the image's.
-    pub user: Option<String>,
+    /// The container's `User` (`uid:gid`).
+    pub user: String,
+    pub limits: super::Limits,
     pub labels: HashMap<String, String>,
 }
 
@@ -175,7 +177,7 @@ impl Engine {
         let port_key = format!("{}/tcp", request.container_port);
         let body = ContainerCreateBody {
             image: Some(request.image.to_string()),
-            user: request.user.clone(),
+            user: Some(request.user.clone()),
             labels: Some(request.labels.clone()),
             exposed_ports: Some(vec![port_key.clone()]),
             host_config: Some(HostConfig {
@@ -203,6 +205,14 @@ impl Engine {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
+                // Mosquitto runs as its own user from the start, so it needs
+                // no capability and may gain none; it writes only to the
+                // data and log mounts.
+                cap_drop: Some(vec!["ALL".to_string()]),
+                security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+                readonly_rootfs: Some(true),
+                memory: Some(request.limits.memory),
+                pids_limit: Some(request.limits.pids),
                 ..Default::default()
             }),
             ..Default::default()
@@ -245,9 +255,14 @@ impl Engine {
         }
     }
 
-    /// Removes a container, killing it if it still runs.
+    /// Removes a container, killing it if it still runs, with the anonymous
+    /// volumes the image's `VOLUME`s gave it (`/mosquitto/log` when nothing
+    /// is mounted there); bind mounts and named volumes stay.
     pub async fn remove(&self, id: &str) -> Result<(), BrokerError> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if status(&e) == Some(404) => Ok(()),
@@ -330,6 +345,39 @@ impl Engine {
             .collect())
     }
 
+    /// The last `tail` lines of the container's log, each with the Unix
+    /// time (nanoseconds) the engine received it.
+    pub async fn timed_log_lines(
+        &self,
+        id: &str,
+        tail: u64,
+    ) -> Result<Vec<(Option<i128>, String)>, BrokerError> {
+        let tail = tail.to_string();
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .tail(&tail)
+            .build();
+        let mut bytes = Vec::new();
+        let mut stream = std::pin::pin!(self.docker.logs(id, Some(options)));
+        while let Some(item) = stream.next().await {
+            match item.map_err(|e| self.fail("read the container's log", e))? {
+                LogOutput::StdOut { message }
+                | LogOutput::StdErr { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message } => bytes.extend_from_slice(&message),
+            }
+        }
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|line| match line.split_once(' ') {
+                Some((at, rest)) => (unix_nanos(at), rest.to_string()),
+                None => (unix_nanos(line), String::new()),
+            })
+            .collect())
+    }
+
     /// The (ID, name) of running containers carrying every `key=value` label.
     pub async fn running_with_labels(
         &self,
@@ -345,6 +393,21 @@ impl Engine {
         .await
     }
 
+    /// The (ID, name) of containers in any state carrying every `key=value` label.
+    pub async fn with_labels(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<(String, String)>, BrokerError> {
+        self.list_all(
+            HashMap::from([(
+                "label",
+                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            )]),
+            true,
+        )
+        .await
+    }
+
     /// The names of running containers that publish host port `port`.
     pub async fn publishers_of(&self, port: u16) -> Result<Vec<String>, BrokerError> {
         let list = self
@@ -353,12 +416,22 @@ impl Engine {
         Ok(list.into_iter().map(|(_, name)| name).collect())
     }
 
-    /// The (ID, name) of the containers `filters` select.
+    /// The (ID, name) of the running containers `filters` select.
     async fn list(
         &self,
         filters: HashMap<&str, Vec<String>>,
     ) -> Result<Vec<(String, String)>, BrokerError> {
+        self.list_all(filters, false).await
+    }
+
+    /// The (ID, name) of the containers `filters` select, stopped ones too with `all`.
+    async fn list_all(
+        &self,
+        filters: HashMap<&str, Vec<String>>,
+        all: bool,
+    ) -> Result<Vec<(String, String)>, BrokerError> {
         let options = ListContainersOptionsBuilder::default()
+            .all(all)
             .filters(&filters)
             .build();
         let list = self
@@ -374,6 +447,13 @@ impl Engine {
             })
             .collect())
     }
+}
+
+/// An RFC 3339 time as the engine writes it (`2026-12-03T11:10:21.123456789Z`).
+fn unix_nanos(text: &str) -> Option<i128> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp_nanos)
 }
 
 /// Why a start failed.

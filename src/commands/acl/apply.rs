@@ -80,7 +80,8 @@ struct ApplyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     diff: Option<String>,
     /// The managed broker containers that reloaded the file.
-    reloaded: Vec<String>,
+    #[serde(flatten)]
+    reloaded: Reloads,
 }
 
 impl Human for ApplyReport {
@@ -121,7 +122,7 @@ impl Human for ApplyReport {
                 self.input
             );
         }
-        reloaded_lines(&mut s, p, &self.reloaded);
+        self.reloaded.lines(&mut s, p);
         if self.dry_run && self.changed {
             let _ = writeln!(s, "{}", p.dim("dry run: nothing was written"));
         }
@@ -208,13 +209,13 @@ pub(super) fn apply(config: &Config, file: &Path, args: &AclApplyArgs) -> Result
     warn_if_refused(config, file, result.refused.as_ref());
     let overlapping_denies = denies(config, file, &result);
     // One reload, whatever the number of devices.
-    let reloaded = if edit.changed && !args.dry_run {
+    let (reloaded, withheld) = if edit.changed && !args.dry_run {
         applied(config, file, !args.no_reload)
     } else {
-        Vec::new()
+        (Reloads::default(), None)
     };
     let (devices, grants) = tally(result);
-    Ok(Outcome::report(ApplyReport {
+    let outcome = Outcome::report(ApplyReport {
         file: file.display().to_string(),
         input,
         format: desired.format,
@@ -227,7 +228,11 @@ pub(super) fn apply(config: &Config, file: &Path, args: &AclApplyArgs) -> Result
         overlapping_denies,
         diff: args.dry_run.then(|| edit.diff.unwrap_or_default()),
         reloaded,
-    }))
+    });
+    Ok(match withheld {
+        Some(error) => outcome.with_error(error),
+        None => outcome,
+    })
 }
 
 fn denies(config: &Config, file: &Path, applied: &Applied) -> Vec<DenyRef> {

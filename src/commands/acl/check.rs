@@ -29,10 +29,22 @@ pub(super) struct AccessCheck {
     /// `dangerous-client-id`, `no-rules` or `no-match`.
     reason: &'static str,
     /// The line that decided, when a line did.
-    decided_by: Option<LineRef>,
+    decided_by: Option<DecidingLine>,
     /// `anonymous`, `user` or `pattern`, when a line decided.
     section: Option<Section>,
     explanation: String,
+}
+
+/// The line that decided an access, and the filter it matched with.
+#[derive(Debug, Serialize)]
+pub(super) struct DecidingLine {
+    #[serde(flatten)]
+    line: LineRef,
+    /// The filter as Mosquitto matched it: for a `pattern` line, with `%u`
+    /// and `%c` substituted.
+    filter: String,
+    /// Whether `filter` differs from the line's own (a substitution happened).
+    substituted: bool,
 }
 
 impl Human for CheckReport {
@@ -51,13 +63,16 @@ impl Human for CheckReport {
                 c.access.word(),
                 sanitize(&c.explanation)
             );
-            if let Some(line) = &c.decided_by {
+            if let Some(decided) = &c.decided_by {
                 let _ = write!(
                     s,
                     "\n    {}  {}",
-                    line.location,
-                    sanitize(&excerpt(&line.text, 200))
+                    decided.line.location,
+                    sanitize(&excerpt(&decided.line.text, 200))
                 );
+                if decided.substituted {
+                    let _ = write!(s, "  → {}", sanitize(&excerpt(&decided.filter, 200)));
+                }
             }
             s.push('\n');
         }
@@ -146,14 +161,18 @@ pub(super) fn check(config: &Config, file: &Path, args: &AclCheckArgs) -> Result
     }
     // Streamed: a 20,000-device file is never held in memory for a check.
     let username = device.as_str().as_bytes();
-    let scanned = Rules::scan(open(file)?, Some(username)).map_err(|source| FileError::Read {
-        path: file.to_path_buf(),
-        source,
+    let scanned = Rules::scan(open(file)?, Some(username)).map_err(|source| {
+        AclError::Unreadable(FileError::Read {
+            path: file.to_path_buf(),
+            source,
+        })
     })?;
+    // A NUL byte is no refusal, but past it Mosquitto reads nothing: no answer either.
     let rules = scanned.map_err(|refused| AclError::Refused {
         path: file.to_path_buf(),
         line: refused.line + 1,
         message: refused.message,
+        ignores_rest: refused.code == acl::NUL_BYTE,
     })?;
     let client = Client {
         username: Some(username),
@@ -164,7 +183,7 @@ pub(super) fn check(config: &Config, file: &Path, args: &AclCheckArgs) -> Result
     let mut unknown = Vec::new();
     for &need in check_accesses(args.access) {
         let verdict = rules.check(client, topic.as_str().as_bytes(), need);
-        checks.push(access_check(file, &rules, &verdict, need, &device, &topic));
+        checks.push(access_check(file, &rules, client, &verdict, need, &topic));
         for line in verdict.unknown_client_id {
             if !unknown.contains(&line) {
                 unknown.push(line);
@@ -203,29 +222,44 @@ pub(super) fn check(config: &Config, file: &Path, args: &AclCheckArgs) -> Result
 fn access_check(
     file: &Path,
     rules: &Rules,
+    client: Client,
     verdict: &eval::Verdict,
     need: Need,
-    device: &DeviceId,
     topic: &TopicName,
 ) -> AccessCheck {
     let (decided_by, section) = match verdict.reason {
         Reason::Rule { line, section } => (
-            rules.rule(line).map(|rule| LineRef {
-                line: line + 1,
-                location: location(file, line + 1),
-                text: text(&rule.text),
+            rules.rule(line).map(|rule| {
+                let filter = match section {
+                    Section::Pattern => eval::substitute(
+                        &rule.filter,
+                        client.client_id.unwrap_or_default(),
+                        client.username,
+                    ),
+                    Section::User | Section::Anonymous => rule.filter.clone(),
+                };
+                DecidingLine {
+                    line: LineRef {
+                        line: line + 1,
+                        location: location(file, line + 1),
+                        text: text(&rule.text),
+                    },
+                    substituted: filter != rule.filter,
+                    filter: text(&filter),
+                }
             }),
             Some(section),
         ),
         _ => (None, None),
     };
+    let device = String::from_utf8_lossy(client.username.unwrap_or_default());
     AccessCheck {
         access: need,
         allowed: verdict.allowed,
         reason: reason_code(verdict.reason),
         decided_by,
         section,
-        explanation: explain(verdict, need, device.as_str(), topic.as_str()),
+        explanation: explain(verdict, need, &device, topic.as_str()),
     }
 }
 

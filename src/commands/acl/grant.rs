@@ -28,7 +28,8 @@ pub(super) struct AllowReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     diff: Option<String>,
     /// The managed broker containers that reloaded the file.
-    reloaded: Vec<String>,
+    #[serde(flatten)]
+    reloaded: Reloads,
 }
 
 impl Human for AllowReport {
@@ -65,7 +66,7 @@ impl Human for AllowReport {
                 location(Path::new(&self.file), *line)
             );
         }
-        reloaded_lines(&mut s, p, &self.reloaded);
+        self.reloaded.lines(&mut s, p);
         if self.dry_run && self.changed {
             let _ = writeln!(s, "{}", p.dim("dry run: nothing was written"));
         }
@@ -102,12 +103,12 @@ pub(super) fn allow(config: &Config, file: &Path, args: &AclAllowArgs) -> Result
             deny.location, deny.text
         )));
     }
-    let reloaded = if edit.changed && !args.dry_run {
+    let (reloaded, withheld) = if edit.changed && !args.dry_run {
         applied(config, file, !args.no_reload)
     } else {
-        Vec::new()
+        (Reloads::default(), None)
     };
-    Ok(Outcome::report(AllowReport {
+    let outcome = Outcome::report(AllowReport {
         file: file.display().to_string(),
         device_id: device.to_string(),
         topic: filter.to_string(),
@@ -121,7 +122,11 @@ pub(super) fn allow(config: &Config, file: &Path, args: &AclAllowArgs) -> Result
         dry_run: args.dry_run,
         diff: args.dry_run.then(|| edit.diff.unwrap_or_default()),
         reloaded,
-    }))
+    });
+    Ok(match withheld {
+        Some(error) => outcome.with_error(error),
+        None => outcome,
+    })
 }
 
 // ---------------------------------------------------------------- revoke
@@ -143,7 +148,8 @@ pub(super) struct RevokeReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     diff: Option<String>,
     /// The managed broker containers that reloaded the file.
-    reloaded: Vec<String>,
+    #[serde(flatten)]
+    reloaded: Reloads,
 }
 
 impl Human for RevokeReport {
@@ -195,7 +201,7 @@ impl Human for RevokeReport {
                 sanitize(&excerpt(&line.text, 200))
             );
         }
-        reloaded_lines(&mut s, p, &self.reloaded);
+        self.reloaded.lines(&mut s, p);
         if self.dry_run && self.changed {
             let _ = writeln!(s, "{}", p.dim("dry run: nothing was written"));
         }
@@ -218,12 +224,12 @@ pub(super) fn revoke(config: &Config, file: &Path, args: &AclRevokeArgs) -> Resu
     let removed = refs(revoked.removed);
     let removed_users = refs(revoked.removed_users);
     let kept_denies = refs(revoked.kept_denies);
-    let reloaded = if edit.changed && !args.dry_run {
+    let (reloaded, withheld) = if edit.changed && !args.dry_run {
         applied(config, file, !args.no_reload)
     } else {
-        Vec::new()
+        (Reloads::default(), None)
     };
-    Ok(Outcome::report(RevokeReport {
+    let outcome = Outcome::report(RevokeReport {
         file: file.display().to_string(),
         device_id: device.to_string(),
         topic: filter.map(|f| f.to_string()),
@@ -234,7 +240,11 @@ pub(super) fn revoke(config: &Config, file: &Path, args: &AclRevokeArgs) -> Resu
         dry_run: args.dry_run,
         diff: args.dry_run.then(|| edit.diff.unwrap_or_default()),
         reloaded,
-    }))
+    });
+    Ok(match withheld {
+        Some(error) => outcome.with_error(error),
+        None => outcome,
+    })
 }
 
 // ---------------------------------------------------------------- validate

@@ -9,7 +9,7 @@ mod rules;
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ use crate::acl::lint::{self, Finding, Severity};
 use crate::acl::{
     self, Access, AclError, Client, Document, Kind, Need, Reason, Rules, Section, eval,
 };
-use crate::broker;
+use crate::broker::{self, BrokerError};
 use crate::cli::{
     AccessArg, AclAllowArgs, AclArgs, AclCheckArgs, AclCommand, AclListArgs, AclRevokeArgs,
 };
@@ -32,10 +32,11 @@ use crate::names::{DeviceId, TopicFilter, TopicName};
 use crate::output::{Human, Outcome, Paint, excerpt, sanitize};
 
 pub fn run(config: &Config, args: AclArgs) -> Result<Outcome, Error> {
+    // Empty (e.g. `WOTT_MQTT_ACL_FILE=`) counts as unset, like every path option.
     let file = args
         .file
-        .filter(|f| !f.as_os_str().is_empty())
-        .unwrap_or_else(|| config.server_dir.join(acl::FILE_NAME));
+        .filter(|f| !f.is_empty())
+        .map_or_else(|| config.server_dir.join(acl::FILE_NAME), PathBuf::from);
     match args.command {
         AclCommand::List(a) => rules::list(config, &file, &a),
         AclCommand::Allow(a) => grant::allow(config, &file, &a),
@@ -55,24 +56,22 @@ fn device(config: &Config, value: &str) -> Result<DeviceId, Error> {
     Ok(DeviceId::new(value)?)
 }
 
-fn read(file: &Path) -> Result<Vec<u8>, Error> {
-    files::read_optional(file)?.ok_or_else(|| {
-        AclError::NotFound {
+/// The ACL file's bytes, for the commands that only read it.
+fn read(file: &Path) -> Result<Vec<u8>, AclError> {
+    files::read_optional(file)
+        .map_err(AclError::Unreadable)?
+        .ok_or_else(|| AclError::NotFound {
             path: file.to_path_buf(),
-        }
-        .into()
-    })
+        })
 }
 
 /// The ACL file, for reading as a stream.
-fn open(file: &Path) -> Result<File, Error> {
-    match files::open_optional(file)? {
-        Some(handle) => Ok(handle),
-        None => Err(AclError::NotFound {
+fn open(file: &Path) -> Result<File, AclError> {
+    files::open_optional(file)
+        .map_err(AclError::Unreadable)?
+        .ok_or_else(|| AclError::NotFound {
             path: file.to_path_buf(),
-        }
-        .into()),
-    }
+        })
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -105,20 +104,25 @@ impl LineRef {
 /// Called once after `allow`, `revoke` or `apply` has changed the file. Mosquitto
 /// reads its ACL only at start and on SIGHUP, so a running broker that
 /// `wott-mqtt server` manages from this file's folder is reloaded here
-/// (unless `--no-reload`); returns the containers reloaded. Otherwise the
-/// user is told how to apply the change.
-fn applied(config: &Config, file: &Path, reload: bool) -> Vec<String> {
+/// (unless `--no-reload`). Returns what was reloaded, and the error to end
+/// with when the reload was withheld (the file has a line Mosquitto refuses,
+/// which on a reload would open the broker) or the broker ended up open.
+/// Otherwise the user is told how to apply the change.
+fn applied(config: &Config, file: &Path, reload: bool) -> (Reloads, Option<BrokerError>) {
     if reload {
         match broker::reload_after_acl_edit(file) {
-            Ok(reloaded) if !reloaded.is_empty() => return reloaded,
+            Ok(reloaded) if !reloaded.is_empty() => return (Reloads::of(reloaded), None),
             Ok(_) => {}
+            Err(e @ (BrokerError::ReloadWithheld { .. } | BrokerError::RunningOpen { .. })) => {
+                return (Reloads::default(), Some(e));
+            }
             Err(e) => {
                 config.output.warn(&sanitize(&format!(
                     "{} changed, but the broker could not be reloaded: {e}; \
                      apply it with `sudo wott-mqtt server reload`",
                     file.display()
                 )));
-                return Vec::new();
+                return (Reloads::default(), None);
             }
         }
     }
@@ -128,28 +132,64 @@ fn applied(config: &Config, file: &Path, reload: bool) -> Vec<String> {
          `systemctl reload mosquitto`, or `docker kill --signal HUP <container>`)",
         file.display()
     ));
-    Vec::new()
+    (Reloads::default(), None)
 }
 
-/// `reloaded: the broker in NAME (SIGHUP)` lines.
-fn reloaded_lines(s: &mut String, p: Paint, reloaded: &[String]) {
-    for name in reloaded {
-        let _ = writeln!(
-            s,
-            "{} the broker in {} (SIGHUP): the change is in force",
-            p.good("reloaded:"),
-            sanitize(name)
-        );
+/// The brokers an edit reloaded.
+#[derive(Debug, Default, Serialize)]
+struct Reloads {
+    /// Every broker sent SIGHUP.
+    reloaded: Vec<String>,
+    /// Those whose log did not show the reload within a few seconds.
+    not_confirmed: Vec<String>,
+}
+
+impl Reloads {
+    fn of(applied: Vec<broker::Applied>) -> Self {
+        Reloads {
+            not_confirmed: applied
+                .iter()
+                .filter(|a| !a.in_force)
+                .map(|a| a.container.clone())
+                .collect(),
+            reloaded: applied.into_iter().map(|a| a.container).collect(),
+        }
+    }
+
+    /// `reloaded: the broker in NAME (SIGHUP)` lines.
+    fn lines(&self, s: &mut String, p: Paint) {
+        for name in &self.reloaded {
+            if self.not_confirmed.contains(name) {
+                let _ = writeln!(
+                    s,
+                    "{} the broker in {} (SIGHUP), but its log did not show the reload within 3 s: \
+                     whether the change is in force is not known",
+                    p.warn("signalled:"),
+                    sanitize(name)
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "{} the broker in {} (SIGHUP): the change is in force",
+                    p.good("reloaded:"),
+                    sanitize(name)
+                );
+            }
+        }
     }
 }
 
 /// Says so when the file has lines Mosquitto refuses: the edit keeps them.
 fn warn_if_refused(config: &Config, file: &Path, refused: Option<&Refused>) {
     if let Some(refused) = refused {
+        let refusal = AclError::Refused {
+            path: file.to_path_buf(),
+            line: refused.line + 1,
+            message: refused.message.clone(),
+            ignores_rest: refused.code == acl::NUL_BYTE,
+        };
         config.output.warn(&sanitize(&format!(
-            "Mosquitto would refuse {}: {}; run `wott-mqtt acl validate` for details",
-            location(file, refused.line + 1),
-            refused.message
+            "{refusal}; run `wott-mqtt acl validate` for details"
         )));
     }
 }

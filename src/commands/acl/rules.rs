@@ -11,8 +11,11 @@ use super::*;
 #[derive(Debug, Serialize)]
 pub(super) struct ValidateReport {
     file: String,
-    /// Whether Mosquitto accepts the file.
+    /// Whether Mosquitto reads the whole file as written.
     valid: bool,
+    /// The line of a NUL byte, when Mosquitto meets that error first: it
+    /// starts with the file but ignores that line and every line after it.
+    ignored_from: Option<usize>,
     errors: usize,
     warnings: usize,
     findings: Vec<Finding>,
@@ -36,10 +39,14 @@ impl Human for ValidateReport {
             );
             let _ = writeln!(s, "    | {}", sanitize(&excerpt(&f.text, 200)));
         }
-        let summary = if self.valid {
-            format!("{} Mosquitto accepts {}", p.mark(true), self.file)
-        } else {
-            format!("{} Mosquitto refuses {}", p.mark(false), self.file)
+        let summary = match (self.valid, self.ignored_from) {
+            (true, _) => format!("{} Mosquitto accepts {}", p.mark(true), self.file),
+            (false, Some(line)) => format!(
+                "{} Mosquitto starts with {} but ignores line {line} and every line after it",
+                p.mark(false),
+                self.file
+            ),
+            (false, None) => format!("{} Mosquitto refuses {}", p.mark(false), self.file),
         };
         let _ = writeln!(
             s,
@@ -58,9 +65,16 @@ pub(super) fn validate(file: &Path) -> Result<Outcome, Error> {
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
+    // Mosquitto stops at the first error it meets: a refusal, or a NUL byte.
+    let ignored_from = findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+        .filter(|f| f.code == acl::NUL_BYTE)
+        .map(|f| f.line);
     let report = ValidateReport {
         file: file.display().to_string(),
         valid: errors == 0,
+        ignored_from,
         errors,
         warnings: findings.len() - errors,
         findings,
@@ -69,6 +83,7 @@ pub(super) fn validate(file: &Path) -> Result<Outcome, Error> {
         Outcome::report(report).with_error(AclError::Invalid {
             path: file.to_path_buf(),
             errors,
+            ignored_from,
         })
     } else {
         Outcome::report(report)

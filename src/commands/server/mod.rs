@@ -4,15 +4,19 @@
 //! that build an async runtime (current-thread) and a Docker client.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 mod views;
 
-use views::{DownView, LogLines, ReloadView, StatusView, UpView};
+use views::{DownView, ImageView, LogLines, ReloadView, StatusView, UpView};
 
 use super::Config;
-use crate::broker::{self, ContainerSpec, Context, DownOptions, ReloadOptions, UpOptions};
-use crate::cli::{ServerCommand, ServerLogsArgs, ServerUpArgs};
+use crate::broker::record::{self, Requested, Settings};
+use crate::broker::{
+    self, Context, DownOptions, ImageOptions, ImageRequest, ReloadOptions, UpOptions,
+};
+use crate::cli::{ServerCommand, ServerLogsArgs, UpRunArgs};
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::output::{Outcome, sanitize};
@@ -23,26 +27,55 @@ pub fn run(config: &Config, command: ServerCommand) -> Result<Outcome, Error> {
         .unwrap_or(Err(Error::Interrupted))
 }
 
-/// `server up`'s flags as options; `setup server` takes the same flags.
-pub(crate) fn up_options(args: ServerUpArgs) -> UpOptions {
-    UpOptions {
-        spec: ContainerSpec {
-            name: args.container.name,
-            image: args.image,
-            bind: args.bind,
-            port: args.port,
-            run_as: broker::RunAs::for_invoker(),
+/// `--image` (or `WOTT_MQTT_IMAGE`) and `--mosquitto` as a request; empty
+/// values count as unset.
+pub(crate) fn image_request(image: Option<String>, mosquitto: Option<PathBuf>) -> ImageRequest {
+    match image.filter(|i| !i.is_empty()) {
+        Some(image) => ImageRequest::Given(image),
+        None => ImageRequest::Default {
+            mosquitto: non_empty(mosquitto),
         },
-        replace: args.replace,
-        dry_run: args.dry_run,
-        timeout: Duration::from_secs(args.timeout),
     }
+}
+
+/// A path flag, where an empty value counts as unset.
+pub(crate) fn non_empty(path: Option<PathBuf>) -> Option<PathBuf> {
+    path.filter(|p| !p.as_os_str().is_empty())
+}
+
+/// `server up`'s flags over the server dir's settings
+/// ([`record::recall`]); `setup server` takes the same flags.
+pub(crate) fn up_options(
+    recorded: Option<Settings>,
+    requested: Requested,
+    run: UpRunArgs,
+) -> UpOptions {
+    let requested = Requested {
+        memory: run.memory,
+        pids_limit: run.pids_limit,
+        ..requested
+    };
+    UpOptions::new(
+        requested.over(recorded.as_ref()),
+        run.replace,
+        run.dry_run,
+        Duration::from_secs(run.timeout),
+    )
 }
 
 async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, Error> {
     match command {
         ServerCommand::Up(args) => {
-            let options = up_options(args);
+            let requested = Requested {
+                name: args.container.name,
+                image: args.image.image,
+                mosquitto: non_empty(args.image.mosquitto),
+                bind: args.bind,
+                port: args.port,
+                ..Requested::default()
+            };
+            let recorded = record::recall(ctx.server_dir).await?;
+            let options = up_options(recorded, requested, args.run);
             Ok(Outcome::report(UpView(broker::up(ctx, &options).await?)))
         }
         ServerCommand::Down(args) => {
@@ -67,18 +100,40 @@ async fn dispatch(ctx: &Context<'_>, command: ServerCommand) -> Result<Outcome, 
             )))
         }
         ServerCommand::Status(args) => {
-            let report =
-                broker::status(ctx, &args.container.name, Duration::from_secs(args.timeout))
-                    .await?;
-            // Like `systemctl status`: scripts can test whether the broker serves.
-            let code = if report.running && report.served.is_some() {
-                ExitCode::Success
-            } else {
+            let report = broker::status(
+                ctx,
+                args.container.name.as_deref(),
+                Duration::from_secs(args.timeout),
+            )
+            .await?;
+            // Like `systemctl status`: scripts can test whether the broker
+            // serves, and whether it serves the files on disk.
+            let code = if !report.running || report.served.is_none() {
                 ExitCode::Failure
+            } else if !report.drift.is_empty() {
+                ExitCode::Drift
+            } else {
+                ExitCode::Success
             };
-            Ok(Outcome::report(StatusView(report)).with_code(code))
+            let open = report.open_error();
+            let outcome = Outcome::report(StatusView(report)).with_code(code);
+            Ok(match open {
+                // Loudly: every device may read and write every topic.
+                Some(error) => outcome.with_error(error),
+                None => outcome,
+            })
         }
         ServerCommand::Logs(args) => logs(ctx, &args).await,
+        ServerCommand::Image(args) => {
+            let options = ImageOptions {
+                tag: args.tag,
+                mosquitto: args.mosquitto.filter(|m| !m.as_os_str().is_empty()),
+                dry_run: args.dry_run,
+            };
+            Ok(Outcome::report(ImageView(
+                broker::local_image(ctx.output, &options).await?,
+            )))
+        }
     }
 }
 
@@ -96,10 +151,16 @@ async fn logs(ctx: &Context<'_>, args: &ServerLogsArgs) -> Result<Outcome, Error
     }
     if ctx.output.is_json() {
         let mut bytes = Vec::new();
-        broker::logs(&args.container.name, args.tail, false, &mut |chunk| {
-            bytes.extend_from_slice(chunk);
-            Ok(())
-        })
+        broker::logs(
+            ctx,
+            args.container.name.as_deref(),
+            args.tail,
+            false,
+            &mut |chunk| {
+                bytes.extend_from_slice(chunk);
+                Ok(())
+            },
+        )
         .await?;
         let lines = String::from_utf8_lossy(&bytes)
             .lines()
@@ -109,17 +170,23 @@ async fn logs(ctx: &Context<'_>, args: &ServerLogsArgs) -> Result<Outcome, Error
     }
     let mut stdout = std::io::stdout().lock();
     let mut pending = Vec::new();
-    broker::logs(&args.container.name, args.tail, args.follow, &mut |chunk| {
-        pending.extend_from_slice(chunk);
-        // Whole lines only, so that sanitizing never splits a character.
-        if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
-            let text = String::from_utf8_lossy(&pending[..=end]).into_owned();
-            pending.drain(..=end);
-            stdout.write_all(sanitize(&text).as_bytes())?;
-            stdout.flush()?;
-        }
-        Ok(())
-    })
+    broker::logs(
+        ctx,
+        args.container.name.as_deref(),
+        args.tail,
+        args.follow,
+        &mut |chunk| {
+            pending.extend_from_slice(chunk);
+            // Whole lines only, so that sanitizing never splits a character.
+            if let Some(end) = pending.iter().rposition(|&b| b == b'\n') {
+                let text = String::from_utf8_lossy(&pending[..=end]).into_owned();
+                pending.drain(..=end);
+                stdout.write_all(sanitize(&text).as_bytes())?;
+                stdout.flush()?;
+            }
+            Ok(())
+        },
+    )
     .await?;
     if !pending.is_empty() {
         let text = String::from_utf8_lossy(&pending).into_owned();

@@ -4,8 +4,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::broker::{self, Action, DownReport, FileChange, ReloadReport, StatusReport, UpReport};
-use crate::output::{Human, Paint, human_duration, sanitize};
+use crate::broker::{
+    self, Action, DownReport, FileChange, ImageReport, ReloadReport, StatusReport, UpReport,
+};
+use crate::output::{Human, Paint, human_duration, sanitize, sanitize_field};
 
 /// `server logs --json`; printed as it arrives otherwise.
 #[derive(Debug, Serialize)]
@@ -23,7 +25,7 @@ impl Human for LogLines {
 }
 
 pub(super) fn row(s: &mut String, label: &str, value: &str) {
-    let _ = writeln!(s, "  {label:<12}{}", sanitize(value));
+    let _ = writeln!(s, "  {label:<12}{}", sanitize_field(value));
 }
 
 pub(super) fn file_lines(s: &mut String, files: &[FileChange], dry_run: bool) {
@@ -47,6 +49,10 @@ pub(super) fn action_line(action: &Action, plan: bool) -> String {
     let verb = |present: &'static str, past: &'static str| if plan { present } else { past };
     match action {
         Action::Pull { image } => format!("{} the image {image}", verb("pull", "pulled")),
+        Action::Build { image } => format!(
+            "{} the image {image} from this machine's Mosquitto",
+            verb("build", "built")
+        ),
         Action::Remove { id, reason } => {
             format!(
                 "{} the container {id} ({reason})",
@@ -66,6 +72,64 @@ pub(super) fn action_line(action: &Action, plan: bool) -> String {
             "{} the broker in {name} with SIGHUP ({reason})",
             verb("reload", "reloaded")
         ),
+    }
+}
+
+/// `server image`'s report, printed.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(super) struct ImageView(pub(super) ImageReport);
+
+impl Human for ImageView {
+    fn human(&self, p: Paint) -> String {
+        let r = &self.0;
+        let mut s = String::new();
+        let headline = match (r.dry_run, r.changed) {
+            (true, true) => format!("Dry run: {} would be built; nothing was changed.", r.tag),
+            (_, false) => format!("{} {} is current; nothing changed.", p.mark(true), r.tag),
+            (false, true) => format!("{} Built {}.", p.mark(true), r.tag),
+        };
+        let _ = writeln!(s, "{}", p.bold(&headline));
+        if let Some(id) = &r.id {
+            row(&mut s, "Image ID", id);
+        }
+        let m = &r.mosquitto;
+        let package = m.package.as_deref().map_or_else(
+            || "not from a Debian package".to_string(),
+            |p| format!("Debian package {p}"),
+        );
+        row(
+            &mut s,
+            "Mosquitto",
+            &format!("{} {} ({package})", m.path.display(), m.version),
+        );
+        row(&mut s, "Binary", &format!("sha256:{}", m.sha256));
+        let bytes: u64 = r.files.iter().map(|f| f.bytes).sum();
+        row(
+            &mut s,
+            "Contents",
+            &format!(
+                "{} files copied from this machine, {:.1} MB, {}; the eclipse-mosquitto:2 layout",
+                r.files.iter().filter(|f| f.from.is_some()).count(),
+                bytes as f64 / 1e6,
+                r.architecture
+            ),
+        );
+        if let Some(old) = &r.replaced {
+            row(&mut s, "Replaced", old);
+        }
+        row(&mut s, "Engine", &r.engine);
+        let _ = writeln!(
+            s,
+            "server up, setup server and demo run it by themselves when eclipse-mosquitto:2 \
+             cannot be pulled{}.",
+            if r.tag.starts_with(broker::LOCAL_REPOSITORY) && r.tag.ends_with("-local") {
+                String::new()
+            } else {
+                format!("; this tag is not the default, so pass --image {}", r.tag)
+            }
+        );
+        s
     }
 }
 
@@ -121,8 +185,19 @@ impl Human for UpView {
                 broker::CONTAINER_PORT
             ),
         );
-        row(&mut s, "Image", &r.image);
+        row(&mut s, "Image", &r.image.describe());
         row(&mut s, "Server dir", &r.server_dir.display().to_string());
+        if !r.kept.is_empty() {
+            row(
+                &mut s,
+                "Kept",
+                &format!(
+                    "{} as recorded in {} (a flag changes one)",
+                    r.kept.join(", "),
+                    broker::record::RECORD_FILE
+                ),
+            );
+        }
         if let Some(ready) = &r.ready {
             row(
                 &mut s,
@@ -291,6 +366,16 @@ fn container_rows(s: &mut String, r: &StatusReport, c: &broker::docker::Containe
 
 /// Why the broker's last run failed, and the notes of `server status`.
 fn problems(s: &mut String, p: Paint, r: &StatusReport) {
+    if let Some(lines) = &r.acl_open {
+        let _ = writeln!(
+            s,
+            "{} the broker enforces NO ACL: its last reload failed to load permissions.acl, so every device may read and write every topic",
+            p.bad("✗")
+        );
+        for line in lines {
+            let _ = writeln!(s, "  | {}", sanitize(line));
+        }
+    }
     if let Some(crash) = &r.crash {
         let _ = writeln!(
             s,

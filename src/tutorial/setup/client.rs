@@ -17,7 +17,7 @@ use crate::diagnose::Diagnose;
 use crate::error::Error;
 use crate::hosts;
 use crate::names::{DeviceId, TopicFilter, TopicName};
-use crate::output::{Paint, Report, sanitize};
+use crate::output::{Paint, Report, sanitize, shell_word};
 
 /// How long the client role's check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +34,8 @@ pub struct ClientAnswers {
     pub yes: bool,
     /// Publish a probe and wait for it, proving read and write access.
     pub roundtrip: bool,
+    /// Show the hosts diff and the check it would run; change and contact nothing.
+    pub dry_run: bool,
 }
 
 /// What `setup client` did.
@@ -45,9 +47,17 @@ pub struct ClientReport {
     pub port: u16,
     pub topic: String,
     pub hosts_file: String,
-    /// Whether the hosts file was changed.
+    /// Whether the hosts file was changed (with `dry_run`: would be).
     pub changed: bool,
-    pub check: check::Report,
+    pub dry_run: bool,
+    /// The hosts file's unified diff, in a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// The probe's report; `null` in a dry run, which contacts nothing.
+    pub check: Option<check::Report>,
+    /// The command that runs the same probe, without the hosts entry, in a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
     /// The commands that run the tutorial's client from here.
     pub next: Vec<String>,
 }
@@ -61,7 +71,7 @@ fn missing_flags(answers: &ClientAnswers) -> Vec<&'static str> {
     if answers.ip.is_none() {
         missing.push("--ip IP");
     }
-    if !answers.yes {
+    if !answers.yes && !answers.dry_run {
         missing.push("--yes");
     }
     missing
@@ -92,6 +102,9 @@ pub fn client(
         ctx.output.paint_stderr(),
         use_defaults,
     )?;
+    if answers.dry_run {
+        return client_once(ctx, &answers, Some(prompter));
+    }
     if !answers.yes {
         prompter.say(&client_summary(&answers));
         if !prompter.confirm("Write the hosts entry and check the connection?", true)? {
@@ -228,7 +241,8 @@ pub fn port_slip_warning() -> String {
     )
 }
 
-/// One pass of the client role with settled answers: the hosts entry, then the check.
+/// One pass of the client role with settled answers: the hosts entry, then
+/// the check (in a dry run, the diff and the check it would run).
 fn client_once(
     ctx: &Context<'_>,
     answers: &ClientAnswers,
@@ -246,26 +260,66 @@ fn client_once(
         ctx.output.warn(&port_slip_warning());
     }
 
-    let change = hosts::add(&answers.hosts_file, &server, ip, false)?;
+    let change = hosts::add(&answers.hosts_file, &server, ip, answers.dry_run)?;
     let paint = ctx.output.paint_stderr();
+    let state = match (change.edit.changed, answers.dry_run) {
+        (false, _) => " (already there)",
+        (true, false) => " (written)",
+        (true, true) => " (would be written: dry run)",
+    };
     say(
         ctx,
         &mut prompter,
         &format!(
-            "{} hosts     {} maps {server} to {ip}{}",
+            "{} hosts     {} maps {server} to {ip}{state}",
             paint.mark(true),
             answers.hosts_file.display(),
-            if change.edit.changed {
-                " (written)"
-            } else {
-                " (already there)"
-            }
         ),
     );
+    let mut report = ClientReport {
+        role: "client",
+        server: server.to_string(),
+        ip,
+        port,
+        topic: topic.to_string(),
+        hosts_file: answers.hosts_file.display().to_string(),
+        changed: change.edit.changed,
+        dry_run: answers.dry_run,
+        diff: change.edit.diff,
+        check: None,
+        probe: None,
+        next: next_commands(&server, port, &topic),
+    };
+    if answers.dry_run {
+        // A dry run contacts nothing: the probe would need the hosts entry
+        // it does not write, and --roundtrip publishes a message that every
+        // subscriber of the topic receives. It says what the check would do
+        // and prints the command that runs that probe now, by the IP.
+        let (would, command) = dry_run_probe(&server, ip, port, &topic, answers.roundtrip);
+        say(ctx, &mut prompter, &would);
+        report.probe = Some(command);
+        return Ok((report, None));
+    }
+    let checked = probe(ctx, answers, &server, ip, port, &topic)?;
+    for line in Report::human(&checked, paint).lines() {
+        say(ctx, &mut prompter, line);
+    }
+    let failure = checked.failure().cloned();
+    report.check = Some(checked);
+    Ok((report, failure))
+}
 
-    // Through the system resolver when we wrote the system's hosts file, as
-    // the tutorial's client will connect; otherwise dial the IP directly and
-    // still verify the server ID.
+/// The check after the hosts entry is written: through the system resolver
+/// when that was the system's hosts file, as the tutorial's client will
+/// connect; otherwise dialling the IP directly, still verifying the server ID.
+fn probe(
+    ctx: &Context<'_>,
+    answers: &ClientAnswers,
+    server: &DeviceId,
+    ip: IpAddr,
+    port: u16,
+    topic: &TopicFilter,
+) -> Result<check::Report, Error> {
     let system = hosts::is_system_hosts_file(&answers.hosts_file);
     let target = Target {
         server: Host::parse(server.as_str())?,
@@ -273,28 +327,38 @@ fn client_once(
         connect_to: (!system).then_some(ip),
         hosts_file: Some(answers.hosts_file.clone()),
     };
-    let plan = Plan::new(check_until(&topic, answers.roundtrip)?, CHECK_TIMEOUT);
-    let report =
-        crate::runtime::block_on_interruptible(check::check(ctx.cert_dir, &target, &plan))?
-            .ok_or(Error::Interrupted)?;
-    for line in Report::human(&report, paint).lines() {
-        say(ctx, &mut prompter, line);
-    }
-    let failure = report.failure().cloned();
-    Ok((
-        ClientReport {
-            role: "client",
-            server: server.to_string(),
-            ip,
-            port,
-            topic: topic.to_string(),
-            hosts_file: answers.hosts_file.display().to_string(),
-            changed: change.edit.changed,
-            check: report,
-            next: next_commands(&server, port, &topic),
-        },
-        failure,
-    ))
+    let plan = Plan::new(check_until(topic, answers.roundtrip)?, CHECK_TIMEOUT);
+    crate::runtime::block_on_interruptible(check::check(ctx.cert_dir, &target, &plan))?
+        .ok_or(Error::Interrupted)
+}
+
+/// For a dry run: what the check would do, and the `sudo wott-mqtt check …`
+/// that runs that probe now, by the IP, without the hosts entry.
+fn dry_run_probe(
+    server: &DeviceId,
+    ip: IpAddr,
+    port: u16,
+    topic: &TopicFilter,
+    roundtrip: bool,
+) -> (String, String) {
+    let (then, flag) = if roundtrip {
+        (
+            ", then publish a probe there and wait for it",
+            " --roundtrip",
+        )
+    } else {
+        ("", "")
+    };
+    (
+        format!(
+            "- check     would connect to {ip}:{port} as this device, verify that the server's \
+             certificate carries {server}, and subscribe to {topic}{then}; not run in a dry run"
+        ),
+        format!(
+            "sudo wott-mqtt check --server {server} --connect-to {ip} --port {port} --topic {}{flag}",
+            shell_word(topic.as_str())
+        ),
+    )
 }
 
 /// How far the client's check goes: SUBACK, or with `roundtrip` our own
@@ -322,6 +386,7 @@ fn check_until(topic: &TopicFilter, roundtrip: bool) -> Result<Until, Error> {
 
 /// The commands that run the tutorial's client from here.
 fn next_commands(server: &DeviceId, port: u16, topic: &TopicFilter) -> Vec<String> {
+    let topic = shell_word(topic.as_str());
     vec![
         format!(
             "MQTT_SERVER={server} MQTT_PORT={port} MQTT_TOPIC={topic} python3 client.py   # the tutorial's Paho client"

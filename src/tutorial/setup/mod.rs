@@ -22,7 +22,7 @@ pub mod server;
 use crate::broker::Context;
 use crate::error::Error;
 use crate::identity::{Inspection, Validity};
-use crate::output::{Paint, human_duration, sanitize};
+use crate::output::{Paint, human_duration, sanitize, sanitize_field};
 
 pub use client::{ClientAnswers, ClientReport};
 pub use server::{Grant, ServerAnswers, ServerReport};
@@ -125,10 +125,10 @@ fn identity_line(inspection: &Inspection, paint: Paint) -> String {
     format!(
         "{} identity  this device is {} (certificate {validity}; {key}; {})",
         paint.mark(healthy),
-        sanitize(cert.device_id()),
+        sanitize_field(cert.device_id()),
         inspection.ca_signer().map_or_else(
             || "not signed by ca.crt".to_string(),
-            |ca| format!("issued by {}", sanitize(&ca.subject))
+            |ca| format!("issued by {}", sanitize_field(&ca.subject))
         )
     )
 }

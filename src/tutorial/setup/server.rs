@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use super::{DEFAULT_TOPIC, Prompter, cancelled, healthy_identity, no_terminal, say};
 use crate::acl::{self, Access};
-use crate::broker::{self, Context, UpOptions, UpReport};
+use crate::broker::{self, Context, ImageChoice, ImageRequest, UpOptions, UpReport};
 use crate::error::Error;
 use crate::names::{DeviceId, TopicFilter};
-use crate::output::Paint;
+use crate::output::{Paint, shell_word};
 
 /// One `--allow ID[:TOPIC[:ACCESS]]`: a client device and what it may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +83,8 @@ pub struct GrantReport {
 pub struct ServerReport {
     pub role: &'static str,
     pub device_id: String,
+    /// The image the broker runs, as chosen before the first question.
+    pub image: ImageChoice,
     pub acl_file: String,
     pub grants: Vec<GrantReport>,
     /// Managed broker containers that re-read permissions.acl (SIGHUP).
@@ -107,6 +109,7 @@ pub fn server(
         ));
     }
     let device_id = healthy_identity(ctx, prompter.as_deref_mut())?;
+    let image = preflight(ctx, &mut answers.up, &mut prompter)?;
     if let Some(p) = prompter.as_deref_mut() {
         ask_server(p, &mut answers, &device_id)?;
     }
@@ -118,6 +121,9 @@ pub fn server(
     let acl_changed = grants.iter().any(|g| g.changed);
     let reloaded = if acl_changed && !answers.up.dry_run {
         broker::reload_after_acl_edit(&acl_file)?
+            .into_iter()
+            .map(|a| a.container)
+            .collect()
     } else {
         Vec::new()
     };
@@ -125,6 +131,7 @@ pub fn server(
     Ok(ServerReport {
         role: "server",
         device_id,
+        image,
         acl_file: acl_file.display().to_string(),
         changed: up.changed || acl_changed,
         grants,
@@ -132,6 +139,33 @@ pub fn server(
         server: up,
         next,
     })
+}
+
+/// What would make `server up` fail, before the first question: the
+/// container's name, the image (pulled or built now, unless a dry run),
+/// the port. The broker then runs the image chosen here.
+fn preflight(
+    ctx: &Context<'_>,
+    up: &mut UpOptions,
+    prompter: &mut Option<&mut dyn Prompter>,
+) -> Result<ImageChoice, Error> {
+    let checked = crate::runtime::block_on_interruptible(broker::preflight(ctx, up))?
+        .ok_or(Error::Interrupted)??;
+    let paint = ctx.output.paint_stderr();
+    say(
+        ctx,
+        prompter,
+        &format!(
+            "{} image     {}; port {}:{} is free",
+            paint.mark(true),
+            checked.image.describe(),
+            up.spec.bind,
+            up.spec.port
+        ),
+    );
+    up.spec.image = checked.image.reference.clone();
+    up.image = ImageRequest::Given(checked.image.reference.clone());
+    Ok(checked.image)
 }
 
 /// On a terminal: the grants, unless given, and a confirmation, unless `--yes`.
@@ -209,7 +243,8 @@ fn next_for_clients(answers: &ServerAnswers, device_id: &str, up: &UpReport) -> 
         .map(|g| {
             format!(
                 "on {}: sudo wott-mqtt setup client --server {device_id} --ip {ip} --port {port} --topic {} --yes",
-                g.device, g.topic
+                g.device,
+                shell_word(g.topic.as_str())
             )
         })
         .collect();

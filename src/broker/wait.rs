@@ -14,7 +14,7 @@ use super::docker::{Container, Engine};
 use super::ready::{self, Failure, Served};
 use super::{BrokerError, ContainerSpec};
 use crate::check::CheckError;
-use crate::identity::{Identity, Timestamp};
+use crate::identity::Identity;
 
 /// How the broker proved it works.
 #[derive(Debug, Clone, Serialize)]
@@ -86,9 +86,14 @@ pub(super) async fn wait_ready(
             Err(failure) => failure.message(),
         };
         let container = engine.existing(id, name).await?;
-        // A restart alone may be the one that fixes it (after a reload); a
-        // container seen exited or waiting to restart has failed.
-        if !container.running || container.restarting {
+        // A restart alone may be the one that fixes it (after a reload), and
+        // a broker killed just before we looked comes back by the restart
+        // policy: one restart gets a few seconds. A container seen exited,
+        // or restarting again, has failed.
+        let one_restart = container.restart_count <= baseline + 1
+            && started.elapsed() < RESTART_GRACE
+            && (container.running || container.restarting);
+        if (!container.running || container.restarting) && !one_restart {
             return Err(crashed(engine, &container, baseline).await);
         }
         if started.elapsed() >= timeout {
@@ -103,6 +108,10 @@ pub(super) async fn wait_ready(
         last,
     })
 }
+
+/// How long a broker that restarts once (killed just before `up` looked)
+/// has to come back before it is judged to crash.
+const RESTART_GRACE: Duration = Duration::from_secs(3);
 
 /// The longest pause between attempts: short, because a broker that starts
 /// in half a second should not be reported ready a quarter second late.
@@ -154,28 +163,4 @@ async fn crashed(engine: &Engine, container: &Container, baseline: i64) -> Broke
         lines: diagnosis.lines,
         stopped,
     }
-}
-
-/// What Mosquitto logs when it handles SIGHUP; it re-reads permissions.acl
-/// and its certificates in the same step.
-const RELOAD_LINE: &str = "Reloading config.";
-const RELOAD_CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Sends SIGHUP and waits until Mosquitto logs that it reloaded, so that a
-/// grant or a revocation is in force when the command returns. Returns
-/// whether the reload was seen within a few seconds.
-pub(super) async fn reload_and_confirm(engine: &Engine, id: &str) -> Result<bool, BrokerError> {
-    // The engine's `since` has whole seconds: count what is already there.
-    let since = Timestamp::now().0 - 1;
-    let count = |lines: Vec<String>| lines.iter().filter(|l| l.contains(RELOAD_LINE)).count();
-    let before = count(engine.log_lines_since(id, None, Some(since)).await?);
-    engine.signal(id, "SIGHUP").await?;
-    let started = std::time::Instant::now();
-    while started.elapsed() < RELOAD_CONFIRM_TIMEOUT {
-        if count(engine.log_lines_since(id, None, Some(since)).await?) > before {
-            return Ok(true);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(false)
 }
