@@ -7,8 +7,9 @@
 #   sudo bench/all.sh                 # all areas
 #   sudo bench/all.sh whoami check    # some
 #
-# Peers: openssl (whoami), cp and dd conv=fsync (acl, hosts), mosquitto_sub
-# and Python Paho (check), docker run + mosquitto_sub polling (server, demo).
+# Peers: openssl (whoami), cp and dd conv=fsync (acl, apply, hosts), the loop
+# of `acl allow` calls `acl apply` replaces (apply), mosquitto_sub and Python
+# Paho (check), docker run + mosquitto_sub polling (server, demo).
 # Installs missing Debian packages when run as root; Paho goes into a venv
 # outside the repository (see bench/check.sh). Nothing is pulled from a
 # registry: server and demo use eclipse-mosquitto:2 when it is here, else the
@@ -17,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 areas=("$@")
-[ ${#areas[@]} -gt 0 ] || areas=(whoami acl hosts check server demo image)
+[ ${#areas[@]} -gt 0 ] || areas=(whoami acl apply hosts check server demo image)
 
 need=()
 for tool in hyperfine bc openssl mosquitto mosquitto_sub; do

@@ -380,6 +380,19 @@ pub enum AclCommand {
     ///
     /// `deny` rules are kept: revoking never gives access back.
     Revoke(AclRevokeArgs),
+    /// Make many devices' grants exactly the listed ones, in one write
+    ///
+    /// GRANTS is a JSON array of {"device": ID, "topic": FILTER, "access":
+    /// read|write|readwrite} objects, or one `<device-id> <topic-filter>
+    /// <access>` per line (`#` comments and blank lines allowed); the format
+    /// is told from the content. Each listed device gets exactly these grants:
+    /// missing lines are added to its block, its other grant lines are
+    /// revoked. Devices not listed are untouched unless --exclusive. `deny`
+    /// and `pattern` lines, comments and anonymous rules are never touched.
+    /// Every entry is checked first: one bad entry and nothing is written.
+    /// One lock, one write, at most one broker reload; running it again
+    /// changes nothing.
+    Apply(AclApplyArgs),
     /// List the lines Mosquitto would refuse, and rules that probably do not
     /// mean what they say
     Validate,
@@ -438,6 +451,26 @@ pub struct AclRevokeArgs {
 
     /// Only the grant on this topic filter [default: all of the device's grants]
     pub topic: Option<String>,
+
+    /// Print the change as a unified diff and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not make a running broker managed by `wott-mqtt server` reload the
+    /// file (apply it later with `wott-mqtt server reload`)
+    #[arg(long)]
+    pub no_reload: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AclApplyArgs {
+    /// The desired grants: a file, or `-` (or nothing) for stdin
+    #[arg(value_name = "GRANTS|-")]
+    pub grants: Option<PathBuf>,
+
+    /// Also remove the grants of every device GRANTS does not list
+    #[arg(long)]
+    pub exclusive: bool,
 
     /// Print the change as a unified diff and write nothing
     #[arg(long)]

@@ -17,6 +17,12 @@ pub trait Diagnose: std::error::Error {
         None
     }
 
+    /// Lines that spell out the message, one per item, e.g. every bad line of
+    /// an input, printed under the `error:` line.
+    fn details(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The exit code a command that ends with this error returns.
     fn exit_code(&self) -> ExitCode {
         ExitCode::Failure

@@ -79,6 +79,10 @@ impl Diagnose for Error {
         }
     }
 
+    fn details(&self) -> Vec<String> {
+        self.diagnosis().map(Diagnose::details).unwrap_or_default()
+    }
+
     fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage { .. } => ExitCode::Usage,

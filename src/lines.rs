@@ -444,29 +444,55 @@ impl Edits {
         self.delete(line.range());
     }
 
+    /// Where the run of deletions that reaches `end` starts (`end` when
+    /// none reaches it). One sort, so that removing thousands of lines at
+    /// the end of a file stays linear.
+    fn deleted_run_to(&self, end: u64) -> u64 {
+        let mut deletions: Vec<&Range<u64>> = self
+            .changes
+            .iter()
+            .filter(|(r, b)| b.is_empty() && r.start < r.end && r.end <= end)
+            .map(|(r, _)| r)
+            .collect();
+        deletions.sort_by_key(|r| std::cmp::Reverse(r.end));
+        let mut start = end;
+        for range in deletions {
+            if range.end < start {
+                break;
+            }
+            start = start.min(range.start);
+        }
+        start
+    }
+
+    /// From where on the edits leave nothing of a file of `len` bytes: every
+    /// old byte from there is deleted, and no new bytes land before the end.
+    /// `len` when the last byte stays.
+    pub fn deleted_tail(&self, len: u64) -> u64 {
+        let kept = self
+            .changes
+            .iter()
+            .filter(|(r, b)| !b.is_empty() && r.start < len)
+            .map(|(r, _)| r.end + 1)
+            .max()
+            .unwrap_or(0);
+        self.deleted_run_to(len).max(kept.min(len))
+    }
+
     /// A file that does not end with a newline keeps having none: when the
     /// edits delete its last lines, the line left last loses its ending,
     /// unless new bytes end the file or that line is nothing but its ending.
     fn keep_no_final_newline(&mut self, old_len: u64) {
-        if self
-            .changes
-            .iter()
-            .any(|(r, b)| !b.is_empty() && r.end >= old_len)
-        {
-            return;
-        }
         // The start of the run of deletions that reaches the end of the file.
-        let mut start = old_len;
-        while let Some(from) = self
-            .changes
-            .iter()
-            .filter(|(r, b)| b.is_empty() && r.end == start && r.start < start)
-            .map(|(r, _)| r.start)
-            .min()
+        let start = self.deleted_run_to(old_len);
+        // New bytes at or after it end the new file as they are.
+        if start == old_len
+            || start == 0
+            || self
+                .changes
+                .iter()
+                .any(|(r, b)| !b.is_empty() && r.end >= start)
         {
-            start = from;
-        }
-        if start == old_len || start == 0 {
             return;
         }
         let Some(&(_, give_back)) = self.deleted_lines.iter().find(|(at, _)| *at == start) else {
@@ -628,6 +654,12 @@ mod tests {
             edits.insert(3, b"\nc".to_vec());
         });
         assert_eq!(out, b"a\n\nc");
+        // New lines where the deleted last lines began end the file instead.
+        let out = edit(b"a\nb\nc", |lines, edits| {
+            edits.delete_line(lines[2].span());
+            edits.insert(4, b"x\n".to_vec());
+        });
+        assert_eq!(out, b"a\nb\nx\n");
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub struct DeviceId(String);
 
 impl DeviceId {
     pub fn new(value: &str) -> Result<Self, NameError> {
+        if !is_plain_dns_name(value.as_bytes()) {
+            Self::check(value)?;
+        }
+        Ok(DeviceId(value.to_string()))
+    }
+
+    /// Every rule, each with its own message.
+    fn check(value: &str) -> Result<(), NameError> {
         let fail = |reason: &str| NameError::DeviceId {
             value: truncate_for_message(value),
             reason: reason.to_string(),
@@ -100,7 +108,7 @@ impl DeviceId {
                 )));
             }
         }
-        Ok(DeviceId(value.to_string()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
@@ -134,12 +142,28 @@ impl AsRef<str> for DeviceId {
     }
 }
 
+/// A `DeviceId` hashes and compares as its text, so maps keyed by it can be
+/// searched with a `&str` that has not been validated (again).
+impl std::borrow::Borrow<str> for DeviceId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 /// An MQTT topic filter (wildcards allowed), as used in SUBSCRIBE and ACL rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicFilter(String);
 
 impl TopicFilter {
     pub fn new(value: &str) -> Result<Self, NameError> {
+        if !is_plain_filter(value.as_bytes()) {
+            Self::check(value)?;
+        }
+        Ok(TopicFilter(value.to_string()))
+    }
+
+    /// Every rule, each with its own message.
+    fn check(value: &str) -> Result<(), NameError> {
         check_topic_text(value)?;
         for level in value.split('/') {
             let wildcard = level.contains('+') || level.contains('#');
@@ -155,7 +179,7 @@ impl TopicFilter {
         {
             return Err(topic_error(value, "'#' must be the last level"));
         }
-        Ok(TopicFilter(value.to_string()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
@@ -212,6 +236,60 @@ impl FromStr for TopicName {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         TopicName::new(s)
     }
+}
+
+/// The common device ID, accepted in one pass over its bytes (`acl apply`
+/// checks tens of thousands): the rules of [`DeviceId::new`] for a name of
+/// ASCII letters, digits, `-` and `.`. Anything else takes the precise path,
+/// which names the problem.
+fn is_plain_dns_name(bytes: &[u8]) -> bool {
+    if bytes.is_empty() || bytes.len() > 253 {
+        return false;
+    }
+    let (mut label, mut previous) = (0, b'.');
+    for &b in bytes {
+        match b {
+            b'.' if label == 0 || previous == b'-' => return false,
+            b'.' => label = 0,
+            b'-' if label == 0 => return false,
+            b'-' => label += 1,
+            _ if b.is_ascii_alphanumeric() => label += 1,
+            _ => return false,
+        }
+        if label > 63 {
+            return false;
+        }
+        previous = b;
+    }
+    label > 0 && previous != b'-'
+}
+
+/// The common topic filter, accepted in one pass: printable ASCII without
+/// spaces, wildcards filling whole levels, `#` last, not too many levels.
+/// Anything else takes the precise path of [`TopicFilter::new`].
+fn is_plain_filter(bytes: &[u8]) -> bool {
+    if bytes.is_empty() || bytes.len() > 65_535 {
+        return false;
+    }
+    let (mut separators, mut level_start) = (0, 0);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'/' => {
+                separators += 1;
+                level_start = i + 1;
+            }
+            b'+' | b'#' => {
+                let last = i + 1 == bytes.len();
+                let whole = level_start == i && (last || bytes[i + 1] == b'/');
+                if !whole || (b == b'#' && !last) {
+                    return false;
+                }
+            }
+            0x21..=0x7e => {}
+            _ => return false,
+        }
+    }
+    separators <= MAX_TOPIC_SEPARATORS
 }
 
 /// Mosquitto refuses a topic with more `/` than this (`TOPIC_HIERARCHY_LIMIT`).
@@ -276,6 +354,27 @@ pub(crate) fn truncate_for_message(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fast paths accept exactly what every rule accepts, where they apply.
+        #[test]
+        fn the_fast_paths_agree_with_the_rules(
+            id in "[a-zA-Z0-9.-]{0,70}|[ -~\\t\\n_é]{0,12}",
+            filter in "[a-z/+#$ ]{0,12}|[ -~\\t\\né]{0,12}",
+        ) {
+            let plain = is_plain_dns_name(id.as_bytes());
+            prop_assert!(!plain || DeviceId::check(&id).is_ok(), "{:?}", id);
+            if id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+                prop_assert_eq!(plain, DeviceId::check(&id).is_ok(), "{:?}", id);
+            }
+            let plain = is_plain_filter(filter.as_bytes());
+            prop_assert!(!plain || TopicFilter::check(&filter).is_ok(), "{:?}", filter);
+            if filter.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                prop_assert_eq!(plain, TopicFilter::check(&filter).is_ok(), "{:?}", filter);
+            }
+        }
+    }
 
     #[test]
     fn wott_ids_and_plain_hostnames_are_device_ids() {

@@ -332,10 +332,13 @@ impl Output {
         let mut doc = report.map_or_else(|| serde_json::json!({}), Report::json);
         if let serde_json::Value::Object(map) = &mut doc {
             if let Some(error) = error {
-                map.insert(
-                    "error".into(),
-                    serde_json::json!({ "message": error.to_string(), "hint": error.hint() }),
-                );
+                let mut json =
+                    serde_json::json!({ "message": error.to_string(), "hint": error.hint() });
+                let details = error.details();
+                if !details.is_empty() {
+                    json["details"] = details.into();
+                }
+                map.insert("error".into(), json);
             }
             map.insert("exit_code".into(), code.code().into());
         }
@@ -352,6 +355,9 @@ impl Output {
         }
         let p = self.stderr;
         eprintln!("{} {}", p.bad("error:"), sanitize(&error.to_string()));
+        for detail in error.details() {
+            eprintln!("  {}", sanitize(&detail));
+        }
         if let Some(hint) = error.hint() {
             eprintln!("{} {}", p.bold("hint:"), sanitize(&hint));
         }

@@ -4,14 +4,20 @@
 //! - `allow` touches only the lines it reports, and is idempotent;
 //! - after `allow`, the device has the access (unless its own deny rule wins);
 //! - `revoke` never gives access that was not there before;
-//! - `allow` then `revoke` of a new device restores the file.
+//! - `allow` then `revoke` of a new device restores the file;
+//! - `apply` leaves each listed device exactly its grants, each on one line,
+//!   keeps every other line (all of them, unless `exclusive`) in order, and
+//!   is idempotent; new devices added by `apply` and revoked give back the
+//!   file.
 
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
+use wott_mqtt::acl::apply;
+use wott_mqtt::acl::desired::{self, Desired};
 use wott_mqtt::acl::document;
 use wott_mqtt::acl::edit::{self, AllowAction};
-use wott_mqtt::acl::{Access, Client, Document, Need, Rules};
+use wott_mqtt::acl::{Access, Client, Document, Kind, Need, Rules};
 use wott_mqtt::files;
 use wott_mqtt::lines::{Edits, Summary};
 
@@ -271,4 +277,129 @@ proptest! {
         let restored = revoked.text(&added_text).unwrap();
         prop_assert_eq!(String::from_utf8_lossy(&restored), text);
     }
+
+    #[test]
+    fn apply_leaves_listed_devices_exactly_their_grants(
+        text in acl_text(), input in desired_input(), exclusive in any::<bool>()
+    ) {
+        let desired = desired::parse(input.as_bytes()).unwrap();
+        let doc = Document::parse(text.as_bytes()).unwrap();
+        let applied = apply::apply(&doc, &desired, exclusive);
+        let streamed = apply::apply_stream(Trickle(text.as_bytes(), 7), &desired, exclusive).unwrap();
+        prop_assert_eq!(&applied.pieces, &streamed.pieces);
+        let new_text = applied.text(text.as_bytes()).unwrap();
+        let after = Document::parse(&new_text).unwrap();
+
+        let listed: Vec<(String, Vec<(String, Access)>)> = desired
+            .devices
+            .iter()
+            .map(|d| {
+                let mut grants: Vec<(String, Access)> =
+                    d.grants.iter().map(|(f, a)| (f.to_string(), *a)).collect();
+                grants.sort_by(|a, b| a.0.cmp(&b.0));
+                (d.id.to_string(), grants)
+            })
+            .collect();
+        let before = grants_by_user(&doc);
+        let now = grants_by_user(&after);
+        for (user, wanted) in &listed {
+            prop_assert_eq!(now.get(user.as_str()), Some(wanted), "{}", user);
+        }
+        for (user, grants) in &before {
+            if listed.iter().any(|(u, _)| u == user) {
+                continue;
+            }
+            let expected = if exclusive { None } else { Some(grants) };
+            prop_assert_eq!(now.get(user.as_str()), expected, "{}", user);
+        }
+        // Every line that is not a grant of a user it edits is still there, in order.
+        let kept = |doc: &Document, edited: &dyn Fn(&str) -> bool| -> Vec<String> {
+            let owners = doc.owners();
+            doc.lines().iter().enumerate().filter_map(|(i, line)| {
+                let owner = owners[i].and_then(|o| doc.user_name(o)).map(|n| String::from_utf8_lossy(n).into_owned());
+                let grant = matches!(&line.kind, Kind::Rule(r) if !r.pattern && r.access != Access::Deny);
+                let touched = matches!(line.kind, Kind::Blank | Kind::User { .. })
+                    || (grant && owner.as_deref().is_some_and(edited));
+                (!touched).then(|| doc.shown(line))
+            }).collect()
+        };
+        let edited = |user: &str| exclusive || listed.iter().any(|(u, _)| u == user);
+        prop_assert_eq!(kept(&doc, &edited), kept(&after, &edited));
+
+        // Idempotent.
+        let again = apply::apply(&after, &desired, exclusive);
+        prop_assert!(again.pieces.is_none(), "{:?}", String::from_utf8_lossy(&new_text));
+        prop_assert_eq!(again.unchanged.len(), desired.devices.len());
+    }
+
+    #[test]
+    fn devices_added_by_apply_and_revoked_give_back_the_file(text in acl_text(), input in new_devices_input()) {
+        let desired: Desired = desired::parse(input.as_bytes()).unwrap();
+        let doc = Document::parse(text.as_bytes()).unwrap();
+        let added_text = apply::apply(&doc, &desired, false).text(text.as_bytes()).unwrap();
+        let mut current = added_text;
+        for device in desired.devices.iter().rev() {
+            let doc = Document::parse(&current).unwrap();
+            current = edit::revoke(&doc, device.id.as_str().as_bytes(), None).text(&current).unwrap();
+        }
+        prop_assert_eq!(String::from_utf8_lossy(&current), text);
+    }
+}
+
+/// Each user's grant lines (not `pattern`, not `deny`), sorted; `None` for a
+/// user without any.
+fn grants_by_user(doc: &Document) -> std::collections::HashMap<String, Vec<(String, Access)>> {
+    let owners = doc.owners();
+    let mut out: std::collections::HashMap<String, Vec<(String, Access)>> = Default::default();
+    for (i, line) in doc.lines().iter().enumerate() {
+        let Some(user) = owners[i].and_then(|o| doc.user_name(o)) else {
+            continue;
+        };
+        if let Kind::Rule(rule) = &line.kind
+            && !rule.pattern
+            && rule.access != Access::Deny
+        {
+            out.entry(String::from_utf8_lossy(user).into_owned())
+                .or_default()
+                .push((
+                    String::from_utf8_lossy(doc.bytes(&rule.filter)).into_owned(),
+                    rule.access,
+                ));
+        }
+    }
+    for grants in out.values_mut() {
+        grants.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    out
+}
+
+/// `acl apply` input granting some of `users`, one access per device and
+/// filter (contradictions are input errors).
+fn grants_input(
+    users: Vec<&'static str>,
+    count: std::ops::Range<usize>,
+) -> impl Strategy<Value = String> {
+    let grant = (
+        prop::sample::select(users),
+        filter(),
+        prop::sample::select(vec!["read", "write", "readwrite"]),
+    );
+    prop::collection::vec(grant, count).prop_map(|grants| {
+        let mut seen = std::collections::HashMap::new();
+        grants
+            .into_iter()
+            .filter(|(u, f, a)| *seen.entry((*u, *f)).or_insert(*a) == *a)
+            .map(|(u, f, a)| format!("{u} {f} {a}\n"))
+            .collect()
+    })
+}
+
+/// `acl apply` input naming some of the users the generated files use.
+fn desired_input() -> impl Strategy<Value = String> {
+    grants_input(vec!["d1", "d2", "d3", "d4"], 0..6)
+}
+
+/// `acl apply` input naming users the generated files never use.
+fn new_devices_input() -> impl Strategy<Value = String> {
+    grants_input(vec!["d8", "d9"], 1..5)
 }

@@ -413,6 +413,12 @@ impl<'t> LineView<'t> {
         String::from_utf8_lossy(trim_end(self.content())).into_owned()
     }
 
+    /// The length in bytes of [`LineView::shown`]'s text, before any lossy
+    /// decoding: the content without trailing whitespace.
+    pub fn shown_len(&self) -> usize {
+        trim_end(self.content()).len()
+    }
+
     pub fn has_newline(&self) -> bool {
         self.line.has_ending()
     }

@@ -1,10 +1,10 @@
 //! Granting and revoking, as edits of the ACL file.
 //!
-//! Both operations read the file once, line by line, and describe the new
-//! file as byte ranges of the old one plus new lines ([`Piece`]s): every line
-//! they do not mean to change is copied as it is, and the file never needs to
-//! be held in memory twice. They run on a parsed [`Document`] or on a stream;
-//! the logic is the same ([`LineView`]).
+//! Both are one device's case of the block engine ([`super::blocks`]): the
+//! file is read once, line by line, and the new file is described as byte
+//! ranges of the old one plus new lines ([`Piece`]s), so every line they do
+//! not mean to change is copied as it is and the file never needs to be held
+//! in memory twice. They run on a parsed [`Document`] or on a stream.
 //!
 //! - `allow` leaves exactly one grant line for the device and topic, with the
 //!   requested access: it updates the first existing one in place (and drops
@@ -19,11 +19,12 @@
 
 use std::io::{self, Read};
 
-use super::document::{self, Access, Document, Kind, LineView};
+use super::blocks::{self, BlockEdits, Others, Want};
+use super::document::{Access, Document};
 use super::eval::Refused;
-use super::{lint, topic};
 use crate::files::{self, Piece};
-use crate::lines::{self, Edits, LineSpan, Summary, Tail};
+
+pub use super::blocks::Noted;
 
 /// What `allow` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,22 +38,6 @@ pub enum AllowAction {
     Added,
     /// The device had no block: one was appended.
     AddedUser,
-}
-
-/// A line an edit reports: its 1-based number (in the old file) and its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Noted {
-    pub line: usize,
-    pub text: String,
-}
-
-impl Noted {
-    fn of(line: &LineView) -> Self {
-        Noted {
-            line: line.index + 1,
-            text: line.shown(),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,7 +70,7 @@ pub struct Revoked {
 }
 
 /// The whole new text of an edit, given the old one (for tests and the fuzzer).
-fn text_of(pieces: Option<&[Piece]>, old: &[u8]) -> io::Result<Vec<u8>> {
+pub(super) fn text_of(pieces: Option<&[Piece]>, old: &[u8]) -> io::Result<Vec<u8>> {
     match pieces {
         Some(pieces) => files::materialize(Some(io::Cursor::new(old)), pieces),
         None => Ok(old.to_vec()),
@@ -106,329 +91,58 @@ impl Revoked {
     }
 }
 
-/// The first line Mosquitto refuses, as the edits report it.
-#[derive(Debug, Default)]
-struct FirstRefusal(Option<Refused>);
-
-impl FirstRefusal {
-    fn see(&mut self, line: &LineView) {
-        if self.0.is_none()
-            && let Kind::Invalid(invalid) = &line.kind
-        {
-            let (code, message) = lint::explain_line(line, invalid);
-            self.0 = Some(Refused {
-                line: line.index,
-                code,
-                message,
-            });
-        }
+fn allow_want<'a>(user: &'a [u8], grant: &'a [(&'a [u8], Access); 1]) -> Want<'a> {
+    debug_assert!(grant[0].1 != Access::Deny);
+    Want {
+        user,
+        grants: grant,
+        others: Others::Keep,
     }
 }
 
-fn is_grant<'t>(line: &LineView<'t>) -> Option<(&'t [u8], Access)> {
-    match &line.kind {
-        Kind::Rule(rule) if !rule.pattern && rule.access != Access::Deny => {
-            Some((line.bytes(&rule.filter), rule.access))
-        }
-        _ => None,
+fn allowed(mut edits: BlockEdits) -> Allowed {
+    let device = edits.devices.pop().unwrap_or_default();
+    let (action, line) = match (device.found_first, device.added_line) {
+        (Some(line), _) if device.changed() => (AllowAction::Updated, line),
+        (Some(line), _) => (AllowAction::Unchanged, line),
+        (None, Some(line)) if device.new_block => (AllowAction::AddedUser, line),
+        (None, line) => (AllowAction::Added, line.unwrap_or_default()),
+    };
+    let details = device.into_details();
+    Allowed {
+        pieces: edits.pieces,
+        action,
+        line,
+        removed_duplicates: details.duplicates,
+        overlapping_denies: details.overlapping_denies,
+        refused: edits.refused,
     }
 }
 
-fn is_deny<'t>(line: &LineView<'t>) -> Option<&'t [u8]> {
-    match &line.kind {
-        Kind::Rule(rule) if !rule.pattern && rule.access == Access::Deny => {
-            Some(line.bytes(&rule.filter))
-        }
-        _ => None,
+fn revoke_want<'a>(user: &'a [u8], filter: Option<&'a [u8]>) -> Want<'a> {
+    Want {
+        user,
+        grants: &[],
+        others: filter.map_or(Others::All, Others::Only),
     }
 }
 
-fn topic_line(indent: &[u8], access: Access, filter: &[u8]) -> Vec<u8> {
-    let mut line = indent.to_vec();
-    line.extend_from_slice(b"topic ");
-    line.extend_from_slice(access.keyword().as_bytes());
-    line.push(b' ');
-    line.extend_from_slice(filter);
-    line
-}
-
-/// Where a new grant goes in the device's last block: after its last line
-/// that is not blank or a comment.
-#[derive(Debug, Clone)]
-struct Anchor {
-    /// 1-based line number.
-    line: usize,
-    /// The end of that line, ending included.
-    end: u64,
-    tail: Tail,
-}
-
-impl Anchor {
-    fn of(line: &LineView) -> Anchor {
-        Anchor {
-            line: line.index + 1,
-            end: line.range().end,
-            tail: line.tail(),
-        }
-    }
-}
-
-/// The device's grant on the filter met first: it is the one that stays.
-#[derive(Debug, Clone)]
-struct FirstGrant {
-    line: usize,
-    span: LineSpan,
-    access: Access,
-    indent: Vec<u8>,
-    crlf: bool,
-    has_newline: bool,
-}
-
-/// `allow`, one line at a time.
-struct AllowScan<'q> {
-    user: &'q [u8],
-    filter: &'q [u8],
-    access: Access,
-    refusal: FirstRefusal,
-    in_block: bool,
-    anchor: Option<Anchor>,
-    /// Indentation of the last rule line of the device's current block.
-    indent: Vec<u8>,
-    found: Option<FirstGrant>,
-    duplicates: Vec<(LineSpan, Noted)>,
-    denies: Vec<Noted>,
-}
-
-impl<'q> AllowScan<'q> {
-    fn new(user: &'q [u8], filter: &'q [u8], access: Access) -> Self {
-        AllowScan {
-            user,
-            filter,
-            access,
-            refusal: FirstRefusal::default(),
-            in_block: false,
-            anchor: None,
-            indent: Vec::new(),
-            found: None,
-            duplicates: Vec::new(),
-            denies: Vec::new(),
-        }
-    }
-
-    fn see(&mut self, line: &LineView) {
-        self.refusal.see(line);
-        if let Kind::User { name } = &line.kind {
-            self.in_block = line.bytes(name) == self.user;
-            if self.in_block {
-                self.indent.clear();
-                self.anchor = Some(Anchor::of(line));
-            }
-            return;
-        }
-        if !self.in_block {
-            return;
-        }
-        if !matches!(line.kind, Kind::Blank | Kind::Comment) {
-            self.anchor = Some(Anchor::of(line));
-        }
-        if let Kind::Rule(_) = line.kind {
-            self.indent = line.indent().to_vec();
-        }
-        if let Some(deny) = is_deny(line)
-            && topic::overlaps(deny, self.filter)
-        {
-            self.denies.push(Noted::of(line));
-        }
-        if let Some((filter, access)) = is_grant(line)
-            && filter == self.filter
-        {
-            if self.found.is_none() {
-                self.found = Some(FirstGrant {
-                    line: line.index + 1,
-                    span: line.span(),
-                    access,
-                    indent: line.indent().to_vec(),
-                    crlf: line.content().ends_with(b"\r"),
-                    has_newline: line.has_newline(),
-                });
-            } else {
-                self.duplicates.push((line.span(), Noted::of(line)));
-            }
-        }
-    }
-
-    fn finish(self, file: &Summary) -> Allowed {
-        let mut edits = Edits::default();
-        let (action, line) = if let Some(found) = &self.found {
-            for (span, _) in &self.duplicates {
-                edits.delete_line(*span);
-            }
-            if found.access != self.access {
-                let mut bytes = topic_line(&found.indent, self.access, self.filter);
-                if found.crlf {
-                    bytes.push(b'\r');
-                }
-                if found.has_newline {
-                    bytes.push(b'\n');
-                }
-                edits.replace(found.span.range(), bytes);
-            }
-            let action = if edits.is_empty() {
-                AllowAction::Unchanged
-            } else {
-                AllowAction::Updated
-            };
-            // Duplicates all come after the first grant, which keeps its number.
-            (action, found.line)
-        } else if let Some(anchor) = &self.anchor {
-            let grant = topic_line(&self.indent, self.access, self.filter);
-            edits.insert(
-                anchor.end,
-                lines::added_after(Some(anchor.tail), file.style(), &[&grant]),
-            );
-            (AllowAction::Added, anchor.line + 1)
-        } else {
-            // A new block after one blank line, always: `revoke` takes exactly
-            // one blank line away with the last block, which gives back the
-            // original bytes even when the file ended with a blank line.
-            let mut user = b"user ".to_vec();
-            user.extend_from_slice(self.user);
-            let grant = topic_line(b"", self.access, self.filter);
-            let block: Vec<&[u8]> = match file.last {
-                Some(_) => vec![b"", &user, &grant],
-                None => vec![&user, &grant],
-            };
-            edits.insert(file.len, file.appended(&block));
-            (AllowAction::AddedUser, file.lines + block.len())
-        };
-        Allowed {
-            pieces: (!edits.is_empty()).then(|| edits.into_pieces(file)),
-            action,
-            line,
-            removed_duplicates: self.duplicates.into_iter().map(|(_, n)| n).collect(),
-            overlapping_denies: self.denies,
-            refused: self.refusal.0,
-        }
-    }
-}
-
-/// One of the device's blocks while it is being read.
-#[derive(Debug)]
-struct Block {
-    user_line: Noted,
-    user_span: LineSpan,
-    /// The line just before the `user` line, when it is blank.
-    blank_before: Option<LineSpan>,
-    grants: Vec<(LineSpan, Noted)>,
-    blanks: Vec<LineSpan>,
-    /// Whether anything but grants and blank lines is in it.
-    keeps_something: bool,
-}
-
-/// `revoke`, one line at a time.
-struct RevokeScan<'q> {
-    user: &'q [u8],
-    filter: Option<&'q [u8]>,
-    refusal: FirstRefusal,
-    block: Option<Block>,
-    previous_blank: Option<LineSpan>,
-    edits: Edits,
-    removed: Vec<Noted>,
-    removed_users: Vec<Noted>,
-    kept_denies: Vec<Noted>,
-}
-
-impl<'q> RevokeScan<'q> {
-    fn new(user: &'q [u8], filter: Option<&'q [u8]>) -> Self {
-        RevokeScan {
-            user,
-            filter,
-            refusal: FirstRefusal::default(),
-            block: None,
-            previous_blank: None,
-            edits: Edits::default(),
-            removed: Vec::new(),
-            removed_users: Vec::new(),
-            kept_denies: Vec::new(),
-        }
-    }
-
-    fn see(&mut self, line: &LineView) {
-        self.refusal.see(line);
-        let span = line.span();
-        if let Kind::User { name } = &line.kind {
-            self.close(false);
-            if line.bytes(name) == self.user {
-                self.block = Some(Block {
-                    user_line: Noted::of(line),
-                    user_span: span,
-                    blank_before: self.previous_blank.take(),
-                    grants: Vec::new(),
-                    blanks: Vec::new(),
-                    keeps_something: false,
-                });
-            }
-        } else if let Some(block) = &mut self.block {
-            if let Some((filter, _)) = is_grant(line)
-                && self.filter.is_none_or(|wanted| wanted == filter)
-            {
-                block.grants.push((span, Noted::of(line)));
-            } else if matches!(line.kind, Kind::Blank) {
-                block.blanks.push(span);
-            } else {
-                block.keeps_something = true;
-                if is_deny(line).is_some() {
-                    self.kept_denies.push(Noted::of(line));
-                }
-            }
-        }
-        self.previous_blank = matches!(line.kind, Kind::Blank).then_some(span);
-    }
-
-    /// The device's block ends (at the next `user` line, or at the end of the file).
-    fn close(&mut self, at_end: bool) {
-        let Some(block) = self.block.take() else {
-            return;
-        };
-        if block.grants.is_empty() {
-            return;
-        }
-        for (span, noted) in block.grants {
-            self.edits.delete_line(span);
-            self.removed.push(noted);
-        }
-        if !block.keeps_something {
-            self.edits.delete_line(block.user_span);
-            self.removed_users.push(block.user_line);
-            for span in block.blanks {
-                self.edits.delete_line(span);
-            }
-            if at_end && let Some(span) = block.blank_before {
-                // The last block: also the blank line `allow` put before it.
-                self.edits.delete_line(span);
-            }
-        }
-    }
-
-    fn finish(mut self, file: &Summary) -> Revoked {
-        self.close(true);
-        let edits = self.edits;
-        Revoked {
-            pieces: (!edits.is_empty()).then(|| edits.into_pieces(file)),
-            removed: self.removed,
-            removed_users: self.removed_users,
-            kept_denies: self.kept_denies,
-            refused: self.refusal.0,
-        }
+fn revoked(mut edits: BlockEdits) -> Revoked {
+    let details = edits.devices.pop().unwrap_or_default().into_details();
+    Revoked {
+        pieces: edits.pieces,
+        removed: details.removed,
+        removed_users: details.removed_users,
+        kept_denies: details.denies,
+        refused: edits.refused,
     }
 }
 
 /// Grants `user` `access` (not `Deny`) on `filter`, in a parsed document.
 pub fn allow(doc: &Document, user: &[u8], filter: &[u8], access: Access) -> Allowed {
-    debug_assert!(access != Access::Deny);
-    let mut scan = AllowScan::new(user, filter, access);
-    let file = doc.visit(|line| scan.see(line));
-    scan.finish(&file)
+    let grant = [(filter, access)];
+    let wants = [allow_want(user, &grant)];
+    allowed(blocks::edit_document(doc, &wants, false))
 }
 
 /// [`allow`], reading the file as a stream.
@@ -438,30 +152,22 @@ pub fn allow_stream(
     filter: &[u8],
     access: Access,
 ) -> io::Result<Allowed> {
-    let mut scan = AllowScan::new(user, filter, access);
-    let file = document::scan(reader, |line| {
-        scan.see(line);
-        true
-    })?;
-    Ok(scan.finish(&file))
+    let grant = [(filter, access)];
+    let wants = [allow_want(user, &grant)];
+    Ok(allowed(blocks::edit_stream(reader, &wants, false)?))
 }
 
 /// Removes `user`'s grants on `filter`, or all its grants when `filter` is
 /// `None`, in a parsed document.
 pub fn revoke(doc: &Document, user: &[u8], filter: Option<&[u8]>) -> Revoked {
-    let mut scan = RevokeScan::new(user, filter);
-    let file = doc.visit(|line| scan.see(line));
-    scan.finish(&file)
+    let wants = [revoke_want(user, filter)];
+    revoked(blocks::edit_document(doc, &wants, false))
 }
 
 /// [`revoke`], reading the file as a stream.
 pub fn revoke_stream(reader: impl Read, user: &[u8], filter: Option<&[u8]>) -> io::Result<Revoked> {
-    let mut scan = RevokeScan::new(user, filter);
-    let file = document::scan(reader, |line| {
-        scan.see(line);
-        true
-    })?;
-    Ok(scan.finish(&file))
+    let wants = [revoke_want(user, filter)];
+    Ok(revoked(blocks::edit_stream(reader, &wants, false)?))
 }
 
 #[cfg(test)]
@@ -625,6 +331,26 @@ mod tests {
             Access::Read,
         );
         assert_eq!(t, "user d2\ntopic read b\nuser d2");
+    }
+
+    #[test]
+    fn removed_user_lines_are_reported_as_written() {
+        for (text, shown) in [
+            ("user d1\ntopic a\n", "user d1"),
+            ("  user \t d1 \t\r\ntopic a\n", "  user \t d1"),
+            ("user d\u{e9}1\ntopic a", "user d\u{e9}1"),
+        ] {
+            let user = shown.trim_start().trim_start_matches("user").trim();
+            let (_, r) = revoke_s(text, user, None);
+            assert_eq!(
+                r.removed_users,
+                [Noted {
+                    line: 1,
+                    text: shown.into()
+                }],
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

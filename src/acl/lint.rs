@@ -8,11 +8,11 @@
 //! `broker::sighup` never reloads a broker while this module finds an error.
 //! Warnings are legal lines with a surprising meaning.
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use serde::Serialize;
 
+use super::FastMap;
 use super::document::{Access, Document, Invalid, Kind, LineView, Rule, Span};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,46 +121,6 @@ pub fn explain_in(text: &[u8], content: Range<usize>, invalid: &Invalid) -> (&'s
 
 /// Who a rule is for (`None`: anonymous or pattern), pattern or not, filter, access.
 type RuleKey<'a> = (Option<&'a [u8]>, bool, &'a [u8], Access);
-
-/// A word-at-a-time multiplicative hash (as in rustc's FxHash): the tables
-/// here hold tens of thousands of short keys from a local file, where
-/// SipHash's flood resistance buys nothing and costs most of the time.
-#[derive(Debug, Clone, Copy, Default)]
-struct WordHash(u64);
-
-impl WordHash {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl std::hash::Hasher for WordHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let mut rest = [0u8; 8];
-        rest[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        self.add(u64::from_le_bytes(rest));
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<WordHash>>;
 
 /// Every error and warning in the file, in line order.
 pub fn validate(doc: &Document) -> Vec<Finding> {

@@ -11,11 +11,18 @@
 //!
 //! - [`document`]: every line, its bytes and its meaning; edits as patches.
 //! - [`eval`]: the rules that apply to a client, and the decision.
+//! - [`blocks`]: the one pass that makes devices' grants what they should
+//!   be, under `allow`, `revoke` and `apply`.
 //! - [`edit`]: `allow` and `revoke`.
+//! - [`desired`] and [`apply`]: `acl apply`'s input, and many devices'
+//!   grants made exactly that in one pass.
 //! - [`file`]: those edits applied to the file on disk, locked and atomic.
 //! - [`lint`]: what `validate` reports.
 //! - [`topic`]: filter validity and matching.
 
+pub mod apply;
+pub mod blocks;
+pub mod desired;
 pub mod document;
 pub mod edit;
 pub mod eval;
@@ -77,6 +84,17 @@ pub enum AclError {
     NulByte { path: PathBuf, line: usize },
     #[error("{} is 4 GiB or larger: too large for an ACL file", path.display())]
     TooLarge { path: PathBuf },
+    #[error("{} bad grant(s) in {input}; nothing was written", problems.len())]
+    BadGrants {
+        /// The input's name (`-` for stdin).
+        input: String,
+        problems: Vec<desired::Problem>,
+    },
+    #[error(
+        "{input} lists no grants, and --exclusive would remove every device's grants from {}",
+        path.display()
+    )]
+    NothingExclusive { input: String, path: PathBuf },
 }
 
 impl Diagnose for AclError {
@@ -99,11 +117,34 @@ impl Diagnose for AclError {
                 "pass the client ID the device connects with, e.g. --client-id sensor-1".into()
             }
             AclError::TooLarge { .. } => "check that --acl-file names the ACL file".into(),
+            AclError::BadGrants { .. } => format!(
+                "write one grant per line as `<device-id> <topic-filter> <read|write|readwrite>`, or a JSON array of {}; \
+                 every entry is checked before the ACL file is touched",
+                r#"{"device": ID, "topic": FILTER, "access": ACCESS}"#
+            ),
+            AclError::NothingExclusive { .. } => {
+                "list the devices that keep their grants, or remove devices one by one with \
+                 `wott-mqtt acl revoke <DEVICE_ID>`"
+                    .into()
+            }
             AclError::NulByte { path, line } => format!(
                 "remove the NUL byte from line {line} (e.g. `sed -i 's/\\x00//g' {}`), then grant again",
                 path.display()
             ),
         })
+    }
+
+    fn details(&self) -> Vec<String> {
+        match self {
+            AclError::BadGrants { input, problems } => problems
+                .iter()
+                .map(|p| match p.element {
+                    Some(i) => format!("{input}:{}: element [{i}]: {}", p.line, p.message),
+                    None => format!("{input}:{}: {}", p.line, p.message),
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Reading commands answer with 0 and 1 (`acl check`: allowed, denied;
@@ -112,7 +153,10 @@ impl Diagnose for AclError {
     fn exit_code(&self) -> ExitCode {
         match self {
             AclError::File(e) => e.exit_code(),
-            AclError::FilterNotTopic { .. } | AclError::ClientId { .. } => ExitCode::Usage,
+            AclError::FilterNotTopic { .. }
+            | AclError::ClientId { .. }
+            | AclError::BadGrants { .. }
+            | AclError::NothingExclusive { .. } => ExitCode::Usage,
             AclError::NotFound { .. } => ExitCode::AclMissing,
             AclError::Unreadable(_) | AclError::TooLarge { .. } => ExitCode::AclUnreadable,
             AclError::Refused { .. } => ExitCode::AclRefused,
@@ -174,6 +218,48 @@ pub fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<Document<'a>, AclError>
         path: path.to_path_buf(),
     })
 }
+
+/// A word-at-a-time multiplicative hash (as in rustc's FxHash): the ACL's
+/// tables (`validate`, `apply`) hold tens of thousands of short keys from a local file, where
+/// SipHash's flood resistance buys nothing and costs most of the time.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WordHash(u64);
+
+impl WordHash {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for WordHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut rest = [0u8; 8];
+        rest[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.add(u64::from_le_bytes(rest));
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+/// A `HashMap` with [`WordHash`].
+pub(crate) type FastMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<WordHash>>;
 
 /// The first line Mosquitto refuses, as an error.
 pub fn refusal(doc: &Document, path: &Path) -> Option<AclError> {

@@ -40,7 +40,7 @@ use std::process::{Command, Stdio};
 pub use wott_mqtt::identity::pki::{Authority, DeviceIdentity, DeviceRequest, random_device_id};
 
 /// Environment variables the binary reads; cleared so the host cannot leak in.
-const ENV_VARS: &[&str] = &[
+pub const ENV_VARS: &[&str] = &[
     "CERT_PATH",
     "CONFIG_PATH",
     "WOTT_MQTT_SERVER_DIR",

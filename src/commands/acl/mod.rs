@@ -1,7 +1,8 @@
-//! `acl list | allow | revoke | validate | check`: the ACL file from the
+//! `acl list | allow | revoke | apply | validate | check`: the ACL file from the
 //! command line. Arguments become a `DeviceId`, `TopicFilter` or `TopicName`
 //! here, before anything reads or writes the file; the work is done by `acl`.
 
+mod apply;
 mod check;
 mod grant;
 mod rules;
@@ -40,6 +41,7 @@ pub fn run(config: &Config, args: AclArgs) -> Result<Outcome, Error> {
         AclCommand::List(a) => rules::list(config, &file, &a),
         AclCommand::Allow(a) => grant::allow(config, &file, &a),
         AclCommand::Revoke(a) => grant::revoke(config, &file, &a),
+        AclCommand::Apply(a) => apply::apply(config, &file, &a),
         AclCommand::Validate => rules::validate(&file),
         AclCommand::Check(a) => check::check(config, &file, &a),
     }
@@ -99,7 +101,7 @@ impl LineRef {
     }
 }
 
-/// Called once after `allow` or `revoke` has changed the file. Mosquitto
+/// Called once after `allow`, `revoke` or `apply` has changed the file. Mosquitto
 /// reads its ACL only at start and on SIGHUP, so a running broker that
 /// `wott-mqtt server` manages from this file's folder is reloaded here
 /// (unless `--no-reload`). Returns what was reloaded, and the error to end
