@@ -3,94 +3,20 @@
 //! gives a clear message, leaves a consistent state, and the next
 //! `server up` recovers.
 //!
-//! "The engine stops" is simulated without stopping the machine's engine
-//! (other tests use it): `DOCKER_HOST` points at a Unix-socket relay to the
-//! real engine that drops every connection, and stops listening, when a
-//! given request goes by.
+//! "The engine stops" is simulated with a relay that goes silent when a
+//! given request goes by (`support::relay`).
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use support::docker;
+use support::relay::{ENGINE, Relay};
 use support::server::Server;
-
-const ENGINE: &str = "/var/run/docker.sock";
-
-/// A relay to the real engine that goes silent when a request line contains `cut_at`.
-struct Relay {
-    path: PathBuf,
-    _dir: tempfile::TempDir,
-    cut: Arc<AtomicBool>,
-}
-
-impl Relay {
-    fn new(cut_at: &'static str) -> Relay {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("engine.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let cut = Arc::new(AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<UnixStream>>> = Arc::default();
-        let (cut2, path2) = (cut.clone(), path.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if cut2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(client) = client else { break };
-                let engine = UnixStream::connect(ENGINE).unwrap();
-                open.lock()
-                    .unwrap()
-                    .extend([client.try_clone().unwrap(), engine.try_clone().unwrap()]);
-                let (cut3, open3, path3) = (cut2.clone(), open.clone(), path2.clone());
-                let mut from_client = client.try_clone().unwrap();
-                let mut to_engine = engine.try_clone().unwrap();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 65536];
-                    while let Ok(n) = from_client.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        let first_line = buf[..n].split(|&b| b == b'\r').next().unwrap_or_default();
-                        if String::from_utf8_lossy(first_line).contains(cut_at) {
-                            // The engine "stops": every connection drops, nothing answers again.
-                            cut3.store(true, Ordering::SeqCst);
-                            for s in open3.lock().unwrap().iter() {
-                                let _ = s.shutdown(std::net::Shutdown::Both);
-                            }
-                            let _ = std::fs::remove_file(&path3);
-                            return;
-                        }
-                        if to_engine.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                });
-                let (mut from_engine, mut to_client) = (engine, client);
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut from_engine, &mut to_client);
-                    let _ = to_client.shutdown(std::net::Shutdown::Both);
-                });
-            }
-        });
-        Relay {
-            path,
-            _dir: dir,
-            cut,
-        }
-    }
-
-    fn docker_host(&self) -> String {
-        format!("unix://{}", self.path.display())
-    }
-}
 
 /// A Docker engine reached through the Unix socket the relay forwards to.
 fn engine_socket_available() -> bool {
@@ -116,7 +42,7 @@ fn the_engine_stopping_during_up_is_named_and_the_next_up_recovers() {
         return;
     }
     let server = Server::new("engine-stops");
-    let relay = Relay::new("/start");
+    let relay = Relay::cutting_at("/start");
     let run = server.up().env("DOCKER_HOST", relay.docker_host()).run();
     assert!(
         relay.cut.load(Ordering::SeqCst),
@@ -167,7 +93,7 @@ fn an_engine_gone_before_the_container_is_created_leaves_nothing_half_made() {
         return;
     }
     let server = Server::new("engine-gone");
-    let relay = Relay::new("/containers/create");
+    let relay = Relay::cutting_at("/containers/create");
     server
         .up()
         .env("DOCKER_HOST", relay.docker_host())

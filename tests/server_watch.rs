@@ -336,3 +336,28 @@ fn install_without_systemd_is_refused_and_writes_nothing() {
     );
     assert!(!std::path::Path::new(&unit).exists());
 }
+
+#[test]
+fn an_engine_away_for_a_while_is_waited_for_and_a_renewal_meanwhile_applied_after() {
+    if !docker::available() {
+        return;
+    }
+    let server = Server::new("watch-engine");
+    server.up().run().success();
+    let relay = support::relay::Relay::new();
+    let host = relay.docker_host();
+    let mut watch = WatchProcess::start_with(&server, &[], &[("DOCKER_HOST", &host)]);
+    watch.wait_for("current", SOON);
+    relay.cut();
+    let away = watch.wait_for("engine-unreachable", SOON);
+    assert_eq!(away["level"], "warning");
+    let new = renewal(&server);
+    agent_renews(&server.certs.dir(), &new, Duration::from_millis(20));
+    std::thread::sleep(Duration::from_secs(2));
+    relay.restore();
+    watch.wait_for("engine-back", SOON);
+    watch.wait_for("renewed", SOON);
+    assert_eq!(served(&server), fingerprint(&new));
+    // The watch lived through it: it still stops cleanly.
+    assert_eq!(watch.stop("TERM").0, Some(0));
+}

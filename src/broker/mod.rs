@@ -34,6 +34,7 @@ mod running;
 mod server_dir;
 pub mod sighup;
 pub mod stage;
+mod start;
 mod status;
 mod up;
 mod wait;

@@ -132,6 +132,23 @@ impl Conn {
         self.wait("PUBACKs", |s| s.pubacks >= before + n).await;
     }
 
+    /// Why the connection ended, if it did (a drop, a refusal).
+    pub fn error(&self) -> Option<String> {
+        self.seen.lock().unwrap().error.clone()
+    }
+
+    /// Waits until `payload` arrived, up to `within`; whether it did.
+    pub async fn receives(&self, payload: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.received(payload) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.received(payload)
+    }
+
     pub fn received(&self, payload: &str) -> bool {
         self.seen
             .lock()

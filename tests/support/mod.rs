@@ -27,6 +27,7 @@ pub mod acl;
 pub mod deliveries;
 pub mod docker;
 pub mod mosquitto;
+pub mod relay;
 pub mod server;
 pub mod skip;
 pub mod watch;
