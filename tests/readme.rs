@@ -97,28 +97,6 @@ fn lines_match(patterns: &[String], lines: &[&str]) -> bool {
     }
 }
 
-/// Splits a command line as the README writes it (single quotes only).
-fn words(command: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    for c in command.chars() {
-        match c {
-            '\'' => quoted = !quoted,
-            ' ' if !quoted => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
-}
-
 struct Devices {
     root: tempfile::TempDir,
 }
@@ -155,7 +133,7 @@ impl Devices {
 
     /// Runs a tour command as `device` and returns its output, normalised.
     fn run(&self, device: &str, command: &str) -> (i32, String) {
-        let mut args = words(command);
+        let mut args = support::shell_words(command);
         assert_eq!(args.remove(0), "wott-mqtt", "{command}");
         // stdout and stderr into one pipe, so lines come in the order a
         // terminal shows them.
@@ -258,7 +236,7 @@ fn the_matcher_matches_what_it_should() {
     assert!(lines_match(&p(&["x", "…", "z"]), &["x", "z"]));
     assert!(!lines_match(&p(&["x", "z"]), &["x", "y", "z"]));
     assert_eq!(
-        words("wott-mqtt acl allow 'wott/#' x"),
+        support::shell_words("wott-mqtt acl allow 'wott/#' x"),
         ["wott-mqtt", "acl", "allow", "wott/#", "x"]
     );
 }

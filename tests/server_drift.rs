@@ -34,46 +34,13 @@ fn broker_log(server: &Server) -> String {
     )
 }
 
-/// The command in a note's backticks, run as printed (split like a shell
-/// would: the tool quotes only what needs it, with single quotes).
+/// The command in a note's backticks, run as printed.
 fn run_printed(note: &str) -> std::process::Output {
     let command = note
         .split('`')
         .nth(1)
         .unwrap_or_else(|| panic!("no command in {note:?}"));
-    let words = shell_words(command);
-    let (program, args) = words.split_first().unwrap();
-    let program = if program == "wott-mqtt" {
-        support::bin().display().to_string()
-    } else {
-        panic!(
-            "the note's command starts with {program:?}, not wott-mqtt (as root there is no sudo): {note}"
-        );
-    };
-    Command::new(program).args(args).output().unwrap()
-}
-
-fn shell_words(line: &str) -> Vec<String> {
-    let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
-    for c in line.chars() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                any = true;
-            }
-            ' ' if !quoted => {
-                if any || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-                any = false;
-            }
-            c => word.push(c),
-        }
-    }
-    if any || !word.is_empty() {
-        words.push(word);
-    }
-    words
+    support::printed_command(command).output().unwrap()
 }
 
 fn drift_kinds(doc: &serde_json::Value) -> Vec<String> {

@@ -361,3 +361,51 @@ fn an_engine_away_for_a_while_is_waited_for_and_a_renewal_meanwhile_applied_afte
     // The watch lived through it: it still stops cleanly.
     assert_eq!(watch.stop("TERM").0, Some(0));
 }
+
+#[test]
+fn setup_server_offers_the_watch_and_without_systemd_prints_the_command_that_runs_it() {
+    if !docker::available()
+        || support::skip_without(
+            "a machine where systemd does not run (the case under test)",
+            !std::path::Path::new("/run/systemd/system").is_dir(),
+        )
+    {
+        return;
+    }
+    let server = Server::new("watch-setup");
+    let setup = |extra: &[&str]| {
+        support::wott()
+            .cert_dir(&server.certs.dir())
+            .arg("--server-dir")
+            .arg(server.dir())
+            .args(["setup", "--image", server.image(), "--name", &server.name])
+            .args(["--bind", "127.0.0.1", "--port", &server.port.to_string()])
+            .args(["server", "--yes", "--json"])
+            .args(extra)
+            .run()
+    };
+    let declined = setup(&["--no-watch"]);
+    declined.success();
+    assert_eq!(declined.json()["watch"]["status"], "declined");
+
+    let run = setup(&[]);
+    run.success();
+    let doc = run.json();
+    assert_eq!(doc["watch"]["status"], "no-systemd", "{doc}");
+    let command = doc["watch"]["command"].as_str().unwrap().to_string();
+    assert!(command.ends_with("server watch"), "{command}");
+    // Run as printed, it keeps this broker current.
+    let mut child = support::printed_command(&command)
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let current = std::io::BufRead::lines(stdout)
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("\"event\":\"current\""));
+    let _ = child.kill();
+    let _ = child.wait();
+    let current = current.expect("the printed watch never said the broker is current");
+    assert!(current.contains(&server.name), "{current}");
+}

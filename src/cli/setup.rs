@@ -64,6 +64,10 @@ pub struct SetupServerArgs {
     #[arg(long = "allow", value_name = "ID[:TOPIC[:ACCESS]]")]
     pub allow: Vec<String>,
 
+    /// Do not install the systemd service that applies the agent's renewals (`server watch`)
+    #[arg(long)]
+    pub no_watch: bool,
+
     #[command(flatten)]
     pub run: UpRunArgs,
 }

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::hosts;
 use crate::names::{DeviceId, TopicFilter};
 use crate::output::{Human, Outcome, Paint, sanitize};
+use crate::tutorial::setup::server::WatchSetup;
 use crate::tutorial::setup::{
     self, ClientAnswers, ClientReport, Grant, Prompter, ServerAnswers, ServerReport,
 };
@@ -90,6 +91,7 @@ fn server(
         grants,
         up,
         yes: setup.yes,
+        watch: !args.no_watch,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
     Ok(Outcome::report(ServerView(setup::server::server(
@@ -288,6 +290,19 @@ impl Human for ServerView {
         let _ = writeln!(s, "Next:");
         for line in &r.next {
             let _ = writeln!(s, "  {line}");
+        }
+        match &r.watch {
+            WatchSetup::Installed { unit, .. } => {
+                let _ = writeln!(s, "Renewals: {unit} applies them as the agent writes them.");
+            }
+            WatchSetup::NoSystemd { command } => {
+                let _ = writeln!(
+                    s,
+                    "Renewals: the agent renews the certificate weekly; run `{command}` under this machine's \
+                     supervisor to apply each renewal as it comes."
+                );
+            }
+            WatchSetup::Declined { .. } => {}
         }
         s
     }

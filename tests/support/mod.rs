@@ -369,3 +369,43 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn root_available(why: &str) -> bool {
     !skip_without(&format!("root ({why})"), is_root())
 }
+
+/// Splits a command line as the tool prints it: words separated by spaces,
+/// single quotes around a word that needs them (`output::shell_word`).
+pub fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => word.push(c),
+        }
+    }
+    if any || !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// A `wott-mqtt …` command line the tool printed, as a command to run
+/// exactly as printed (this build's binary for `wott-mqtt`; as root, the
+/// tool prints no `sudo`).
+pub fn printed_command(line: &str) -> Command {
+    let words = shell_words(line);
+    let (program, args) = words.split_first().expect("an empty command line");
+    assert_eq!(
+        program, "wott-mqtt",
+        "the printed command starts with {program:?}, not wott-mqtt: {line}"
+    );
+    let mut command = Command::new(bin());
+    command.args(args);
+    command
+}

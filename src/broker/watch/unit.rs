@@ -16,7 +16,8 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::broker::BrokerError;
+use crate::broker::server_dir::absolute;
+use crate::broker::{BrokerError, Context};
 use crate::files::{self, UpdateOptions};
 
 /// Where `--install` writes the unit.
@@ -41,6 +42,28 @@ pub struct UnitSpec {
 }
 
 impl UnitSpec {
+    /// The unit for a watch of this context's broker (`container`, which
+    /// `name` names when the watch is given `--name`), run by this binary.
+    pub fn for_broker(
+        ctx: &Context<'_>,
+        container: &str,
+        name: Option<&str>,
+        recheck_secs: Option<u64>,
+    ) -> Result<UnitSpec, BrokerError> {
+        let exe = std::env::current_exe().map_err(|e| BrokerError::Watch {
+            path: "/proc/self/exe".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(UnitSpec {
+            container: container.to_string(),
+            exe,
+            cert_dir: absolute(ctx.cert_dir.path())?,
+            server_dir: absolute(ctx.server_dir)?,
+            name: name.map(str::to_string),
+            recheck_secs,
+        })
+    }
+
     /// `wott-mqtt-watch-<container>.service`.
     pub fn unit_name(&self) -> String {
         format!("wott-mqtt-watch-{}.service", self.container)

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::broker::watch::unit::{self, UnitReport, UnitSpec};
 use crate::broker::watch::{self, CertId, Event, Level, WatchOptions};
-use crate::broker::{BrokerError, Context, record};
+use crate::broker::{Context, record};
 use crate::cli::ServerWatchArgs;
 use crate::error::Error;
 use crate::identity::Timestamp;
@@ -166,32 +166,14 @@ fn unit_command(ctx: &Context<'_>, args: &ServerWatchArgs) -> Result<Outcome, Er
 
 /// The unit for this invocation: this binary, these dirs, this broker.
 fn unit_spec(ctx: &Context<'_>, args: &ServerWatchArgs) -> Result<UnitSpec, Error> {
-    let absolute = |p: &std::path::Path| {
-        std::path::absolute(p).map_err(|e| {
-            Error::from(BrokerError::Watch {
-                path: p.to_path_buf(),
-                reason: e.to_string(),
-            })
-        })
-    };
-    let server_dir = absolute(ctx.server_dir)?;
-    let exe = std::env::current_exe().map_err(|e| BrokerError::Watch {
-        path: "/proc/self/exe".into(),
-        reason: e.to_string(),
-    })?;
-    let container = match &args.container.name {
-        Some(name) => name.clone(),
-        None => record::read(&server_dir)?
+    let name = args.container.name.as_deref();
+    let container = match name {
+        Some(name) => name.to_string(),
+        None => record::read(ctx.server_dir)?
             .map_or_else(|| crate::broker::DEFAULT_NAME.to_string(), |s| s.name),
     };
-    Ok(UnitSpec {
-        container,
-        exe,
-        cert_dir: absolute(ctx.cert_dir.path())?,
-        server_dir,
-        name: args.container.name.clone(),
-        recheck_secs: (args.recheck != DEFAULT_RECHECK).then_some(args.recheck),
-    })
+    let recheck = (args.recheck != DEFAULT_RECHECK).then_some(args.recheck);
+    Ok(UnitSpec::for_broker(ctx, &container, name, recheck)?)
 }
 
 /// `--print-unit`: the unit's text, as is (ready for `> /etc/systemd/system/…`).

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{DEFAULT_TOPIC, Prompter, cancelled, healthy_identity, no_terminal, say};
 use crate::acl::{self, Access};
+use crate::broker::watch::unit;
 use crate::broker::{self, Context, ImageChoice, ImageRequest, UpOptions, UpReport};
 use crate::error::Error;
 use crate::names::{DeviceId, TopicFilter};
@@ -67,6 +68,25 @@ pub struct ServerAnswers {
     pub grants: Vec<Grant>,
     pub up: UpOptions,
     pub yes: bool,
+    /// Install `server watch` as a systemd service (unless `--no-watch`,
+    /// or the answer no), so that renewals are applied as they come.
+    pub watch: bool,
+}
+
+/// What became of keeping the broker current.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum WatchSetup {
+    /// The systemd service runs `server watch` (or would, in a dry run).
+    Installed {
+        unit: String,
+        changed: bool,
+        dry_run: bool,
+    },
+    /// `--no-watch`, or the answer no: renewals wait for a `server reload`.
+    Declined { command: String },
+    /// No systemd here: this command, under the supervisor the machine uses.
+    NoSystemd { command: String },
 }
 
 /// What one grant did to permissions.acl.
@@ -90,6 +110,8 @@ pub struct ServerReport {
     /// Managed broker containers that re-read permissions.acl (SIGHUP).
     pub reloaded: Vec<String>,
     pub server: UpReport,
+    /// Whether something keeps the broker current as the agent renews.
+    pub watch: WatchSetup,
     /// Whether anything changed: the ACL, the server dir or the container.
     pub changed: bool,
     /// What each client device runs next.
@@ -128,12 +150,15 @@ pub fn server(
         Vec::new()
     };
     let next = next_for_clients(&answers, &device_id, &up);
+    let watch = keep_current(ctx, &answers, &up, &mut prompter)?;
+    let watch_changed = matches!(watch, WatchSetup::Installed { changed: true, .. });
     Ok(ServerReport {
         role: "server",
         device_id,
         image,
         acl_file: acl_file.display().to_string(),
-        changed: up.changed || acl_changed,
+        watch,
+        changed: up.changed || acl_changed || watch_changed,
         grants,
         reloaded,
         server: up,
@@ -184,7 +209,59 @@ fn ask_server(
     if !p.confirm("Start the broker and write these grants?", true)? {
         return Err(cancelled());
     }
+    if answers.watch && unit::systemd_running() {
+        answers.watch = p.confirm(
+            "Keep the broker current as the agent renews its certificate (a systemd service running `wott-mqtt server watch`)?",
+            true,
+        )?;
+    }
     Ok(())
+}
+
+/// The systemd service that runs `server watch` for this broker: installed
+/// (and started), declined, or, without systemd, the command to run under
+/// the machine's own supervisor.
+fn keep_current(
+    ctx: &Context<'_>,
+    answers: &ServerAnswers,
+    up: &UpReport,
+    prompter: &mut Option<&mut dyn Prompter>,
+) -> Result<WatchSetup, Error> {
+    let paint = ctx.output.paint_stderr();
+    let command = ctx.command("server watch");
+    let (setup, line) = if !answers.watch {
+        let line = format!(
+            "- watch     not installed: renewals wait for `{}`",
+            ctx.command("server reload")
+        );
+        (WatchSetup::Declined { command }, line)
+    } else if !unit::systemd_running() {
+        let line = format!(
+            "- watch     systemd is not running here: run `{command}` under this machine's supervisor to apply renewals as they come"
+        );
+        (WatchSetup::NoSystemd { command }, line)
+    } else {
+        let spec = unit::UnitSpec::for_broker(ctx, &up.container, None, None)?;
+        let report = unit::install(&spec, answers.up.dry_run)?;
+        let line = format!(
+            "{} watch     {} {}: renewals are applied as they come",
+            paint.mark(true),
+            report.unit,
+            if report.dry_run {
+                "would be installed"
+            } else {
+                report.action
+            }
+        );
+        let setup = WatchSetup::Installed {
+            unit: report.unit,
+            changed: report.changed,
+            dry_run: report.dry_run,
+        };
+        (setup, line)
+    };
+    say(ctx, prompter, &line);
+    Ok(setup)
 }
 
 /// Writes each grant into permissions.acl, saying what it did.
