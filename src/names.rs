@@ -14,13 +14,42 @@ use crate::exit_code::ExitCode;
 /// The domain every WoTT device ID lives in.
 pub const WOTT_DOMAIN: &str = ".d.wott.local";
 
+/// The environment variable that turns on `--any-id`.
+pub const ANY_ID_ENV: &str = "WOTT_MQTT_ANY_ID";
+
+/// Which device IDs a person may type: the agent's shape only (the default:
+/// a typo there is written, and afterwards nothing matches), or any DNS name
+/// (`--any-id`, for devices of one's own CA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdPolicy {
+    #[default]
+    Wott,
+    Any,
+}
+
 /// A value that is not a valid device ID or topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error("invalid device ID {value:?}: {reason}")]
     DeviceId { value: String, reason: String },
+    #[error(
+        "{value:?} is not a WoTT device ID: {reason}{}",
+        did_you_mean(suggestion)
+    )]
+    NotWott {
+        value: String,
+        reason: String,
+        suggestion: Option<String>,
+    },
     #[error("invalid MQTT topic {value:?}: {reason}")]
     Topic { value: String, reason: String },
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!("; did you mean {s}?"))
+        .unwrap_or_default()
 }
 
 impl Diagnose for NameError {
@@ -29,6 +58,11 @@ impl Diagnose for NameError {
             NameError::DeviceId { .. } => format!(
                 "a device ID is a DNS name such as 4853b630822946019393b16c5b710b9e{WOTT_DOMAIN}; \
                  `wott-mqtt whoami` on that device prints it"
+            ),
+            NameError::NotWott { .. } => format!(
+                "a WoTT device ID is 32 lower-case hex characters and {WOTT_DOMAIN}, as \
+                 `wott-mqtt whoami` on that device prints it; for a device of your own CA with \
+                 another name, pass --any-id or set {ANY_ID_ENV}=1"
             ),
             NameError::Topic { .. } => "MQTT topics are UTF-8 without control characters; \
                  `+` and `#` must fill a whole level and `#` must come last (e.g. sensors/+/temperature, wott/#)"
@@ -54,6 +88,22 @@ impl DeviceId {
             Self::check(value)?;
         }
         Ok(DeviceId(value.to_string()))
+    }
+
+    /// A device ID a person typed (a flag, a prompt, a line of `acl apply`):
+    /// valid, and under [`IdPolicy::Wott`] shaped as the agent's IDs are,
+    /// else refused with what is wrong and, where it is clear, the ID meant.
+    pub fn typed(value: &str, policy: IdPolicy) -> Result<Self, NameError> {
+        if policy == IdPolicy::Wott
+            && let Err(problem) = wott_shape(value)
+        {
+            return Err(NameError::NotWott {
+                value: truncate_for_message(value),
+                reason: problem.reason,
+                suggestion: problem.suggestion,
+            });
+        }
+        Self::new(value)
     }
 
     /// Every rule, each with its own message.
@@ -115,12 +165,122 @@ impl DeviceId {
         &self.0
     }
 
-    /// Whether this looks like an agent-issued ID (`<32 hex>.d.wott.local`).
+    /// Whether this is shaped as an agent-issued ID (`<32 hex>.d.wott.local`).
     pub fn is_wott(&self) -> bool {
-        self.0
-            .strip_suffix(WOTT_DOMAIN)
-            .is_some_and(|head| head.len() == 32 && head.bytes().all(|b| b.is_ascii_hexdigit()))
+        is_wott_shaped(&self.0)
     }
+}
+
+/// Why a name is not shaped as a WoTT device ID, and the ID probably meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeProblem {
+    pub reason: String,
+    /// Set when the fix is certain: case, a missing or misspelt domain.
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for ShapeProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.reason, did_you_mean(&self.suggestion))
+    }
+}
+
+/// Whether `value` is exactly 32 lower-case hex characters and `.d.wott.local`.
+pub fn is_wott_shaped(value: &str) -> bool {
+    value
+        .strip_suffix(WOTT_DOMAIN)
+        .is_some_and(|head| head.len() == 32 && head.bytes().all(is_lower_hex))
+}
+
+/// Checks the WoTT shape; the problem names every way `value` misses it
+/// (length, case, domain) and suggests the ID when only case or the domain
+/// is off. Mosquitto compares usernames byte for byte, so a near miss would
+/// be a rule that never applies.
+pub fn wott_shape(value: &str) -> Result<(), ShapeProblem> {
+    if is_wott_shaped(value) {
+        return Ok(());
+    }
+    let (head, domain) = match value.find('.') {
+        Some(dot) => (&value[..dot], Some(&value[dot..])),
+        None => (value, None),
+    };
+    let hex = !head.is_empty() && head.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut reasons = Vec::new();
+    if !hex {
+        return Err(ShapeProblem {
+            reason: format!(
+                "its first label {:?} is not hex; a WoTT device ID is 32 lower-case hex \
+                 characters and {WOTT_DOMAIN}",
+                truncate_for_message(head)
+            ),
+            suggestion: None,
+        });
+    }
+    if head.len() != 32 {
+        reasons.push(format!(
+            "its hex part has {} characters, a WoTT device ID's has 32 (shortened or cut off?)",
+            head.len()
+        ));
+    }
+    if head.bytes().any(|b| b.is_ascii_uppercase()) {
+        reasons.push(
+            "it has upper-case letters; Mosquitto compares usernames byte for byte, and the \
+             agent's IDs are lower case"
+                .to_string(),
+        );
+    }
+    let domain_fixable = match domain {
+        None => {
+            reasons.push(format!("it lacks the domain {WOTT_DOMAIN}"));
+            true
+        }
+        Some(d) if d == WOTT_DOMAIN => true,
+        Some(d) if d.eq_ignore_ascii_case(WOTT_DOMAIN) || near(d, WOTT_DOMAIN) => {
+            reasons.push(format!(
+                "its domain is {:?}, a WoTT device ID's is {WOTT_DOMAIN}",
+                truncate_for_message(d)
+            ));
+            true
+        }
+        Some(d) => {
+            reasons.push(format!(
+                "its domain is {:?}, not {WOTT_DOMAIN}",
+                truncate_for_message(d)
+            ));
+            false
+        }
+    };
+    let suggestion = (head.len() == 32 && domain_fixable)
+        .then(|| format!("{}{WOTT_DOMAIN}", head.to_ascii_lowercase()));
+    Err(ShapeProblem {
+        reason: reasons.join("; "),
+        suggestion,
+    })
+}
+
+fn is_lower_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+/// A misspelling of `target`: at most two edits (insert, delete, substitute)
+/// apart, ignoring case.
+fn near(value: &str, target: &str) -> bool {
+    let (a, b) = (value.to_ascii_lowercase(), target.as_bytes());
+    let a = a.as_bytes();
+    if a.len().abs_diff(b.len()) > 2 {
+        return false;
+    }
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &x) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, &y) in b.iter().enumerate() {
+            let substitute = previous + usize::from(x != y);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()] <= 2
 }
 
 impl fmt::Display for DeviceId {
@@ -374,6 +534,77 @@ mod tests {
                 prop_assert_eq!(plain, TopicFilter::check(&filter).is_ok(), "{:?}", filter);
             }
         }
+    }
+
+    #[test]
+    fn typed_ids_must_be_wott_shaped_unless_any() {
+        let good = "4853b630822946019393b16c5b710b9e.d.wott.local";
+        assert!(DeviceId::typed(good, IdPolicy::Wott).is_ok());
+        let cases = [
+            (
+                "4853b630822946019393b16c5b710b9e",
+                Some(good),
+                "lacks the domain",
+            ),
+            (
+                "4853B630822946019393B16C5B710B9E.d.wott.local",
+                Some(good),
+                "upper-case",
+            ),
+            (
+                "4853b630822946019393b16c5b710b9e.d.wott.locl",
+                Some(good),
+                "domain is",
+            ),
+            (
+                "4853b630822946019393b16c5b710b9e.D.WOTT.LOCAL",
+                Some(good),
+                "domain is",
+            ),
+            (
+                "4853b630822946019393b16c5b710b9e.wott.local",
+                Some(good),
+                "domain is",
+            ),
+            (
+                "4853b630822946019393b16c5b71.d.wott.local",
+                None,
+                "has 28 characters",
+            ),
+            (
+                "4853b630822946019393b16c5b710b9e.example.com",
+                None,
+                "not .d.wott.local",
+            ),
+            ("broker.example.com", None, "not hex"),
+        ];
+        for (value, suggestion, reason) in cases {
+            let problem = wott_shape(value).unwrap_err();
+            assert_eq!(problem.suggestion.as_deref(), suggestion, "{value}");
+            assert!(
+                problem.reason.contains(reason),
+                "{value}: {}",
+                problem.reason
+            );
+            let err = DeviceId::typed(value, IdPolicy::Wott).unwrap_err();
+            assert!(matches!(err, NameError::NotWott { .. }), "{value}");
+            if let Some(s) = suggestion {
+                assert!(
+                    err.to_string().ends_with(&format!("did you mean {s}?")),
+                    "{err}"
+                );
+            }
+        }
+        assert!(DeviceId::typed("broker.example.com", IdPolicy::Any).is_ok());
+        assert!(matches!(
+            DeviceId::typed("a b", IdPolicy::Any),
+            Err(NameError::DeviceId { .. })
+        ));
+        assert!(
+            !DeviceId::new("4853B630822946019393B16C5B710B9E.d.wott.local")
+                .unwrap()
+                .is_wott()
+        );
     }
 
     #[test]
