@@ -9,7 +9,8 @@
 #
 # Peers: openssl (whoami), cp and dd conv=fsync (acl, apply, hosts), the loop
 # of `acl allow` calls `acl apply` replaces (apply), mosquitto_sub and Python
-# Paho (check), docker run + mosquitto_sub polling (server, demo).
+# Paho (check), docker run + mosquitto_sub polling (server, demo), an
+# inotifywait loop running `server reload` and `docker restart` (watch).
 # Installs missing Debian packages when run as root; Paho goes into a venv
 # outside the repository (see bench/check.sh). Nothing is pulled from a
 # registry: server and demo use eclipse-mosquitto:2 when it is here, else the
@@ -18,10 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 areas=("$@")
-[ ${#areas[@]} -gt 0 ] || areas=(whoami acl apply hosts check server demo image)
+[ ${#areas[@]} -gt 0 ] || areas=(whoami acl apply hosts check server demo image watch)
 
 need=()
-for tool in hyperfine bc openssl mosquitto mosquitto_sub; do
+for tool in hyperfine bc openssl mosquitto mosquitto_sub inotifywait; do
     command -v "$tool" >/dev/null || need+=("$tool")
 done
 [ -x /usr/bin/time ] || need+=(time)
@@ -31,6 +32,7 @@ if [ ${#need[@]} -gt 0 ]; then
     for tool in "${need[@]}"; do
         case "$tool" in
             mosquitto_sub) pkgs+=(mosquitto-clients) ;;
+            inotifywait) pkgs+=(inotify-tools) ;;
             *) pkgs+=("$tool") ;;
         esac
     done
