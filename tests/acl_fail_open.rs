@@ -17,58 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use support::server::Server;
-use support::{DeviceRequest, docker, random_device_id, wott};
-
-struct Device {
-    _root: tempfile::TempDir,
-    id: String,
-    certs: PathBuf,
-}
-
-impl Device {
-    fn new(server: &Server) -> Device {
-        let root = tempfile::tempdir().unwrap();
-        let id = random_device_id().unwrap();
-        let certs = root.path().join("certs");
-        server
-            .certs
-            .ca
-            .issue(&DeviceRequest::new(&id))
-            .unwrap()
-            .write_to(&certs)
-            .unwrap();
-        Device {
-            _root: root,
-            id,
-            certs,
-        }
-    }
-
-    /// `check --roundtrip` on `topic`: 0 when its own message came back, 8 when not.
-    fn roundtrip(&self, server: &Server, topic: &str) -> i32 {
-        let port = server.port.to_string();
-        let run = wott()
-            .cert_dir(&self.certs)
-            .args([
-                "check",
-                "--server",
-                server.id(),
-                "--connect-to",
-                "127.0.0.1",
-            ])
-            .args([
-                "--port",
-                &port,
-                "--topic",
-                topic,
-                "--roundtrip",
-                "--wait",
-                "2",
-            ])
-            .run();
-        run.code
-    }
-}
+use support::{docker, wott};
 
 fn acl(server: &Server) -> PathBuf {
     server.path("permissions.acl")
@@ -90,8 +39,8 @@ fn no_command_reloads_a_broken_acl_and_status_sees_an_open_broker() {
     }
     let server = Server::new("failopen");
     server.up().run().success();
-    let granted = Device::new(&server);
-    let stranger = Device::new(&server);
+    let granted = server.new_device();
+    let stranger = server.new_device();
     allow(&server, &granted.id, "wott/temperature")
         .success()
         .stdout_has("the change is in force");
@@ -108,7 +57,7 @@ fn no_command_reloads_a_broken_acl_and_status_sees_an_open_broker() {
     std::fs::write(acl(&server), &text).unwrap();
 
     // acl allow writes its own edit, withholds the reload, and says why.
-    let third = Device::new(&server);
+    let third = server.new_device();
     let run = allow(&server, &third.id, "wott/temperature");
     run.code(1)
         .stderr_has("not reloading the broker in")
@@ -129,13 +78,7 @@ fn no_command_reloads_a_broken_acl_and_status_sees_an_open_broker() {
     assert_eq!(stranger.roundtrip(&server, "secret/x"), 8);
 
     // server up after a renewal would reload: refused as well.
-    server
-        .certs
-        .ca
-        .issue(&DeviceRequest::new(server.id()))
-        .unwrap()
-        .write_to(&server.certs.dir())
-        .unwrap();
+    server.renew_certificate();
     server
         .up()
         .run()
@@ -144,7 +87,7 @@ fn no_command_reloads_a_broken_acl_and_status_sees_an_open_broker() {
     assert_eq!(stranger.roundtrip(&server, "secret/x"), 8);
 
     // The wizard grants through the same door.
-    let fourth = Device::new(&server);
+    let fourth = server.new_device();
     wott()
         .cert_dir(&server.certs.dir())
         .arg("--server-dir")

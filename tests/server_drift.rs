@@ -12,8 +12,8 @@ mod support;
 use std::fs;
 use std::process::Command;
 
+use support::docker;
 use support::server::Server;
-use support::{DeviceRequest, docker};
 
 /// Exit code 12: the broker serves older files than those on disk.
 const DRIFT: i32 = 12;
@@ -64,13 +64,7 @@ fn a_renewal_not_applied_is_drift_and_the_printed_reload_repairs_it() {
     assert!(drift_kinds(&current.json()).is_empty());
 
     // The agent renews: a new certificate and key, in place.
-    server
-        .certs
-        .ca
-        .issue(&DeviceRequest::new(server.id()))
-        .unwrap()
-        .write_to(&server.certs.dir())
-        .unwrap();
+    server.renew_certificate();
     let drifted = status(&server);
     drifted.code(DRIFT);
     let doc = drifted.json();
@@ -88,13 +82,7 @@ fn a_renewal_not_applied_is_drift_and_the_printed_reload_repairs_it() {
     status(&server).code(0);
 
     // Text for people: the same exit code, the note on stdout.
-    server
-        .certs
-        .ca
-        .issue(&DeviceRequest::new(server.id()))
-        .unwrap()
-        .write_to(&server.certs.dir())
-        .unwrap();
+    server.renew_certificate();
     server
         .cmd("status")
         .run()

@@ -19,8 +19,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::mosquitto::Broker;
-use support::server::{Server, owner_and_mode};
-use support::{DeviceRequest, docker, is_root, random_device_id, skip_without, wott};
+use support::server::{Device, Server, owner_and_mode};
+use support::{docker, is_root, skip_without, wott};
 
 const TOPIC: &str = "wott/temperature";
 
@@ -34,16 +34,7 @@ struct Client {
 impl Client {
     /// A device from the same CA as the server, and an empty hosts file.
     fn new(server: &Server) -> Client {
-        let root = tempfile::tempdir().unwrap();
-        let id = random_device_id().unwrap();
-        let certs = root.path().join("certs");
-        server
-            .certs
-            .ca
-            .issue(&DeviceRequest::new(&id))
-            .unwrap()
-            .write_to(&certs)
-            .unwrap();
+        let Device { root, id, certs } = server.new_device();
         let hosts = root.path().join("hosts");
         std::fs::write(&hosts, "127.0.0.1\tlocalhost\n").unwrap();
         Client {

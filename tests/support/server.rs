@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::mosquitto::free_port;
-use super::{CertFixture, Wott, docker, wott};
+use super::{CertFixture, DeviceRequest, Wott, docker, random_device_id, wott};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -21,6 +21,40 @@ pub fn unique_name(what: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A client of a [`Server`]: its ID and cert dir, kept while this lives.
+pub struct Device {
+    pub root: tempfile::TempDir,
+    pub id: String,
+    pub certs: PathBuf,
+}
+
+impl Device {
+    /// `check --roundtrip` on `topic`: 0 when its own message came back, 8 when not.
+    pub fn roundtrip(&self, server: &Server, topic: &str) -> i32 {
+        let port = server.port.to_string();
+        wott()
+            .cert_dir(&self.certs)
+            .args([
+                "check",
+                "--server",
+                server.id(),
+                "--connect-to",
+                "127.0.0.1",
+            ])
+            .args([
+                "--port",
+                &port,
+                "--topic",
+                topic,
+                "--roundtrip",
+                "--wait",
+                "2",
+            ])
+            .run()
+            .code
+    }
 }
 
 pub struct Server {
@@ -49,6 +83,31 @@ impl Server {
             port: free_port(),
             image: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The agent's renewal, at once: a new certificate for the same ID from
+    /// the same CA, written over the server's identity.
+    pub fn renew_certificate(&self) {
+        self.certs
+            .ca
+            .issue(&DeviceRequest::new(self.id()))
+            .expect("issue")
+            .write_to(&self.certs.dir())
+            .expect("write the renewal");
+    }
+
+    /// A client device from the server's CA, in a temp dir of its own.
+    pub fn new_device(&self) -> Device {
+        let root = tempfile::tempdir().expect("tempdir");
+        let id = random_device_id().expect("id");
+        let certs = root.path().join("certs");
+        self.certs
+            .ca
+            .issue(&DeviceRequest::new(&id))
+            .expect("issue")
+            .write_to(&certs)
+            .expect("write the device's identity");
+        Device { root, id, certs }
     }
 
     /// The local test image, built (once per machine) on first use when an

@@ -174,32 +174,16 @@ impl Human for RevokeReport {
             };
             let _ = writeln!(s, "{} {what}", p.dim("unchanged:"));
         }
-        for line in &self.removed {
-            let _ = writeln!(
-                s,
-                "{} {} {}",
-                p.good("removed:"),
-                line.location,
-                sanitize(&excerpt(&line.text, 200))
-            );
-        }
-        for line in &self.removed_users {
-            let _ = writeln!(
-                s,
-                "{} {} {} (no rules left)",
-                p.good("removed:"),
-                line.location,
-                sanitize(&excerpt(&line.text, 200))
-            );
-        }
-        for line in &self.kept_denies {
-            let _ = writeln!(
-                s,
-                "{} {} {} (deny rules are kept)",
-                p.dim("kept:"),
-                line.location,
-                sanitize(&excerpt(&line.text, 200))
-            );
+        let lines = [
+            (p.good("removed:"), &self.removed, ""),
+            (p.good("removed:"), &self.removed_users, " (no rules left)"),
+            (p.dim("kept:"), &self.kept_denies, " (deny rules are kept)"),
+        ];
+        for (label, refs, why) in lines {
+            for line in refs {
+                let text = excerpt(&line.text, 200);
+                let _ = writeln!(s, "{label} {} {}{why}", line.location, sanitize(&text));
+            }
         }
         self.reloaded.lines(&mut s, p);
         if self.dry_run && self.changed {
