@@ -34,30 +34,28 @@ pub(super) async fn answers(identity: &Identity, spec: &ContainerSpec) -> bool {
     }
 }
 
-/// Starts a container we just created; removes it again when it cannot start.
-pub(super) async fn start_new(
-    engine: &Engine,
-    id: &str,
-    spec: &ContainerSpec,
-) -> Result<(), BrokerError> {
-    match engine.start(id).await {
-        Ok(()) => Ok(()),
-        Err(failure) => {
-            let _ = engine.remove(id).await;
-            Err(start_failure(engine, failure, spec).await)
-        }
-    }
+/// Whether a container that cannot start is removed again (one we just
+/// created) or left for `server logs` (one that was there before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Made {
+    Now,
+    Before,
 }
 
-pub(super) async fn start_existing(
+/// Starts the container; on failure, says why from its logs.
+pub(super) async fn start(
     engine: &Engine,
     id: &str,
     spec: &ContainerSpec,
+    made: Made,
 ) -> Result<(), BrokerError> {
-    match engine.start(id).await {
-        Ok(()) => Ok(()),
-        Err(failure) => Err(start_failure(engine, failure, spec).await),
+    let Err(failure) = engine.start(id).await else {
+        return Ok(());
+    };
+    if made == Made::Now {
+        let _ = engine.remove(id).await;
     }
+    Err(start_failure(engine, failure, spec).await)
 }
 
 pub(super) async fn start_failure(

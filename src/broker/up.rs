@@ -17,7 +17,7 @@ use super::record::{self, Resolved};
 use super::server_dir::{FileChange, absolute, check_broker_can_read, write_files};
 use super::sighup::{self, Reloaded, Target};
 use super::stage::{self, Staged};
-use super::start::{answers, start_existing, start_new};
+use super::start::{Made, answers, start};
 use super::wait::{Ready, wait_ready};
 use super::{BrokerError, CONTAINER_PORT, ContainerSpec, Context, LABEL_CONFIG_HASH};
 use crate::identity::Identity;
@@ -440,14 +440,14 @@ impl Up<'_> {
                     })
                     .await?;
                 self.clock.lap("container created");
-                start_new(&self.engine, &id, spec).await?;
+                start(&self.engine, &id, spec, Made::Now).await?;
                 self.clock.lap("container started");
                 report.container_id = Some(short(&id));
                 id
             }
             Todo::Start(id) => {
                 out.note(&format!("starting the container {name}"));
-                start_existing(&self.engine, &id, spec).await?;
+                start(&self.engine, &id, spec, Made::Before).await?;
                 id
             }
             Todo::Reload(id, _) => {
