@@ -11,6 +11,7 @@
 //! it.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -66,7 +67,7 @@ impl UnitSpec {
 
     /// `wott-mqtt-watch-<container>.service`.
     pub fn unit_name(&self) -> String {
-        format!("wott-mqtt-watch-{}.service", self.container)
+        unit_name_for(&self.container)
     }
 
     pub fn unit_path(&self) -> PathBuf {
@@ -177,6 +178,66 @@ pub struct UnitReport {
     pub action: &'static str,
     /// The `systemctl` commands run (or, in a dry run, to be run).
     pub commands: Vec<String>,
+}
+
+/// The unit that watches the broker `container`: `wott-mqtt-watch-<container>.service`.
+pub fn unit_name_for(container: &str) -> String {
+    format!("wott-mqtt-watch-{container}.service")
+}
+
+/// Whether something keeps the broker `container` current: its unit is
+/// installed and enabled (`systemctl is-enabled`), or a `wott-mqtt server
+/// watch` process runs (under another supervisor, or by hand).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Keeper {
+    Unit { unit: String, enabled: bool },
+    Process { pid: u32 },
+    Nothing { unit: String },
+}
+
+pub fn keeper(container: &str) -> Keeper {
+    let unit = unit_name_for(container);
+    let installed = Path::new(UNIT_DIR).join(&unit).is_file();
+    if installed {
+        let enabled = systemd_running()
+            && Command::new("systemctl")
+                .args(["is-enabled", "--quiet", &unit])
+                .status()
+                .is_ok_and(|s| s.success());
+        if enabled {
+            return Keeper::Unit { unit, enabled };
+        }
+        if let Some(pid) = watch_process() {
+            return Keeper::Process { pid };
+        }
+        return Keeper::Unit { unit, enabled };
+    }
+    match watch_process() {
+        Some(pid) => Keeper::Process { pid },
+        None => Keeper::Nothing { unit },
+    }
+}
+
+/// A running `wott-mqtt … server watch` process, from /proc.
+fn watch_process() -> Option<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            let exe = Path::new(std::ffi::OsStr::from_bytes(args.first()?));
+            let ours = exe
+                .file_name()
+                .is_some_and(|n| n.as_bytes().starts_with(b"wott-mqtt"));
+            let watching = args
+                .windows(2)
+                .any(|w| w[0] == b"server" && w[1] == b"watch");
+            (pid != me && ours && watching).then_some(pid)
+        })
 }
 
 /// Whether systemd manages this machine (what `sd_booted()` tests).
