@@ -1,0 +1,101 @@
+//! Running `doctor --json` and reading its findings.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{Run, Wott, wott};
+
+/// `wott-mqtt --cert-dir CERTS --server-dir SERVER doctor --json --hosts-file HOSTS`.
+pub fn doctor(certs: &Path, server_dir: &Path, hosts: &Path) -> Wott {
+    wott()
+        .cert_dir(certs)
+        .arg("--server-dir")
+        .arg(server_dir)
+        .args(["doctor", "--json", "--hosts-file"])
+        .arg(hosts)
+}
+
+/// A scratch place: an empty hosts file and a server dir that does not
+/// exist, so that only the identity role applies unless a test adds more.
+pub struct Scratch {
+    pub root: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(root.path().join("hosts"), "127.0.0.1 localhost\n").expect("hosts");
+        Scratch { root }
+    }
+
+    pub fn hosts(&self) -> PathBuf {
+        self.root.path().join("hosts")
+    }
+
+    pub fn server_dir(&self) -> PathBuf {
+        self.root.path().join("no-server")
+    }
+}
+
+/// Every finding with this code.
+pub fn findings<'a>(doc: &'a Value, code: &str) -> Vec<&'a Value> {
+    doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["code"] == code)
+        .collect()
+}
+
+/// The finding with this code and level; panics with the whole document
+/// when there is none.
+#[track_caller]
+pub fn finding<'a>(doc: &'a Value, code: &str, level: &str) -> &'a Value {
+    findings(doc, code)
+        .into_iter()
+        .find(|f| f["level"] == level)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {level} finding {code}:\n{}",
+                serde_json::to_string_pretty(doc).unwrap_or_default()
+            )
+        })
+}
+
+/// The finding's fix.
+#[track_caller]
+pub fn fix(finding: &Value) -> String {
+    finding["fix"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no fix in {finding}"))
+        .to_string()
+}
+
+/// The codes of every finding that is not ok.
+pub fn problems(doc: &Value) -> Vec<String> {
+    doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["level"] != "ok")
+        .map(|f| format!("{} {}: {}", f["level"], f["code"], f["found"]))
+        .collect()
+}
+
+/// Failures only.
+pub fn failures(doc: &Value) -> Vec<String> {
+    problems(doc)
+        .into_iter()
+        .filter(|p| p.starts_with("\"failure\""))
+        .collect()
+}
+
+/// Runs and parses, with the exit code checked.
+#[track_caller]
+pub fn run_json(w: Wott, code: i32) -> (Run, Value) {
+    let run = w.run();
+    run.code(code);
+    let doc = run.json();
+    (run, doc)
+}
