@@ -97,6 +97,13 @@ pub(super) async fn check(
         }
     } else {
         let lines: Vec<String> = entries.iter().map(|e| e.line.to_string()).collect();
+        out.push(
+            Finding::ok(
+                "client.hosts-missing",
+                format!("{shown} maps it (line {})", lines.join(", ")),
+            )
+            .subject(server),
+        );
         out.push(if ips.len() > 1 {
             Finding::failure(
                 "client.hosts-duplicate",
