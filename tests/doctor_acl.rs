@@ -6,59 +6,8 @@
 
 mod support;
 
-use std::path::PathBuf;
-
-use support::doctor::{Scratch, doctor, finding, findings, fix, run_json};
-use support::{CertFixture, random_device_id};
-
-/// A server dir with the rendered mosquitto.conf, so the server role (and
-/// with it the ACL's) applies; no broker runs.
-struct ServerFiles {
-    certs: CertFixture,
-    scratch: Scratch,
-}
-
-impl ServerFiles {
-    fn new(acl: &str) -> ServerFiles {
-        let files = ServerFiles {
-            certs: CertFixture::new(),
-            scratch: Scratch::new(),
-        };
-        std::fs::create_dir(files.dir()).unwrap();
-        let conf = include_str!("../templates/mosquitto.conf")
-            .replace("{{listener_port}}", "8883")
-            .replace("{{certs_dir}}", "/mosquitto/certs")
-            .replace("{{config_dir}}", "/mosquitto/config");
-        std::fs::write(files.dir().join("mosquitto.conf"), conf).unwrap();
-        std::fs::write(files.acl(), acl).unwrap();
-        files
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.scratch.root.path().join("server")
-    }
-
-    fn acl(&self) -> PathBuf {
-        self.dir().join("permissions.acl")
-    }
-
-    /// Doctor's document; the broker's checks fail (there is none), so the
-    /// exit code is not asserted here.
-    fn doctor(&self) -> serde_json::Value {
-        doctor(&self.certs.dir(), &self.dir(), &self.scratch.hosts())
-            .run()
-            .json()
-    }
-
-    /// Runs a printed `wott-mqtt …` command exactly as printed.
-    fn run_printed(&self, command: &str) {
-        let out = support::printed_command(command.trim_start_matches("sudo "))
-            .env_remove("WOTT_MQTT_ACL_FILE")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{command}: {out:?}");
-    }
-}
+use support::doctor::{ServerFiles, finding, findings, fix};
+use support::random_device_id;
 
 fn id() -> String {
     random_device_id().unwrap()

@@ -400,7 +400,7 @@ fn primary_address() -> Option<IpAddr> {
 /// Whether something applies renewals: `server watch` as a service or a process.
 fn watcher(ctx: &Context<'_>, options: &DoctorOptions, name: &str) -> Finding {
     let why = "the agent renews the certificate every few days and the broker serves the old one until a reload: without `server watch`, clients stop connecting when it expires";
-    match unit::keeper(name) {
+    match unit::keeper(name, ctx.server_dir) {
         Keeper::Unit {
             unit,
             enabled: true,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{Run, Wott, wott};
+use super::{CertFixture, Run, Wott, wott};
 
 /// `wott-mqtt --cert-dir CERTS --server-dir SERVER doctor --json --hosts-file HOSTS`.
 pub fn doctor(certs: &Path, server_dir: &Path, hosts: &Path) -> Wott {
@@ -98,4 +98,57 @@ pub fn run_json(w: Wott, code: i32) -> (Run, Value) {
     run.code(code);
     let doc = run.json();
     (run, doc)
+}
+
+/// A server dir with the rendered mosquitto.conf, so the server role (and
+/// with it the ACL's) applies; no broker runs.
+pub struct ServerFiles {
+    pub certs: CertFixture,
+    pub scratch: Scratch,
+}
+
+impl ServerFiles {
+    pub fn new(acl: &str) -> ServerFiles {
+        Self::with_certs(CertFixture::new(), acl)
+    }
+
+    pub fn with_certs(certs: CertFixture, acl: &str) -> ServerFiles {
+        let files = ServerFiles {
+            certs,
+            scratch: Scratch::new(),
+        };
+        std::fs::create_dir(files.dir()).unwrap();
+        let conf = include_str!("../../templates/mosquitto.conf")
+            .replace("{{listener_port}}", "8883")
+            .replace("{{certs_dir}}", "/mosquitto/certs")
+            .replace("{{config_dir}}", "/mosquitto/config");
+        std::fs::write(files.dir().join("mosquitto.conf"), conf).unwrap();
+        std::fs::write(files.acl(), acl).unwrap();
+        files
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.scratch.root.path().join("server")
+    }
+
+    pub fn acl(&self) -> PathBuf {
+        self.dir().join("permissions.acl")
+    }
+
+    /// Doctor's document; the broker's checks fail (there is none), so the
+    /// exit code is not asserted here.
+    pub fn doctor(&self) -> serde_json::Value {
+        doctor(&self.certs.dir(), &self.dir(), &self.scratch.hosts())
+            .run()
+            .json()
+    }
+
+    /// Runs a printed `wott-mqtt …` command exactly as printed.
+    pub fn run_printed(&self, command: &str) {
+        let out = super::printed_command(command.trim_start_matches("sudo "))
+            .env_remove("WOTT_MQTT_ACL_FILE")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}: {out:?}");
+    }
 }

@@ -196,7 +196,8 @@ pub enum Keeper {
     Nothing { unit: String },
 }
 
-pub fn keeper(container: &str) -> Keeper {
+pub fn keeper(container: &str, server_dir: &Path) -> Keeper {
+    let server_dir = absolute(server_dir).unwrap_or_else(|_| server_dir.to_path_buf());
     let unit = unit_name_for(container);
     let installed = Path::new(UNIT_DIR).join(&unit).is_file();
     if installed {
@@ -208,19 +209,21 @@ pub fn keeper(container: &str) -> Keeper {
         if enabled {
             return Keeper::Unit { unit, enabled };
         }
-        if let Some(pid) = watch_process() {
+        if let Some(pid) = watch_process(&server_dir) {
             return Keeper::Process { pid };
         }
         return Keeper::Unit { unit, enabled };
     }
-    match watch_process() {
+    match watch_process(&server_dir) {
         Some(pid) => Keeper::Process { pid },
         None => Keeper::Nothing { unit },
     }
 }
 
-/// A running `wott-mqtt … server watch` process, from /proc.
-fn watch_process() -> Option<u32> {
+/// A running `wott-mqtt … server watch` process for the server dir
+/// `server_dir` (absolute), from /proc: its `--server-dir`, else its
+/// `WOTT_MQTT_SERVER_DIR`, else the default.
+fn watch_process(server_dir: &Path) -> Option<u32> {
     let me = std::process::id();
     std::fs::read_dir("/proc")
         .ok()?
@@ -236,7 +239,35 @@ fn watch_process() -> Option<u32> {
             let watching = args
                 .windows(2)
                 .any(|w| w[0] == b"server" && w[1] == b"watch");
-            (pid != me && ours && watching).then_some(pid)
+            if pid == me || !ours || !watching {
+                return None;
+            }
+            let flag = args.iter().enumerate().find_map(|(i, a)| {
+                if *a == b"--server-dir" {
+                    args.get(i + 1).map(|v| v.to_vec())
+                } else {
+                    a.strip_prefix(b"--server-dir=").map(<[u8]>::to_vec)
+                }
+            });
+            let env = || {
+                let environ = std::fs::read(entry.path().join("environ")).ok()?;
+                environ
+                    .split(|&b| b == 0)
+                    .find_map(|v| v.strip_prefix(b"WOTT_MQTT_SERVER_DIR=").map(<[u8]>::to_vec))
+                    .filter(|v| !v.is_empty())
+            };
+            let dir = flag
+                .or_else(env)
+                .unwrap_or_else(|| crate::broker::DEFAULT_SERVER_DIR.as_bytes().to_vec());
+            let dir = Path::new(std::ffi::OsStr::from_bytes(&dir));
+            let dir = if dir.is_absolute() {
+                dir.to_path_buf()
+            } else {
+                let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+                cwd.join(dir)
+            };
+            let same = absolute(&dir).is_ok_and(|d| d == server_dir);
+            same.then_some(pid)
         })
 }
 
