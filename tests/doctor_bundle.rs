@@ -202,7 +202,7 @@ fn the_bundle_holds_what_support_needs_and_no_key_material() {
         serde_json::json!(["wott-mqtt-doctor/server/permissions.acl"])
     );
     let out = extract(&path);
-    assert_no_key_material(out.path(), &[key.clone()]);
+    assert_no_key_material(out.path(), std::slice::from_ref(&key));
 
     // --no-acl leaves it out.
     let run = bundle_cmd(&server, &scratch.hosts(), &path)

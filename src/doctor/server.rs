@@ -286,7 +286,10 @@ fn container(ctx: &Context<'_>, options: &DoctorOptions, report: &StatusReport) 
                     Finding::warning(code, drift.detail.clone(), why).fix(cmd("server reload"))
                 }
                 None if code == "server.cert-drift" && report.served.is_none() => continue,
-                None => Finding::ok(code, "the broker serves the files on disk"),
+                None if code == "server.cert-drift" => {
+                    Finding::ok(code, "the broker serves the agent's current certificate")
+                }
+                None => Finding::ok(code, "the broker loaded permissions.acl after its last change"),
             });
         }
     }
