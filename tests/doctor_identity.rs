@@ -174,10 +174,7 @@ fn a_cn_that_is_no_wott_device_id_warns() {
 
 #[test]
 fn a_small_rsa_key_fails_key_quality() {
-    if support::skip_without(
-        "openssl",
-        Command::new("openssl").arg("version").output().is_ok(),
-    ) {
+    if !support::doctor::openssl_available() {
         return;
     }
     let certs = CertFixture::new();

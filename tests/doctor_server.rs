@@ -15,7 +15,7 @@ use serde_json::Value;
 use support::doctor::{Scratch, ServerFiles, failures, finding, findings, fix, run_json};
 use support::server::Server;
 use support::watch::WatchProcess;
-use support::{CertFixture, DeviceRequest, docker};
+use support::{CertFixture, docker};
 
 const FAILED: i32 = 13;
 
@@ -124,13 +124,7 @@ fn a_healthy_broker_then_each_fault_with_its_printed_fix() {
     finding(&doc, "server.conf-edited", "ok");
 
     // The agent renews: the broker serves the old certificate, the copies are old.
-    server
-        .certs
-        .ca
-        .issue(&DeviceRequest::new(server.id()))
-        .unwrap()
-        .write_to(&server.certs.dir())
-        .unwrap();
+    server.renew();
     let doc = d.run(FAILED);
     let drift = finding(&doc, "server.cert-drift", "warning");
     assert!(fix(drift).ends_with("server reload"), "{drift}");
@@ -284,10 +278,7 @@ fn an_engine_that_does_not_answer_fails_server_engine() {
 
 #[test]
 fn a_ca_that_expires_within_30_days_warns() {
-    if support::skip_without(
-        "openssl",
-        Command::new("openssl").arg("version").output().is_ok(),
-    ) {
+    if !support::doctor::openssl_available() {
         return;
     }
     let certs = CertFixture::new();

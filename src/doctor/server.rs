@@ -289,7 +289,10 @@ fn container(ctx: &Context<'_>, options: &DoctorOptions, report: &StatusReport) 
                 None if code == "server.cert-drift" => {
                     Finding::ok(code, "the broker serves the agent's current certificate")
                 }
-                None => Finding::ok(code, "the broker loaded permissions.acl after its last change"),
+                None => Finding::ok(
+                    code,
+                    "the broker loaded permissions.acl after its last change",
+                ),
             });
         }
     }

@@ -152,3 +152,13 @@ impl ServerFiles {
         assert!(out.status.success(), "{command}: {out:?}");
     }
 }
+
+/// Whether the `openssl` command runs (for certificates rcgen cannot make);
+/// a skip through `skip_without` otherwise.
+pub fn openssl_available() -> bool {
+    let runs = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    !super::skip_without("openssl", runs)
+}
