@@ -340,7 +340,14 @@ fn container(ctx: &Context<'_>, options: &DoctorOptions, report: &StatusReport) 
             format!("{name} runs with capabilities, may gain privileges, or has a writable root filesystem"),
             "a compromised broker could do more in the container and on the host than it needs to",
         )
-        .fix(cmd(if details.is_managed() { "server up" } else { "server up --replace" }))
+        .fix(if !details.is_managed() {
+            cmd("server up --replace")
+        } else if report.config_current == Some(false) {
+            cmd("server up")
+        } else {
+            // Created from the current inputs, so `server up` would keep it.
+            format!("{} && {}", cmd("server down"), cmd("server up"))
+        })
     });
     out.push(watcher(ctx, options, name));
     out
