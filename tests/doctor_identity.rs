@@ -227,3 +227,12 @@ fn people_get_the_findings_grouped_with_why_and_fix() {
         .stdout_has("1 failure")
         .error("doctor found 1 failure", "the command that fixes it");
 }
+
+#[test]
+fn a_cn_that_is_not_a_dns_name_of_the_certificate_fails_on_a_server() {
+    let certs = CertFixture::with(|r| r.dns_names(&["other.d.wott.local"]));
+    let files = support::doctor::ServerFiles::with_certs(certs, "# no grants\n");
+    let doc = files.doctor();
+    let f = finding(&doc, "identity.cn-in-san", "failure");
+    assert!(f["why"].as_str().unwrap().contains("cannot verify"), "{f}");
+}

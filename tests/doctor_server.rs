@@ -227,6 +227,31 @@ fn a_healthy_broker_then_each_fault_with_its_printed_fix() {
     assert!(fix(stale).contains("hosts add"), "{stale}");
     std::fs::write(d.scratch.hosts(), "").unwrap();
 
+    // The staged key given back to root: the restarted broker cannot load it.
+    let key = server.path("certs/client.key");
+    std::os::unix::fs::chown(&key, Some(0), Some(0)).unwrap();
+    docker_cmd(&["restart", "-t", "1", &server.name]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let doc = loop {
+        let doc = d.run(FAILED);
+        let crashed = findings(&doc, "server.running")
+            .iter()
+            .any(|f| f["found"].as_str().unwrap().contains("private key"));
+        if crashed || std::time::Instant::now() > deadline {
+            break doc;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let crashed = finding(&doc, "server.running", "failure");
+    assert!(
+        crashed["found"].as_str().unwrap().contains("private key"),
+        "{crashed}"
+    );
+    assert!(fix(crashed).ends_with("server up"), "{crashed}");
+    d.run_printed(&fix(crashed));
+    let doc = d.run(0);
+    finding(&doc, "server.running", "ok");
+
     // The broker stopped; `server up` starts it.
     docker_cmd(&["stop", "-t", "1", &server.name]);
     let doc = d.run(FAILED);

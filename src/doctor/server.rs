@@ -6,6 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use super::{DoctorOptions, Finding, conf};
 use crate::broker::config::{CERTS_SUBDIR, ServerDir};
+use crate::broker::diagnose::CrashCause;
 use crate::broker::drift::Stale;
 use crate::broker::record::{self, RECORD_FILE};
 use crate::broker::watch::unit::{self, Keeper};
@@ -228,14 +229,28 @@ fn container(ctx: &Context<'_>, options: &DoctorOptions, report: &StatusReport) 
     };
     let mut out = Vec::new();
     out.push(if !report.running {
-        let (found, fix) = match &report.crash {
-            Some(crash) => (
-                format!("{name} is {}: {}", details.state, crash.explanation),
-                crash.hint.clone(),
-            ),
-            None => (format!("{name} is {}", details.state), cmd("server up")),
-        };
-        Finding::failure("server.running", found, "no broker serves the clients").fix(fix)
+        match &report.crash {
+            Some(crash) => Finding::failure(
+                "server.running",
+                format!(
+                    "{name} is {}: {} (its log: {})",
+                    details.state,
+                    crash.explanation,
+                    crash.lines.join(" / ")
+                ),
+                format!("no broker serves the clients; {}", crash.hint),
+            )
+            .fix(match crash.cause {
+                CrashCause::AclFile => cmd("acl validate"),
+                _ => cmd("server up"),
+            }),
+            None => Finding::failure(
+                "server.running",
+                format!("{name} is {}", details.state),
+                "no broker serves the clients",
+            )
+            .fix(cmd("server up")),
+        }
     } else if let Some(served) = &report.served {
         Finding::ok(
             "server.running",
