@@ -264,15 +264,22 @@ fn container(ctx: &Context<'_>, options: &DoctorOptions, report: &StatusReport) 
             ),
         )
     } else {
-        Finding::failure(
-            "server.running",
-            format!(
-                "{name} runs but does not answer an mTLS CONNECT: {}",
-                report.probe_error.as_deref().unwrap_or("no answer")
-            ),
-            "clients get the same answer",
-        )
-        .fix(cmd("server status"))
+        let reason = report.probe_error.as_deref().unwrap_or("no answer");
+        if reason.starts_with("cannot load this device's identity") {
+            // Our side, not the broker's: identity.* says what is wrong.
+            Finding::warning(
+                "server.running",
+                format!("{name} runs; whether it answers cannot be told: {reason}"),
+                "the probe connects as this device, which needs its whole identity (root reads client.key)",
+            )
+        } else {
+            Finding::failure(
+                "server.running",
+                format!("{name} runs but does not answer an mTLS CONNECT: {reason}"),
+                "clients get the same answer",
+            )
+            .fix(cmd("server status"))
+        }
     });
     if report.running {
         out.push(match (&report.acl_open, report.open_error()) {
