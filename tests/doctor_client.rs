@@ -203,3 +203,18 @@ fn a_broker_that_does_not_trust_this_device_fails_the_probe_with_checks_diagnosi
         .run();
     run.code(6);
 }
+
+#[test]
+fn a_hosts_file_that_cannot_be_read_fails_hosts_missing() {
+    let client = Client::new();
+    std::fs::remove_file(client.hosts()).unwrap();
+    std::fs::create_dir(client.hosts()).unwrap();
+    let closed = ClosedPort::new();
+    let (_, doc) = run_json(
+        client.doctor(closed.port).args(["--server", client.id()]),
+        FAILED,
+    );
+    let f = finding(&doc, "client.hosts-missing", "failure");
+    assert!(f["found"].as_str().unwrap().contains("hosts"), "{f}");
+    assert!(findings(&doc, "client.hosts-duplicate").is_empty());
+}

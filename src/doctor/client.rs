@@ -69,14 +69,29 @@ pub(super) async fn check(
 ) -> (Vec<Finding>, Option<serde_json::Value>) {
     let mut out = Vec::new();
     let shown = options.hosts_file.display().to_string();
-    let entries = hosts::entries_for(&options.hosts_file, server).unwrap_or_default();
+    let entries = match hosts::entries_for(&options.hosts_file, server) {
+        Ok(entries) => entries,
+        Err(e) => {
+            out.push(
+                Finding::failure(
+                    "client.hosts-missing",
+                    e.to_string(),
+                    "the resolver reads the hosts file too: what it maps cannot be told",
+                )
+                .subject(server)
+                .maybe_fix(e.hint()),
+            );
+            Vec::new()
+        }
+    };
+    let unreadable = !out.is_empty();
     let mut ips: Vec<IpAddr> = Vec::new();
     for entry in &entries {
         if !ips.contains(&entry.ip) {
             ips.push(entry.ip);
         }
     }
-    if entries.is_empty() {
+    if entries.is_empty() && !unreadable {
         match hosts::system_lookup(server) {
             Ok(found) if !found.is_empty() => out.push(
                 Finding::ok(
@@ -95,7 +110,7 @@ pub(super) async fn check(
                 .fix(hosts_add(options, server, "<server IP>")),
             ),
         }
-    } else {
+    } else if !entries.is_empty() {
         let lines: Vec<String> = entries.iter().map(|e| e.line.to_string()).collect();
         out.push(
             Finding::ok(
