@@ -182,7 +182,9 @@ pub enum Command {
     /// each: the identity, the broker and its files, the ACL, the client's
     /// hosts entry and the staged probe. Changes nothing. Exit 13 when a
     /// check fails (--strict: also on a warning). --bundle FILE writes one
-    /// tar.gz (mode 0600) for support, with no key material. See docs/doctor.md.
+    /// tar.gz (mode 0600) for support, with no key material, and exits 0
+    /// once it is written. Run it with sudo: it reads client.key. See
+    /// docs/doctor.md.
     #[command(display_order = 10)]
     #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     Doctor(DoctorArgs),

@@ -236,3 +236,23 @@ fn a_cn_that_is_not_a_dns_name_of_the_certificate_fails_on_a_server() {
     let f = finding(&doc, "identity.cn-in-san", "failure");
     assert!(f["why"].as_str().unwrap().contains("cannot verify"), "{f}");
 }
+
+#[test]
+fn no_cert_dir_is_a_failure_with_its_hint() {
+    let scratch = Scratch::new();
+    let (_, doc) = run_json(
+        doctor(
+            &scratch.root.path().join("nowhere"),
+            &scratch.server_dir(),
+            &scratch.hosts(),
+        ),
+        FAILED,
+    );
+    let f = finding(&doc, "identity.files", "failure");
+    assert!(
+        f["found"].as_str().unwrap().contains("does not exist"),
+        "{f}"
+    );
+    assert!(f["fix"].is_string(), "{f}");
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 1);
+}
