@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use std::process::Command;
+
+use super::server::Server;
 use super::{CertFixture, Run, Wott, wott};
 
 /// `wott-mqtt --cert-dir CERTS --server-dir SERVER doctor --json --hosts-file HOSTS`.
@@ -161,4 +164,47 @@ pub fn openssl_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     !super::skip_without("openssl", runs)
+}
+
+/// `doctor` for a managed test broker, with a hosts file of its own.
+pub struct BrokerDoctor<'a> {
+    pub server: &'a Server,
+    pub scratch: Scratch,
+}
+
+impl<'a> BrokerDoctor<'a> {
+    pub fn new(server: &'a Server) -> Self {
+        BrokerDoctor {
+            server,
+            scratch: Scratch::new(),
+        }
+    }
+
+    /// `doctor --json`'s document, the exit code checked.
+    #[track_caller]
+    pub fn run(&self, code: i32) -> Value {
+        let w = doctor(
+            &self.server.certs.dir(),
+            &self.server.dir(),
+            &self.scratch.hosts(),
+        )
+        .args(["--timeout", "3", "--port", &self.server.port.to_string()]);
+        run_json(w, code).1
+    }
+
+    /// Runs a printed `wott-mqtt …` (or other) command exactly as printed.
+    pub fn run_printed(&self, command: &str) {
+        let out = if command.starts_with("wott-mqtt ") {
+            super::printed_command(command).output().unwrap()
+        } else {
+            let words = super::shell_words(command);
+            Command::new(&words[0]).args(&words[1..]).output().unwrap()
+        };
+        assert!(out.status.success(), "{command}: {out:?}");
+    }
+}
+
+pub fn docker_cmd(args: &[&str]) {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {out:?}");
 }
