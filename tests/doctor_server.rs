@@ -163,7 +163,9 @@ fn a_healthy_broker_then_each_fault_with_its_printed_fix() {
     assert!(fix(open).contains("server reload"), "{open}");
     finding(&doc, "acl.refused", "failure");
     std::fs::write(&acl, &before).unwrap();
-    server.cmd("reload").run().success();
+    let reload = fix(open).split('`').nth(3).unwrap().to_string();
+    assert!(reload.ends_with("server reload"), "{reload}");
+    d.run_printed(&reload);
     let doc = d.run(0);
     finding(&doc, "server.open-acl", "ok");
 

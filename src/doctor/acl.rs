@@ -55,7 +55,7 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Finding> {
                 "Mosquitto refuses the whole file: a broker started with it exits, and one reloaded with it enforces no ACL at all",
             )
             .subject(format!("{shown}:{}", f.line))
-            .fix(format!("fix line {} of {shown}; `{validate}` names every line Mosquitto refuses", f.line)),
+            .fix(format!("correct line {} of {shown}; `{validate}` names every line Mosquitto refuses", f.line)),
         );
     }
     let (duplicates, others): (Vec<_>, Vec<_>) =

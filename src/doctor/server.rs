@@ -282,14 +282,21 @@ fn container(ctx: &Context<'_>, options: &DoctorOptions, report: &StatusReport) 
         }
     });
     if report.running {
-        out.push(match (&report.acl_open, report.open_error()) {
-            (Some(lines), Some(error)) => Finding::failure(
+        out.push(match &report.acl_open {
+            Some(lines) => Finding::failure(
                 "server.open-acl",
                 format!("{name} enforces no ACL: its log shows {}", lines.join(" / ")),
-                "Mosquitto 2.0 that fails to load its ACL on a reload allows every authenticated device to read and write every topic, until a reload with a valid file",
+                format!(
+                    "Mosquitto 2.0 that fails to load its ACL on a reload allows every authenticated device to read and write every topic, until a reload with a valid file; until then, `{}` stops the open broker",
+                    cmd("server down")
+                ),
             )
-            .maybe_fix(error.hint()),
-            _ => Finding::ok("server.open-acl", "its last ACL load did not fail"),
+            .fix(format!(
+                "correct permissions.acl (`{}` names every line Mosquitto refuses), then `{}`",
+                ctx.command("acl validate"),
+                cmd("server reload")
+            )),
+            None => Finding::ok("server.open-acl", "its last ACL load did not fail"),
         });
         for (what, code, why) in [
             (
