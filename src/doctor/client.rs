@@ -195,7 +195,7 @@ pub(super) async fn check(
         None => Finding::ok(
             "client.probe",
             format!(
-                "{} on port {}: every stage passed up to SUBACK on {}",
+                "{} on port {}: every stage passed up to SUBACK on {} (under an acl_file a SUBACK proves no access; `check --roundtrip` does)",
                 server, options.port, options.topic
             ),
         )
