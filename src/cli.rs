@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+mod doctor;
 mod server;
 mod setup;
 
+pub use doctor::DoctorArgs;
 pub(crate) use server::parse_container_name;
 pub use server::{ServerCommand, ServerLogsArgs, ServerWatchArgs, UpRunArgs};
 pub use setup::{SetupArgs, SetupClientArgs, SetupRole, SetupServerArgs};
@@ -36,7 +38,7 @@ const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error (acl check: denied), 2 usage, 3 local identity, \
 4 name resolution, 5 TCP connect, 6 TLS, 7 MQTT refused, 8 no message, \
 9 no ACL file, 10 ACL file unreadable, 11 ACL file refused, 12 broker serves old files \
-(server status). See docs/exit-codes.md.";
+(server status), 13 a doctor check failed. See docs/exit-codes.md.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -172,6 +174,20 @@ pub enum Command {
     /// afterwards (also on failure or Ctrl-C) unless --keep.
     #[command(display_order = 1)]
     Demo(DemoArgs),
+
+    /// Run every check that applies to this device, each with its fix; --bundle packs a support file
+    ///
+    /// Finds the roles this device has (an identity; a server dir and its
+    /// broker; hosts entries for *.d.wott.local, or --server) and checks
+    /// each: the identity, the broker and its files, the ACL, the client's
+    /// hosts entry and the staged probe. Changes nothing. Exit 13 when a
+    /// check fails (--strict: also on a warning). --bundle FILE writes one
+    /// tar.gz (mode 0600) for support, with no key material, and exits 0
+    /// once it is written. Run it with sudo: it reads client.key. See
+    /// docs/doctor.md.
+    #[command(display_order = 10)]
+    #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,8 @@ pub enum Error {
     Broker(#[from] crate::broker::BrokerError),
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
+    #[error(transparent)]
+    Bundle(#[from] crate::doctor::bundle::BundleError),
     /// An error of a layer above this one (a tutorial flow's own).
     #[error("{0}")]
     Flow(Box<dyn Diagnose + Send + Sync>),
@@ -65,6 +67,7 @@ impl Error {
             Error::Check(e) => Some(e),
             Error::Broker(e) => Some(e),
             Error::Runtime(e) => Some(e),
+            Error::Bundle(e) => Some(e),
             Error::Flow(e) => Some(e.as_ref()),
             Error::Usage { .. } | Error::Interrupted => None,
         }

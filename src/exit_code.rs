@@ -37,13 +37,15 @@ pub enum ExitCode {
     /// `server status`: the broker runs and serves older files than those on
     /// disk (a renewed certificate or an edited permissions.acl not reloaded).
     Drift = 12,
+    /// `doctor`: at least one check failed (with `--strict`, or warned).
+    DoctorFailed = 13,
     /// Interrupted by Ctrl-C (SIGINT), as shells report it.
     Interrupted = 130,
 }
 
 impl ExitCode {
     /// Every code, in numeric order.
-    pub const ALL: [ExitCode; 14] = [
+    pub const ALL: [ExitCode; 15] = [
         ExitCode::Success,
         ExitCode::Failure,
         ExitCode::Usage,
@@ -57,6 +59,7 @@ impl ExitCode {
         ExitCode::AclUnreadable,
         ExitCode::AclRefused,
         ExitCode::Drift,
+        ExitCode::DoctorFailed,
         ExitCode::Interrupted,
     ];
 
@@ -88,7 +91,7 @@ mod tests {
     #[test]
     fn values_are_the_documented_contract() {
         let codes: Vec<u8> = ExitCode::ALL.iter().map(|c| c.code()).collect();
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 130]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 130]);
     }
 
     #[test]

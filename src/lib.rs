@@ -7,8 +7,9 @@
 //! 1. `cli` (clap definitions) and `commands` (arguments in, printing out);
 //! 2. `tutorial`: the tutorial's flows, `setup` and `demo`;
 //! 3. `error`: the one error type that knows every domain's;
-//! 4. the domains: `identity`, `acl`, `hosts`, `check`, `broker`;
-//! 5. the ground: `files`, `lines`, `names`, `output`, `tls`, `runtime`,
+//! 4. `doctor`, which audits through all the domains below it;
+//! 5. the domains: `identity`, `acl`, `hosts`, `check`, `broker`;
+//! 6. the ground: `files`, `lines`, `names`, `output`, `tls`, `runtime`,
 //!    `diagnose`, `exit_code`.
 
 pub mod acl;
@@ -17,6 +18,7 @@ pub(crate) mod check;
 pub(crate) mod cli;
 pub(crate) mod commands;
 pub(crate) mod diagnose;
+pub(crate) mod doctor;
 pub(crate) mod error;
 pub(crate) mod exit_code;
 pub mod files;

@@ -22,6 +22,7 @@ const FLOORS: &[&[&str]] = &[
     &["cli"],
     &["tutorial"],
     &["error"],
+    &["doctor"],
     &["broker"],
     &["check"],
     &["acl", "hosts"],

@@ -18,9 +18,12 @@
 //!   grants made exactly that in one pass.
 //! - [`file`]: those edits applied to the file on disk, locked and atomic.
 //! - [`lint`]: what `validate` reports.
+//! - [`audit`]: what `doctor` judges in the grants (too wide, shadowed,
+//!   usernames that are no WoTT device).
 //! - [`topic`]: filter validity and matching.
 
 pub mod apply;
+pub mod audit;
 pub mod blocks;
 pub mod desired;
 pub mod document;

@@ -56,7 +56,7 @@ pub use image_policy::{ImageChoice, ImageRequest};
 pub use preflight::preflight;
 pub use reload::{Applied, ReloadOptions, ReloadReport, reload, reload_after_acl_edit};
 pub use run_as::RunAs;
-pub use server_dir::FileChange;
+pub use server_dir::{FileChange, check_trust};
 pub use status::{StatusReport, logs, status};
 pub use up::{Action, UpOptions, UpReport, up};
 

@@ -123,6 +123,11 @@ pub(crate) fn trust(dir: &Path, dry_run: bool) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// [`trust`]'s refusal, if any, changing nothing: what `doctor` reports.
+pub fn check_trust(dir: &Path) -> Result<(), BrokerError> {
+    trust(dir, true)
+}
+
 /// One folder of the chain [`trust`] walks.
 fn check_trusted(path: &Path, my_uid: u32, is_server_dir: bool) -> Result<(), BrokerError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| server_dir_error(path, &e))?;

@@ -584,6 +584,7 @@ mod tests {
             memory: 0,
             pids_limit: 0,
             hardened: true,
+            restart_policy: "unless-stopped".into(),
         }
     }
 

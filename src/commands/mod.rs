@@ -7,6 +7,7 @@ mod check;
 mod config;
 mod demo;
 mod docs;
+mod doctor;
 mod hosts;
 mod parse;
 mod server;
@@ -32,5 +33,6 @@ pub fn run(config: &Config, command: Command) -> Result<Outcome, Error> {
         Command::Acl(args) => acl::run(config, args),
         Command::Server(command) => server::run(config, command),
         Command::Demo(args) => demo::run(config, args),
+        Command::Doctor(args) => doctor::run(config, &args),
     }
 }

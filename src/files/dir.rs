@@ -95,6 +95,12 @@ impl Dir {
         set_attributes(&self.fd, mode, owner)
     }
 
+    /// What `name` is (`a regular file`, `a symbolic link`, …), without
+    /// following it; `None` when there is nothing by that name.
+    pub fn kind_of(&self, name: &str) -> io::Result<Option<&'static str>> {
+        Ok(self.stat(name)?.map(|stat| kind(&stat)))
+    }
+
     /// What `name` is, without following it.
     fn stat(&self, name: &str) -> io::Result<Option<Stat>> {
         match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {

@@ -26,6 +26,7 @@
 pub mod acl;
 pub mod deliveries;
 pub mod docker;
+pub mod doctor;
 pub mod mosquitto;
 pub mod relay;
 pub mod server;

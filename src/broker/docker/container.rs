@@ -93,6 +93,9 @@ pub struct Container {
     /// Whether it runs with no capabilities, no new privileges and a
     /// read-only root filesystem (what `server up` creates).
     pub hardened: bool,
+    /// The engine's restart policy (`unless-stopped`, `always`, `no`, …);
+    /// empty when none is set.
+    pub restart_policy: String,
 }
 
 impl Container {
@@ -110,6 +113,12 @@ impl Container {
                 .as_ref()
                 .is_some_and(|opts| opts.iter().any(|o| o.starts_with("no-new-privileges")));
         let (memory, pids_limit) = (host.memory.unwrap_or(0), host.pids_limit.unwrap_or(0));
+        let restart_policy = host
+            .restart_policy
+            .as_ref()
+            .and_then(|p| p.name)
+            .map(|name| name.to_string())
+            .unwrap_or_default();
         let ports = host
             .port_bindings
             .unwrap_or_default()
@@ -151,6 +160,7 @@ impl Container {
             memory,
             pids_limit,
             hardened,
+            restart_policy,
         }
     }
 

@@ -146,6 +146,27 @@ impl Engine {
         }
     }
 
+    /// The engine's name and version, e.g. `Docker Engine - Community 27.5.1 (API 1.47)`.
+    pub async fn version(&self) -> Result<String, BrokerError> {
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| self.fail("read the engine's version", e))?;
+        let product = v
+            .platform
+            .map(|p| p.name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "engine".into());
+        Ok(format!(
+            "{product} {} (API {}, {} {})",
+            v.version.unwrap_or_default(),
+            v.api_version.unwrap_or_default(),
+            v.os.unwrap_or_default(),
+            v.arch.unwrap_or_default(),
+        ))
+    }
+
     /// The container called `name`, or `None`.
     pub async fn container(&self, name: &str) -> Result<Option<Container>, BrokerError> {
         match self.docker.inspect_container(name, None).await {

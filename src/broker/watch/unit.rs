@@ -11,6 +11,7 @@
 //! it.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -66,7 +67,7 @@ impl UnitSpec {
 
     /// `wott-mqtt-watch-<container>.service`.
     pub fn unit_name(&self) -> String {
-        format!("wott-mqtt-watch-{}.service", self.container)
+        unit_name_for(&self.container)
     }
 
     pub fn unit_path(&self) -> PathBuf {
@@ -177,6 +178,97 @@ pub struct UnitReport {
     pub action: &'static str,
     /// The `systemctl` commands run (or, in a dry run, to be run).
     pub commands: Vec<String>,
+}
+
+/// The unit that watches the broker `container`: `wott-mqtt-watch-<container>.service`.
+pub fn unit_name_for(container: &str) -> String {
+    format!("wott-mqtt-watch-{container}.service")
+}
+
+/// Whether something keeps the broker `container` current: its unit is
+/// installed and enabled (`systemctl is-enabled`), or a `wott-mqtt server
+/// watch` process runs (under another supervisor, or by hand).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Keeper {
+    Unit { unit: String, enabled: bool },
+    Process { pid: u32 },
+    Nothing { unit: String },
+}
+
+pub fn keeper(container: &str, server_dir: &Path) -> Keeper {
+    let server_dir = absolute(server_dir).unwrap_or_else(|_| server_dir.to_path_buf());
+    let unit = unit_name_for(container);
+    let installed = Path::new(UNIT_DIR).join(&unit).is_file();
+    if installed {
+        let enabled = systemd_running()
+            && Command::new("systemctl")
+                .args(["is-enabled", "--quiet", &unit])
+                .status()
+                .is_ok_and(|s| s.success());
+        if enabled {
+            return Keeper::Unit { unit, enabled };
+        }
+        if let Some(pid) = watch_process(&server_dir) {
+            return Keeper::Process { pid };
+        }
+        return Keeper::Unit { unit, enabled };
+    }
+    match watch_process(&server_dir) {
+        Some(pid) => Keeper::Process { pid },
+        None => Keeper::Nothing { unit },
+    }
+}
+
+/// A running `wott-mqtt … server watch` process for the server dir
+/// `server_dir` (absolute), from /proc: its `--server-dir`, else its
+/// `WOTT_MQTT_SERVER_DIR`, else the default.
+fn watch_process(server_dir: &Path) -> Option<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            let exe = Path::new(std::ffi::OsStr::from_bytes(args.first()?));
+            let ours = exe
+                .file_name()
+                .is_some_and(|n| n.as_bytes().starts_with(b"wott-mqtt"));
+            let watching = args
+                .windows(2)
+                .any(|w| w[0] == b"server" && w[1] == b"watch");
+            if pid == me || !ours || !watching {
+                return None;
+            }
+            let flag = args.iter().enumerate().find_map(|(i, a)| {
+                if *a == b"--server-dir" {
+                    args.get(i + 1).map(|v| v.to_vec())
+                } else {
+                    a.strip_prefix(b"--server-dir=").map(<[u8]>::to_vec)
+                }
+            });
+            let env = || {
+                let environ = std::fs::read(entry.path().join("environ")).ok()?;
+                environ
+                    .split(|&b| b == 0)
+                    .find_map(|v| v.strip_prefix(b"WOTT_MQTT_SERVER_DIR=").map(<[u8]>::to_vec))
+                    .filter(|v| !v.is_empty())
+            };
+            let dir = flag
+                .or_else(env)
+                .unwrap_or_else(|| crate::broker::DEFAULT_SERVER_DIR.as_bytes().to_vec());
+            let dir = Path::new(std::ffi::OsStr::from_bytes(&dir));
+            let dir = if dir.is_absolute() {
+                dir.to_path_buf()
+            } else {
+                let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+                cwd.join(dir)
+            };
+            let same = absolute(&dir).is_ok_and(|d| d == server_dir);
+            same.then_some(pid)
+        })
 }
 
 /// Whether systemd manages this machine (what `sd_booted()` tests).
