@@ -87,7 +87,7 @@ fn a_healthy_broker_then_each_fault_with_its_printed_fix() {
     finding(&doc, "server.conf-edited", "ok");
 
     // The agent renews: the broker serves the old certificate, the copies are old.
-    server.renew();
+    server.renew_certificate();
     let doc = d.run(FAILED);
     let drift = finding(&doc, "server.cert-drift", "warning");
     assert!(fix(drift).ends_with("server reload"), "{drift}");

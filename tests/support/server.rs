@@ -152,16 +152,6 @@ impl Server {
             .arg(self.port.to_string())
     }
 
-    /// The agent renews: a new certificate and key for the same device, in place.
-    pub fn renew(&self) {
-        self.certs
-            .ca
-            .issue(&super::DeviceRequest::new(self.id()))
-            .expect("issue")
-            .write_to(&self.certs.dir())
-            .expect("write the renewal");
-    }
-
     /// `docker inspect -f FORMAT name`, trimmed; `None` when there is no such container.
     pub fn inspect(&self, format: &str) -> Option<String> {
         inspect(&self.name, format)
