@@ -85,6 +85,16 @@ pub struct GlobalArgs {
     /// When to colour the output; `auto` also honours NO_COLOR
     #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
     pub color: ColorArg,
+
+    /// Accept device IDs that are not shaped as WoTT's (32 lower-case hex
+    /// characters and .d.wott.local), for devices of your own CA
+    #[arg(
+        long,
+        global = true,
+        env = crate::names::ANY_ID_ENV,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub any_id: bool,
 }
 
 /// `--color`: when to use ANSI colours.

@@ -93,7 +93,9 @@ impl DeviceId {
     /// A device ID a person typed (a flag, a prompt, a line of `acl apply`):
     /// valid, and under [`IdPolicy::Wott`] shaped as the agent's IDs are,
     /// else refused with what is wrong and, where it is clear, the ID meant.
+    /// A value that is not even a DNS name gets that (more precise) error.
     pub fn typed(value: &str, policy: IdPolicy) -> Result<Self, NameError> {
+        let id = Self::new(value)?;
         if policy == IdPolicy::Wott
             && let Err(problem) = wott_shape(value)
         {
@@ -103,7 +105,7 @@ impl DeviceId {
                 suggestion: problem.suggestion,
             });
         }
-        Self::new(value)
+        Ok(id)
     }
 
     /// Every rule, each with its own message.

@@ -74,7 +74,7 @@ fn server(
     let grants = args
         .allow
         .iter()
-        .map(|a| Grant::parse(a))
+        .map(|a| Grant::parse(a, config.id_policy))
         .collect::<Result<Vec<_>, _>>()?;
     let broker = &setup.broker;
     let requested = crate::broker::record::Requested {
@@ -92,6 +92,7 @@ fn server(
         up,
         yes: setup.yes,
         watch: !args.no_watch,
+        id_policy: config.id_policy,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
     Ok(Outcome::report(ServerView(setup::server::server(
@@ -114,7 +115,11 @@ fn client(
         ));
     }
     let answers = ClientAnswers {
-        server: args.server.as_deref().map(DeviceId::new).transpose()?,
+        server: args
+            .server
+            .as_deref()
+            .map(|s| DeviceId::typed(s, config.id_policy))
+            .transpose()?,
         ip: args.ip.as_deref().map(hosts::parse_server_ip).transpose()?,
         port: setup.broker.port,
         topic: args.topic.as_deref().map(TopicFilter::new).transpose()?,
@@ -122,6 +127,7 @@ fn client(
         yes: setup.yes,
         roundtrip: args.roundtrip,
         dry_run: args.dry_run,
+        id_policy: config.id_policy,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
     let (report, failure) = setup::client::client(&config.context(), answers, prompter)?;
