@@ -42,7 +42,7 @@ pub fn run(config: &Config, args: AclArgs) -> Result<Outcome, Error> {
         AclCommand::Allow(a) => grant::allow(config, &file, &a),
         AclCommand::Revoke(a) => grant::revoke(config, &file, &a),
         AclCommand::Apply(a) => apply::apply(config, &file, &a),
-        AclCommand::Validate => rules::validate(&file),
+        AclCommand::Validate => rules::validate(config, &file),
         AclCommand::Check(a) => check::check(config, &file, &a),
     }
 }
