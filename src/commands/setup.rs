@@ -162,10 +162,9 @@ impl Terminal {
 fn prompt_error(e: dialoguer::Error) -> Error {
     let dialoguer::Error::IO(io) = e;
     if io.kind() == std::io::ErrorKind::Interrupted {
-        // Ctrl-C in a prompt: leave the terminal as it was, on a new line.
-        let term = console::Term::stderr();
-        let _ = term.show_cursor();
-        let _ = term.write_line("");
+        // Ctrl-C in a prompt: leave the terminal as it was (`Output::finish`
+        // ends the line, as for every interrupted command).
+        let _ = console::Term::stderr().show_cursor();
         Error::Interrupted
     } else {
         Error::usage(
@@ -200,7 +199,10 @@ impl Prompter for Terminal {
             .with_prompt(prompt)
             .validate_with(|value: &String| validate(value.trim()));
         if let Some(default) = default {
-            input = input.default(default.to_string());
+            // An empty default ("empty: none") is accepted, not shown as "()".
+            input = input
+                .default(default.to_string())
+                .show_default(!default.is_empty());
         }
         input
             .interact_text_on(&self.term)

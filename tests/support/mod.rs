@@ -54,6 +54,7 @@ pub const ENV_VARS: &[&str] = &[
     "DOCKER_HOST",
     "WOTT_MQTT_IMAGE",
     "WOTT_MQTT_MOSQUITTO",
+    "WOTT_MQTT_ANY_ID",
 ];
 
 pub fn bin() -> PathBuf {

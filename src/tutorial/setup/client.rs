@@ -395,7 +395,7 @@ fn next_commands(server: &DeviceId, port: u16, topic: &TopicFilter) -> Vec<Strin
     let topic = shell_word(topic.as_str());
     vec![
         format!(
-            "MQTT_SERVER={server} MQTT_PORT={port} MQTT_TOPIC={topic} python3 client.py   # the tutorial's Paho client"
+            "MQTT_SERVER={server} MQTT_PORT={port} MQTT_TOPIC={topic} python3 paho-connect-wott.py   # the tutorial's Paho client"
         ),
         format!(
             "sudo wott-mqtt check --server {server} --port {port} --topic {topic} --wait 30   # wait for a message"
