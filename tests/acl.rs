@@ -165,7 +165,7 @@ fn allow_warns_when_a_deny_rule_still_wins() {
 #[test]
 fn an_edit_keeps_a_line_mosquitto_refuses_and_says_so() {
     let original = format!("user {D1}\n  # indented comment\ntopic read a\n");
-    let acl = Acl::new(original);
+    let acl = Acl::new(&original);
     acl.run(&["allow", D1, "b"])
         .success()
         .stderr_has(":2: a comment must start with `#` in the first column");
@@ -493,7 +493,7 @@ fn revoke_dry_run_writes_nothing() {
 #[test]
 fn validate_names_each_line_mosquitto_refuses() {
     let original = format!("user {D1}\ntopic read ok\n # note\n\ttopic read x\ntopic read a/#/b\ntopic\n");
-    let acl = Acl::new(original);
+    let acl = Acl::new(&original);
     let run = acl.run(&["validate"]);
     let file = acl.path().display().to_string();
     run.code(1)

@@ -299,7 +299,7 @@ fn an_expired_identity_fails_before_any_network() {
     let run = wott()
         .arg("check")
         .cert_dir(certs.path())
-        .args(["--server", "broker.invalid"])
+        .args(["--any-id", "--server", "broker.invalid"])
         .run();
     run.code(3).error(
         "client.crt expired 2d 0h ago",
@@ -320,7 +320,7 @@ fn a_key_from_another_certificate_is_an_identity_error() {
     let certs = tempfile::tempdir().unwrap();
     mine.with_key_of(&other).write_to(certs.path()).unwrap();
     let run = wott()
-        .args(["check", "--server", "broker.invalid", "--json"])
+        .args(["check", "--any-id", "--server", "broker.invalid", "--json"])
         .cert_dir(certs.path())
         .run();
     run.code(3);
@@ -358,7 +358,7 @@ fn an_unreadable_key_says_to_use_sudo() {
         .unwrap();
     std::fs::set_permissions(&certs, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let run = support::wott_unprivileged()
-        .args(["check", "--server", "broker.invalid"])
+        .args(["check", "--any-id", "--server", "broker.invalid"])
         .cert_dir(&certs)
         .run();
     run.code(3)
@@ -375,6 +375,7 @@ fn a_name_that_does_not_resolve_points_to_hosts_add() {
         .arg("check")
         .cert_dir(d.certs.path())
         .args([
+            "--any-id",
             "--server",
             "4853b630822946019393b16c5b710b9e.d.wott.invalid",
         ])
@@ -395,6 +396,7 @@ fn the_resolve_stage_says_what_the_hosts_file_has() {
         .arg("check")
         .cert_dir(d.certs.path())
         .args([
+            "--any-id",
             "--server",
             "device.d.wott.invalid",
             "--json",
@@ -424,7 +426,7 @@ fn the_resolve_stage_says_what_the_hosts_file_has() {
     let run = wott()
         .arg("check")
         .cert_dir(d.certs.path())
-        .args(["--server", "device.d.wott.invalid"])
+        .args(["--any-id", "--server", "device.d.wott.invalid"])
         .env("WOTT_MQTT_HOSTS_FILE", hosts.path())
         .run();
     run.code(4)
@@ -441,7 +443,8 @@ fn localhost_resolves_through_the_system_resolver() {
     let run = wott()
         .arg("check")
         .cert_dir(d.certs.path())
-        .args(["--server", "localhost", "--port", &broker.port.to_string()])
+        .args(["--any-id", "--server", "localhost"])
+        .args(["--port", &broker.port.to_string()])
         .run();
     // localhost may resolve to ::1 first, where nothing listens: the probe
     // then tries the next address, like curl.

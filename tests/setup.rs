@@ -12,6 +12,9 @@ use std::process::Command;
 use support::mosquitto::{Broker, BrokerConfig, ClosedPort};
 use support::{Authority, DeviceIdentity, DeviceRequest, random_device_id, wott};
 
+/// A WoTT-shaped server ID, for runs that stop before any connection.
+const SERVER_ID: &str = "4853b630822946019393b16c5b710b9e.d.wott.local";
+
 /// A broker device and a client device from one CA, the client granted
 /// readwrite on wott/#, and an empty hosts file.
 struct Tutorial {
@@ -93,7 +96,7 @@ fn without_a_terminal_missing_answers_list_their_flags_and_change_nothing() {
             "setup",
             "client",
             "--server",
-            "a.d.wott.local",
+            SERVER_ID,
             "--ip",
             "192.0.2.1",
             "--hosts-file",
@@ -126,12 +129,12 @@ fn bad_answers_in_flags_are_refused_before_anything_changes() {
     run(&["--server", "evil\nhost", "--ip", "192.0.2.1"])
         .code(2)
         .error("invalid device ID", "DNS name");
-    run(&["--server", "a.d.wott.local", "--ip", "0.0.0.0"])
+    run(&["--server", SERVER_ID, "--ip", "0.0.0.0"])
         .code(2)
         .error("invalid IP address", "server's IPv4 or IPv6");
     run(&[
         "--server",
-        "a.d.wott.local",
+        SERVER_ID,
         "--ip",
         "192.0.2.1",
         "--topic",

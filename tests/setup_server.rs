@@ -11,6 +11,9 @@ use std::process::Command;
 use support::server::Server;
 use support::{CertFixture, DeviceRequest, docker, wott};
 
+/// A WoTT-shaped device ID, for runs that stop before any change.
+const WOTT_ID: &str = "4853b630822946019393b16c5b710b9e.d.wott.local";
+
 /// A client identity from the server's CA.
 fn client_of(server: &Server) -> CertFixture {
     let identity = server
@@ -121,7 +124,7 @@ fn flags_alone_set_up_the_server_and_the_granted_client_gets_its_messages() {
 fn without_a_terminal_it_needs_yes_and_changes_nothing() {
     let s = Server::new("setup-noyes");
     setup_server(&s)
-        .args(["--allow", "a.d.wott.local"])
+        .args(["--allow", WOTT_ID])
         .run()
         .code(2)
         .error("pass --yes", "every question has a flag");
@@ -258,7 +261,7 @@ fn the_brokers_flags_go_before_or_after_the_role() {
             "--name",
             "x",
             "--server",
-            "a.d.wott.local",
+            WOTT_ID,
             "--ip",
             "127.0.0.1",
             "--yes",
