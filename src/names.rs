@@ -45,6 +45,15 @@ pub enum NameError {
     Topic { value: String, reason: String },
 }
 
+/// What a WoTT device ID looks like, and how to take another name.
+pub fn not_wott_hint() -> String {
+    format!(
+        "a WoTT device ID is 32 lower-case hex characters and {WOTT_DOMAIN}, as \
+         `wott-mqtt whoami` on that device prints it; for a device of your own CA with \
+         another name, pass --any-id or set {ANY_ID_ENV}=1"
+    )
+}
+
 fn did_you_mean(suggestion: &Option<String>) -> String {
     suggestion
         .as_ref()
@@ -59,11 +68,7 @@ impl Diagnose for NameError {
                 "a device ID is a DNS name such as 4853b630822946019393b16c5b710b9e{WOTT_DOMAIN}; \
                  `wott-mqtt whoami` on that device prints it"
             ),
-            NameError::NotWott { .. } => format!(
-                "a WoTT device ID is 32 lower-case hex characters and {WOTT_DOMAIN}, as \
-                 `wott-mqtt whoami` on that device prints it; for a device of your own CA with \
-                 another name, pass --any-id or set {ANY_ID_ENV}=1"
-            ),
+            NameError::NotWott { .. } => not_wott_hint(),
             NameError::Topic { .. } => "MQTT topics are UTF-8 without control characters; \
                  `+` and `#` must fill a whole level and `#` must come last (e.g. sensors/+/temperature, wott/#)"
                 .to_string(),

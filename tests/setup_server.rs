@@ -193,6 +193,13 @@ fn the_wizard_asks_for_grants_with_validation_and_starts_the_broker() {
     p.flush().unwrap();
     p.exp_string("invalid device ID").unwrap();
     p.send(&"\x08".repeat(20)).unwrap();
+    // A near miss of a WoTT ID: refused with the ID meant (issue 16).
+    let upper = client.id().replace(".d.wott.local", "").to_uppercase();
+    p.send(&format!("{upper}.d.wott.local\r")).unwrap();
+    p.flush().unwrap();
+    p.exp_string(&format!("did you mean {}?", client.id()))
+        .unwrap();
+    p.send(&"\x08".repeat(50)).unwrap();
     p.send(&format!("{}\r", client.id())).unwrap();
     p.flush().unwrap();
     p.exp_string("Topic").unwrap();

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Access, FastMap};
-use crate::names::{DeviceId, IdPolicy, TopicFilter};
+use crate::names::{DeviceId, IdPolicy, NameError, TopicFilter};
 
 /// How the input was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,6 +61,9 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub element: Option<usize>,
     pub message: String,
+    /// A device ID that is valid but not WoTT-shaped (`--any-id` takes it).
+    #[serde(skip)]
+    pub not_wott: bool,
 }
 
 /// Where an entry is.
@@ -140,6 +143,7 @@ impl Collector {
             line: place.line,
             element: place.element,
             message: message.into(),
+            not_wott: false,
         });
     }
 
@@ -173,7 +177,12 @@ impl Collector {
                 return None;
             }
             DeviceId::typed(device, self.policy)
-                .map_err(|e| self.problem(place, e.to_string()))
+                .map_err(|e| {
+                    self.problem(place, e.to_string());
+                    if let Some(p) = self.problems.last_mut() {
+                        p.not_wott = matches!(e, NameError::NotWott { .. });
+                    }
+                })
                 .ok()
         });
         let filter = topic.and_then(|topic| {
