@@ -502,6 +502,70 @@ fn a_plain_mqtt_port_is_named_as_such() {
     assert_stages(&run, &UP_TO_TLS);
 }
 
+/// Issue 16: a test CA and the device's CA often share a name; the message
+/// tells them apart instead of "not issued by CN=X; its issuer is CN=X".
+#[test]
+fn a_server_certificate_from_another_ca_of_the_same_name_is_told_apart() {
+    if !Broker::available() {
+        return;
+    }
+    let d = Devices::new();
+    let namesake = Authority::new("WoTT test CA").unwrap();
+    let server = namesake
+        .issue(&DeviceRequest::new(&d.server.device_id).ip_address([127, 0, 0, 1].into()))
+        .unwrap()
+        .trusting(&d.ca);
+    let broker = Broker::start(&BrokerConfig::wott(&server, &d.acl("readwrite")));
+    let run = d.check(broker.port).run();
+    run.code(6).error(
+        "was not issued by this device's CA (CN=WoTT test CA, O=wott-mqtt throwaway CA); its issuer \
+         is CN=WoTT test CA, O=wott-mqtt throwaway CA, another CA of the same name (issuer key ID ",
+        "must be enrolled with the same WoTT CA",
+    );
+    let error = run.stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    // This device's ca.crt by its fingerprint, as `openssl x509 -fingerprint -sha256` prints it.
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let der = CertificateDer::from_pem_slice(d.ca.cert_pem().as_bytes()).unwrap();
+    let fingerprint = wott_mqtt::identity::fingerprint(der.as_ref());
+    assert!(
+        error.contains(&format!("ca.crt SHA-256 {fingerprint}")),
+        "{error}"
+    );
+    // Each side's key ID (rcgen writes both extensions), and they differ.
+    let ids: Vec<&str> = error
+        .match_indices("key ID ")
+        .map(|(i, _)| &error[i + 7..i + 7 + 59])
+        .collect();
+    assert_eq!(ids.len(), 2, "{error}");
+    assert_ne!(ids[0], ids[1], "{error}");
+}
+
+/// Issue 16: the server answered with another device's certificate, from
+/// another CA: the wrong device is said first.
+#[test]
+fn another_devices_certificate_from_another_ca_says_the_device_first() {
+    if !Broker::available() {
+        return;
+    }
+    let d = Devices::new();
+    let stranger = Authority::new("WoTT test CA").unwrap();
+    let other_id = random_device_id().unwrap();
+    let server = stranger
+        .issue(&DeviceRequest::new(&other_id))
+        .unwrap()
+        .trusting(&d.ca);
+    let broker = Broker::start(&BrokerConfig::wott(&server, &d.acl("readwrite")));
+    let run = d.check(broker.port).run();
+    run.code(6).error(
+        &format!(
+            "the server's certificate does not carry {}, the ID asked for: it names {other_id}; \
+             and it was not issued by this device's CA",
+            d.server.device_id
+        ),
+        "reached another device",
+    );
+}
+
 #[test]
 fn a_server_certificate_from_another_ca_names_its_issuer() {
     if !Broker::available() {

@@ -31,6 +31,28 @@ pub struct SeenCert {
     pub names: Vec<String>,
     pub not_before: Timestamp,
     pub not_after: Timestamp,
+    /// The key identifier of the CA that issued it, as the certificate says.
+    pub authority_key_id: Option<String>,
+}
+
+/// This device's CA as the messages name it: a name alone does not tell two
+/// CAs apart (a test CA and WoTT's may share one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OurCa {
+    pub subject: String,
+    pub key_id: Option<String>,
+    /// SHA-256 of ca.crt's certificate; `None` when no CA certificate signed ours.
+    pub fingerprint: Option<String>,
+}
+
+impl OurCa {
+    pub fn from_info(info: &CertInfo) -> Self {
+        OurCa {
+            subject: info.subject.clone(),
+            key_id: info.subject_key_id.clone(),
+            fingerprint: Some(info.fingerprint_sha256.clone()),
+        }
+    }
 }
 
 impl SeenCert {
@@ -47,7 +69,14 @@ impl SeenCert {
                 .collect(),
             not_before: info.not_before,
             not_after: info.not_after,
+            authority_key_id: info.authority_key_id.clone(),
         }
+    }
+
+    /// Whether the certificate names `server`; an address is not checked here.
+    fn names_server(&self, server: &str) -> bool {
+        server.parse::<std::net::IpAddr>().is_ok()
+            || self.names.iter().any(|n| n.eq_ignore_ascii_case(server))
     }
 
     fn names_text(&self) -> String {
@@ -108,10 +137,10 @@ pub enum CheckError {
     HandshakeClosed { addr: SocketAddr, reason: String },
     #[error("{addr} does not speak TLS: {reason}")]
     NotTls { addr: SocketAddr, reason: String },
-    #[error("the server's certificate ({}) was not issued by this device's CA ({our_ca}); its issuer is {}", cert.subject, cert.issuer)]
+    #[error("{}", unknown_issuer_text(cert, our_ca, server))]
     ServerUnknownIssuer {
         cert: Box<SeenCert>,
-        our_ca: String,
+        our_ca: Box<OurCa>,
         server: String,
     },
     #[error("the server's certificate ({}) expired {} ago, on {}", cert.subject, human_duration(*seconds_ago), cert.not_after)]
@@ -164,6 +193,49 @@ pub enum CheckError {
 
     #[error("{} within {}, the --timeout", timeout_text(*stage), seconds(*limit))]
     Timeout { stage: Stage, limit: Duration },
+}
+
+/// Another device first (when the certificate does not carry `server`),
+/// then the CA; a CA of the same name is told apart by its key ID or
+/// ca.crt's fingerprint.
+fn unknown_issuer_text(cert: &SeenCert, ours: &OurCa, server: &str) -> String {
+    let mut s = String::new();
+    if !cert.names_server(server) {
+        s.push_str(&format!(
+            "the server's certificate does not carry {server}, the ID asked for: it names {}; and it ",
+            cert.names_text()
+        ));
+    } else {
+        s.push_str(&format!("the server's certificate ({}) ", cert.subject));
+    }
+    s.push_str(&format!(
+        "was not issued by this device's CA ({}); its issuer is {}",
+        ours.subject, cert.issuer
+    ));
+    if cert.issuer == ours.subject {
+        let theirs = cert
+            .authority_key_id
+            .as_deref()
+            .map(|id| format!("issuer key ID {id}"));
+        let mine = [
+            ours.key_id.as_deref().map(|id| format!("key ID {id}")),
+            ours.fingerprint
+                .as_deref()
+                .map(|f| format!("ca.crt SHA-256 {f}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        s.push_str(&format!(
+            ", another CA of the same name ({}; this device's CA: {})",
+            theirs
+                .as_deref()
+                .unwrap_or("the certificate does not name its issuer's key ID"),
+            if mine.is_empty() { "unknown" } else { &mine }
+        ));
+    }
+    s
 }
 
 fn seconds(d: Duration) -> String {
@@ -341,6 +413,11 @@ fn port_hint(error: &CheckError) -> Option<String> {
 /// The certificate the broker presented is not one this device accepts.
 fn server_cert_hint(error: &CheckError) -> Option<String> {
     Some(match error {
+        CheckError::ServerUnknownIssuer { server, cert, .. } if !cert.names_server(server) => format!(
+            "the address dialled reached another device: check the hosts entry (`wott-mqtt hosts list`) or \
+             --connect-to, and that {server} is the server's ID (`wott-mqtt whoami` there); the broker and this \
+             device must also be enrolled with the same WoTT CA"
+        ),
         CheckError::ServerUnknownIssuer { server, .. } => format!(
             "the broker and this device must be enrolled with the same WoTT CA: check that {server} is the right \
              machine (`wott-mqtt whoami` there), that the broker's certfile is that device's client.crt, and that \
