@@ -465,8 +465,57 @@ fn nothing_listening_names_server_status_and_the_port_slip() {
         &format!("cannot connect to 127.0.0.1:{port}: connection refused"),
         "`wott-mqtt server status`",
     );
-    run.stderr_has("listens on 8883, not");
+    // Issue 16: the 8883/8333 slip only where it can be the cause.
+    run.stderr_lacks("8333").stderr_lacks("the tutorial mixes");
     assert_stages(&run, &["✓ identity", "✓ resolve", "✗ tcp"]);
+}
+
+/// An address of this machine other than loopback, if it has one.
+fn a_local_address() -> Option<std::net::IpAddr> {
+    // A UDP "connection" sends nothing; it only picks the source address.
+    ["192.0.2.1:9", "198.51.100.1:9", "10.255.255.1:9"]
+        .iter()
+        .filter_map(|target| {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+            socket.connect(target).ok()?;
+            Some(socket.local_addr().ok()?.ip())
+        })
+        .find(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+/// Issue 16: the broker listens on loopback only and the check dials this
+/// machine's own LAN address: that is named as the likely cause.
+#[test]
+fn a_broker_on_loopback_only_is_named_when_this_machines_address_is_refused() {
+    if !Broker::available() {
+        return;
+    }
+    let local = a_local_address();
+    if support::skip_without("an address of this machine other than loopback", local.is_some()) {
+        return;
+    }
+    let ip = local.unwrap().to_string();
+    let d = Devices::new();
+    let broker = d.broker(); // listener PORT 127.0.0.1
+    let port = broker.port.to_string();
+    let run = wott()
+        .arg("check")
+        .cert_dir(d.certs.path())
+        .args(["--server", &d.server.device_id, "--connect-to", &ip, "--port", &port])
+        .run();
+    run.code(5).error(
+        &format!("cannot connect to {ip}:{port}: connection refused"),
+        &format!(
+            "127.0.0.1:{port} accepts connections, so the broker on this machine probably listens on loopback only"
+        ),
+    );
+    // Refused on loopback itself: nothing to point at.
+    let closed = ClosedPort::new();
+    d.check(closed.port)
+        .run()
+        .code(5)
+        .stderr_lacks("listens on loopback only")
+        .stderr_has("nothing listens on port");
 }
 
 #[test]

@@ -125,6 +125,9 @@ pub enum CheckError {
         addr: SocketAddr,
         failure: ConnectFailure,
         reason: String,
+        /// The same port on loopback accepts connections (a refused
+        /// address of this machine): the broker listens on loopback only.
+        loopback_only: Option<SocketAddr>,
     },
 
     #[error(
@@ -343,7 +346,12 @@ impl Diagnose for CheckError {
             CheckError::Identity(e) => e.hint(),
             CheckError::TlsConfig(e) => e.hint(),
             CheckError::Resolve { host, .. } => Some(resolve_hint(host)),
-            CheckError::Connect { addr, failure, .. } => Some(connect_hint(*addr, *failure)),
+            CheckError::Connect {
+                addr,
+                failure,
+                loopback_only,
+                ..
+            } => Some(connect_hint(*addr, *failure, *loopback_only)),
             CheckError::PlainMqtt { .. }
             | CheckError::HandshakeClosed { .. }
             | CheckError::NotTls { .. }
@@ -577,26 +585,36 @@ fn timeout_hint(stage: Stage) -> String {
     }
 }
 
-fn connect_hint(addr: SocketAddr, failure: ConnectFailure) -> String {
+fn connect_hint(addr: SocketAddr, failure: ConnectFailure, loopback_only: Option<SocketAddr>) -> String {
     let port = addr.port();
-    let port_note = if port == TUTORIAL_TYPO_PORT {
-        format!(
+    // The tutorial's 8883/8333 slip, only where it can be the cause.
+    let port_note = match port {
+        TUTORIAL_TYPO_PORT => format!(
             "; note: you asked for port {TUTORIAL_TYPO_PORT}, the broker's default is {TUTORIAL_PORT} \
              (the tutorial mixes the two): try --port {TUTORIAL_PORT}"
-        )
-    } else if port != TUTORIAL_PORT {
-        format!(
-            "; the tutorial's broker listens on {TUTORIAL_PORT}, not {port} (its client example says {TUTORIAL_TYPO_PORT}, a classic slip)"
-        )
-    } else {
-        format!(
+        ),
+        TUTORIAL_PORT => format!(
             "; a broker configured for {TUTORIAL_TYPO_PORT} instead of {TUTORIAL_PORT} (the tutorial mixes the two) fails this way too"
-        )
+        ),
+        _ => String::new(),
     };
     match failure {
-        ConnectFailure::Refused => format!(
-            "nothing listens on port {port} there: is the broker running? On the server: `wott-mqtt server status`{port_note}"
-        ),
+        ConnectFailure::Refused => match loopback_only {
+            Some(listener) => format!(
+                "{listener} accepts connections, so the broker on this machine probably listens on loopback \
+                 only (e.g. `wott-mqtt server up --bind 127.0.0.1`): other machines cannot reach it either; \
+                 connect to {} here, or run the broker with --bind 0.0.0.0 (or this address); \
+                 `wott-mqtt server status` shows its binding",
+                listener.ip()
+            ),
+            None if addr.ip().is_loopback() => format!(
+                "nothing listens on port {port} on this machine: is the broker running? `wott-mqtt server status`{port_note}"
+            ),
+            None => format!(
+                "nothing listens on port {port} there: is the broker running? On the server: `wott-mqtt server status`; \
+                 a broker that listens on loopback only (`--bind 127.0.0.1`) refuses other machines this way{port_note}"
+            ),
+        },
         ConnectFailure::TimedOut => format!(
             "no answer: a firewall may drop the packets, or {} is not the server (check `wott-mqtt hosts list`){port_note}",
             addr.ip()
@@ -629,6 +647,7 @@ mod tests {
                     addr,
                     failure: ConnectFailure::Refused,
                     reason: "refused".into(),
+                    loopback_only: None,
                 },
                 5,
             ),
@@ -680,6 +699,7 @@ mod tests {
                 addr: ([127, 0, 0, 1], port).into(),
                 failure: ConnectFailure::Refused,
                 reason: String::new(),
+                loopback_only: None,
             }
             .hint()
             .unwrap()
@@ -687,6 +707,9 @@ mod tests {
         assert!(hint(8333).contains("try --port 8883"), "{}", hint(8333));
         assert!(hint(8883).contains("8333"), "{}", hint(8883));
         assert!(hint(1883).contains("server status"), "{}", hint(1883));
+        // Only those two ports are the tutorial's slip.
+        assert!(!hint(1883).contains("8333"), "{}", hint(1883));
+        assert!(!hint(46437).contains("8333"), "{}", hint(46437));
     }
 
     #[test]
