@@ -336,7 +336,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "IP")]
     pub connect_to: Option<OsString>,
 
-    /// Publish a unique probe message to --topic and wait for it to come back
+    /// Publish a probe message to --topic and wait for it to come back. It is
+    /// a real message: every subscriber of --topic receives it too (its payload
+    /// says what it is: `wott-mqtt check probe NONCE from DEVICE_ID at TIME`)
     #[arg(long)]
     pub roundtrip: bool,
 

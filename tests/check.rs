@@ -244,8 +244,21 @@ fn roundtrip_publishes_a_probe_and_receives_it() {
             .run();
         run.success()
             .stdout_has("✓ message")
-            .stdout_has("our probe came back");
+            .stdout_has("our probe came back")
+            // Issue 16: it is a real message, and says so.
+            .stdout_has("every subscriber of the topic received it too");
     }
+    let run = d
+        .check(broker.port)
+        .args(["--roundtrip", "--json"])
+        .run();
+    run.success();
+    let payload = run.json()["message"]["payload"].as_str().unwrap().to_string();
+    let rest = payload.strip_prefix("wott-mqtt check probe ").unwrap();
+    let (nonce, rest) = rest.split_once(' ').unwrap();
+    assert!(nonce.len() >= 8 && nonce.bytes().all(|b| b.is_ascii_hexdigit()), "{payload}");
+    let at = rest.strip_prefix(&format!("from {} at ", d.id())).unwrap();
+    assert!(at.starts_with("20") && at.ends_with('Z'), "{payload}");
 }
 
 #[test]
@@ -969,8 +982,10 @@ fn check_and_mosquitto_clients_share_a_tutorial_broker_and_certificates() {
         .success();
     let out = sub.wait_with_output().unwrap();
     let received = String::from_utf8_lossy(&out.stdout);
+    // A subscriber that is not wott-mqtt reads what the probe is, and from whom.
     assert!(
-        received.starts_with("wott-mqtt check "),
+        received.starts_with("wott-mqtt check probe ")
+            && received.contains(&format!(" from {} at ", d.id())),
         "mosquitto_sub got {received:?}\n{}",
         broker.log()
     );
