@@ -189,6 +189,9 @@ fn the_wizard_asks_for_grants_with_validation_and_starts_the_broker() {
     let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
     p.exp_string(&format!("this device is {}", s.id())).unwrap();
     p.exp_string("Client device ID to grant").unwrap();
+    // Issue 16: an empty default is not shown as "()".
+    let (prompt_rest, _) = p.exp_regex("›").unwrap();
+    assert!(!prompt_rest.contains("()"), "{prompt_rest:?}");
     p.send("no such device\r").unwrap();
     p.flush().unwrap();
     p.exp_string("invalid device ID").unwrap();
