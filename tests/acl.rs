@@ -185,9 +185,13 @@ fn an_edit_keeps_a_line_mosquitto_refuses_and_says_so() {
 fn allow_refuses_a_grant_past_a_nul_byte_and_writes_one_before_it() {
     let original = format!("user {D1}\ntopic read a\nuser {D2}\ntopic read b\0x\n");
     let acl = Acl::new(&original);
-    acl.run(&["allow", "fedcba9876543210fedcba9876543210.d.wott.local", "c"])
-        .code(1)
-        .error(":4 contains a NUL byte", "remove the NUL byte");
+    acl.run(&[
+        "allow",
+        "fedcba9876543210fedcba9876543210.d.wott.local",
+        "c",
+    ])
+    .code(1)
+    .error(":4 contains a NUL byte", "remove the NUL byte");
     assert_eq!(acl.bytes(), original.as_bytes());
     acl.run(&["allow", D1, "c"])
         .success()
@@ -492,7 +496,8 @@ fn revoke_dry_run_writes_nothing() {
 
 #[test]
 fn validate_names_each_line_mosquitto_refuses() {
-    let original = format!("user {D1}\ntopic read ok\n # note\n\ttopic read x\ntopic read a/#/b\ntopic\n");
+    let original =
+        format!("user {D1}\ntopic read ok\n # note\n\ttopic read x\ntopic read a/#/b\ntopic\n");
     let acl = Acl::new(&original);
     let run = acl.run(&["validate"]);
     let file = acl.path().display().to_string();

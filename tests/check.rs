@@ -248,15 +248,18 @@ fn roundtrip_publishes_a_probe_and_receives_it() {
             // Issue 16: it is a real message, and says so.
             .stdout_has("every subscriber of the topic received it too");
     }
-    let run = d
-        .check(broker.port)
-        .args(["--roundtrip", "--json"])
-        .run();
+    let run = d.check(broker.port).args(["--roundtrip", "--json"]).run();
     run.success();
-    let payload = run.json()["message"]["payload"].as_str().unwrap().to_string();
+    let payload = run.json()["message"]["payload"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let rest = payload.strip_prefix("wott-mqtt check probe ").unwrap();
     let (nonce, rest) = rest.split_once(' ').unwrap();
-    assert!(nonce.len() >= 8 && nonce.bytes().all(|b| b.is_ascii_hexdigit()), "{payload}");
+    assert!(
+        nonce.len() >= 8 && nonce.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{payload}"
+    );
     let at = rest.strip_prefix(&format!("from {} at ", d.id())).unwrap();
     assert!(at.starts_with("20") && at.ends_with('Z'), "{payload}");
 }
@@ -504,7 +507,10 @@ fn a_broker_on_loopback_only_is_named_when_this_machines_address_is_refused() {
         return;
     }
     let local = a_local_address();
-    if support::skip_without("an address of this machine other than loopback", local.is_some()) {
+    if support::skip_without(
+        "an address of this machine other than loopback",
+        local.is_some(),
+    ) {
         return;
     }
     let ip = local.unwrap().to_string();
@@ -514,7 +520,14 @@ fn a_broker_on_loopback_only_is_named_when_this_machines_address_is_refused() {
     let run = wott()
         .arg("check")
         .cert_dir(d.certs.path())
-        .args(["--server", &d.server.device_id, "--connect-to", &ip, "--port", &port])
+        .args([
+            "--server",
+            &d.server.device_id,
+            "--connect-to",
+            &ip,
+            "--port",
+            &port,
+        ])
         .run();
     run.code(5).error(
         &format!("cannot connect to {ip}:{port}: connection refused"),
@@ -584,7 +597,11 @@ fn a_server_certificate_from_another_ca_of_the_same_name_is_told_apart() {
          is CN=WoTT test CA, O=wott-mqtt throwaway CA, another CA of the same name (issuer key ID ",
         "must be enrolled with the same WoTT CA",
     );
-    let error = run.stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap();
     // This device's ca.crt by its fingerprint, as `openssl x509 -fingerprint -sha256` prints it.
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let der = CertificateDer::from_pem_slice(d.ca.cert_pem().as_bytes()).unwrap();

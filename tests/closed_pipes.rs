@@ -77,7 +77,9 @@ fn command_paths() -> Vec<Vec<String>> {
                 continue;
             }
             if in_commands {
-                let Some(name) = line.strip_prefix("  ").and_then(|l| l.split_whitespace().next())
+                let Some(name) = line
+                    .strip_prefix("  ")
+                    .and_then(|l| l.split_whitespace().next())
                 else {
                     in_commands = !line.trim().is_empty() && line.starts_with(' ');
                     continue;
@@ -142,17 +144,51 @@ fn no_command_panics_when_stdout_or_stderr_is_closed() {
         acl_cmd(&["allow", ID, "wott/y", "--no-reload"]),
         acl_cmd(&["revoke", ID, "wott/y", "--no-reload"]),
         acl_cmd(&["allow", "ABC", "wott/x"]),
-        s(&["hosts", "add", ID, "10.0.0.1", "--dry-run", "--hosts-file", &hosts_file]),
+        s(&[
+            "hosts",
+            "add",
+            ID,
+            "10.0.0.1",
+            "--dry-run",
+            "--hosts-file",
+            &hosts_file,
+        ]),
         s(&["hosts", "list", "--hosts-file", &hosts_file]),
         s(&["hosts", "check", "localhost", "--hosts-file", &hosts_file]),
         s(&["setup", "client", "--hosts-file", &hosts_file]),
         s(&[
-            "setup", "client", "--server", ID, "--ip", "127.0.0.1", "--port", &port, "--yes",
-            "--hosts-file", &hosts_file,
+            "setup",
+            "client",
+            "--server",
+            ID,
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--yes",
+            "--hosts-file",
+            &hosts_file,
         ]),
         s(&["setup", "server", "--server-dir", &server_dir]),
-        s(&["check", "--server", ID, "--connect-to", "127.0.0.1", "--port", &port]),
-        s(&["check", "--server", ID, "--connect-to", "127.0.0.1", "--port", &port, "--json"]),
+        s(&[
+            "check",
+            "--server",
+            ID,
+            "--connect-to",
+            "127.0.0.1",
+            "--port",
+            &port,
+        ]),
+        s(&[
+            "check",
+            "--server",
+            ID,
+            "--connect-to",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--json",
+        ]),
         s(&["check", "--server", ID, "--port", "abc", "--json"]),
         s(&["server", "status"]),
         s(&["server", "logs"]),
@@ -163,7 +199,10 @@ fn no_command_panics_when_stdout_or_stderr_is_closed() {
     ] {
         table.push((args, None));
     }
-    table.push((acl_cmd(&["apply", "-", "--no-reload"]), Some(grants.as_bytes())));
+    table.push((
+        acl_cmd(&["apply", "-", "--no-reload"]),
+        Some(grants.as_bytes()),
+    ));
 
     let mut failures = Vec::new();
     for (args, stdin) in &table {

@@ -601,10 +601,15 @@ fn a_device_id_without_its_domain_is_refused_or_with_any_id_warned_about() {
         .code(2)
         .error(&format!("did you mean {SERVER}?"), "--any-id");
     assert_eq!(f.read(), "");
-    f.run(["add", "--any-id", "4853b630822946019393b16c5b710b9e", "10.0.0.1"])
-        .success()
-        .stderr_has("warning: 4853b630822946019393b16c5b710b9e has no domain")
-        .stderr_has(SERVER);
+    f.run([
+        "add",
+        "--any-id",
+        "4853b630822946019393b16c5b710b9e",
+        "10.0.0.1",
+    ])
+    .success()
+    .stderr_has("warning: 4853b630822946019393b16c5b710b9e has no domain")
+    .stderr_has(SERVER);
 }
 
 #[test]

@@ -56,7 +56,10 @@ const MISSES: &[Miss] = &[
 #[track_caller]
 fn refused(run: &Run, miss: &Miss) {
     run.code(2).error(
-        &format!("\"{}\" is not a WoTT device ID: {}", miss.typed, miss.reason),
+        &format!(
+            "\"{}\" is not a WoTT device ID: {}",
+            miss.typed, miss.reason
+        ),
         "pass --any-id or set WOTT_MQTT_ANY_ID=1",
     );
     let error = run
@@ -74,7 +77,8 @@ fn refused(run: &Run, miss: &Miss) {
     }
 }
 
-const ACL: &str = "# fleet\nuser 0123456789abcdef0123456789abcdef.d.wott.local\r\ntopic read wott/#\n";
+const ACL: &str =
+    "# fleet\nuser 0123456789abcdef0123456789abcdef.d.wott.local\r\ntopic read wott/#\n";
 
 #[test]
 fn acl_commands_refuse_near_misses_and_leave_the_file_as_it_was() {
@@ -184,7 +188,13 @@ fn check_refuses_a_near_miss_before_it_reads_or_dials_anything() {
     for miss in MISSES {
         // No cert dir at all: an accepted ID would end in exit 3.
         let run = wott()
-            .args(["check", "--server", miss.typed, "--cert-dir", "/nonexistent"])
+            .args([
+                "check",
+                "--server",
+                miss.typed,
+                "--cert-dir",
+                "/nonexistent",
+            ])
             .run();
         refused(&run, miss);
         // MQTT_SERVER, as the tutorial's client reads it, is typed too.
@@ -196,7 +206,13 @@ fn check_refuses_a_near_miss_before_it_reads_or_dials_anything() {
     }
     // An address is not a device ID, and stays allowed.
     wott()
-        .args(["check", "--server", "127.0.0.1", "--cert-dir", "/nonexistent"])
+        .args([
+            "check",
+            "--server",
+            "127.0.0.1",
+            "--cert-dir",
+            "/nonexistent",
+        ])
         .run()
         .code(3);
 }
@@ -243,7 +259,11 @@ fn any_id_and_its_environment_variable_take_other_names() {
         .error("\"broker.example.com\" is not a WoTT device ID", "--any-id");
     assert_eq!(acl.bytes(), ACL.as_bytes());
     acl.run(&["--any-id", "allow", name, "wott/#"]).success();
-    assert!(acl.text().contains("user broker.example.com"), "{}", acl.text());
+    assert!(
+        acl.text().contains("user broker.example.com"),
+        "{}",
+        acl.text()
+    );
     // Only a true value turns it on; empty, 0 and false are "unset".
     for off in ["", "0", "false"] {
         wott()
@@ -275,12 +295,27 @@ fn any_id_and_its_environment_variable_take_other_names() {
 
     // check and setup get past the ID: here to the identity (exit 3) and a dry run.
     wott()
-        .args(["check", "--any-id", "--server", name, "--cert-dir", "/nonexistent"])
+        .args([
+            "check",
+            "--any-id",
+            "--server",
+            name,
+            "--cert-dir",
+            "/nonexistent",
+        ])
         .run()
         .code(3);
     let fx = CertFixture::new();
     wott()
-        .args(["setup", "client", "--server", name, "--ip", "10.0.0.2", "--dry-run"])
+        .args([
+            "setup",
+            "client",
+            "--server",
+            name,
+            "--ip",
+            "10.0.0.2",
+            "--dry-run",
+        ])
         .arg("--hosts-file")
         .arg(&path)
         .cert_dir(&fx.dir())
@@ -325,11 +360,7 @@ fn acl_validate_warns_about_users_no_agent_certificate_can_match() {
         .iter()
         .map(|f| (f["line"].as_u64().unwrap(), f["code"].as_str().unwrap()))
         .collect();
-    assert_eq!(
-        codes,
-        [3, 5, 7, 9, 11].map(|l| (l, "not-wott-id")),
-        "{doc}"
-    );
+    assert_eq!(codes, [3, 5, 7, 9, 11].map(|l| (l, "not-wott-id")), "{doc}");
     assert_eq!(doc["exit_code"], 0);
     assert_eq!(doc["warnings"], 5);
     // --any-id: the author's own names are not a finding.

@@ -544,7 +544,12 @@ mod tests {
             (A.to_string(), "a/+".to_string(), Access::Write)
         );
         assert!(parse(b"", IdPolicy::Wott).unwrap().devices.is_empty());
-        assert!(parse(b" [ ] \n", IdPolicy::Wott).unwrap().devices.is_empty());
+        assert!(
+            parse(b" [ ] \n", IdPolicy::Wott)
+                .unwrap()
+                .devices
+                .is_empty()
+        );
     }
 
     #[test]
@@ -590,7 +595,10 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!((found[0].0, found[1].0), (2, 3));
         for (_, _, message) in &found {
-            assert!(message.ends_with(&format!("did you mean {A}?")), "{message}");
+            assert!(
+                message.ends_with(&format!("did you mean {A}?")),
+                "{message}"
+            );
         }
         let any = parse(b"broker.example.com a read\n", IdPolicy::Any).unwrap();
         assert_eq!(any.devices[0].id.as_str(), "broker.example.com");

@@ -585,7 +585,11 @@ fn timeout_hint(stage: Stage) -> String {
     }
 }
 
-fn connect_hint(addr: SocketAddr, failure: ConnectFailure, loopback_only: Option<SocketAddr>) -> String {
+fn connect_hint(
+    addr: SocketAddr,
+    failure: ConnectFailure,
+    loopback_only: Option<SocketAddr>,
+) -> String {
     let port = addr.port();
     // The tutorial's 8883/8333 slip, only where it can be the cause.
     let port_note = match port {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::*;
 use super::error::ConnectFailure;
+use super::*;
 
 impl Probe<'_> {
     /// Tries each address in turn, like curl; the last failure is the one reported.
