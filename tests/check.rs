@@ -61,6 +61,17 @@ impl Devices {
 
     /// `wott-mqtt check` as the client, dialling 127.0.0.1 and verifying the
     /// server's device ID.
+    /// A broker whose certificate (`request`) another CA, named `ca_name`,
+    /// issued; it trusts this device's CA for clients.
+    fn broker_of(&self, ca_name: &str, request: DeviceRequest) -> Broker {
+        let server = Authority::new(ca_name)
+            .unwrap()
+            .issue(&request)
+            .unwrap()
+            .trusting(&self.ca);
+        Broker::start(&BrokerConfig::wott(&server, &self.acl("readwrite")))
+    }
+
     fn check(&self, port: u16) -> Wott {
         wott()
             .arg("check")
@@ -585,23 +596,17 @@ fn a_server_certificate_from_another_ca_of_the_same_name_is_told_apart() {
         return;
     }
     let d = Devices::new();
-    let namesake = Authority::new("WoTT test CA").unwrap();
-    let server = namesake
-        .issue(&DeviceRequest::new(&d.server.device_id).ip_address([127, 0, 0, 1].into()))
-        .unwrap()
-        .trusting(&d.ca);
-    let broker = Broker::start(&BrokerConfig::wott(&server, &d.acl("readwrite")));
+    let broker = d.broker_of(
+        "WoTT test CA",
+        DeviceRequest::new(&d.server.device_id).ip_address([127, 0, 0, 1].into()),
+    );
     let run = d.check(broker.port).run();
     run.code(6).error(
         "was not issued by this device's CA (CN=WoTT test CA, O=wott-mqtt throwaway CA); its issuer \
          is CN=WoTT test CA, O=wott-mqtt throwaway CA, another CA of the same name (issuer key ID ",
         "must be enrolled with the same WoTT CA",
     );
-    let error = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap();
+    let error = run.error_line();
     // This device's ca.crt by its fingerprint, as `openssl x509 -fingerprint -sha256` prints it.
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let der = CertificateDer::from_pem_slice(d.ca.cert_pem().as_bytes()).unwrap();
@@ -627,13 +632,8 @@ fn another_devices_certificate_from_another_ca_says_the_device_first() {
         return;
     }
     let d = Devices::new();
-    let stranger = Authority::new("WoTT test CA").unwrap();
     let other_id = random_device_id().unwrap();
-    let server = stranger
-        .issue(&DeviceRequest::new(&other_id))
-        .unwrap()
-        .trusting(&d.ca);
-    let broker = Broker::start(&BrokerConfig::wott(&server, &d.acl("readwrite")));
+    let broker = d.broker_of("WoTT test CA", DeviceRequest::new(&other_id));
     let run = d.check(broker.port).run();
     run.code(6).error(
         &format!(
@@ -651,12 +651,10 @@ fn a_server_certificate_from_another_ca_names_its_issuer() {
         return;
     }
     let d = Devices::new();
-    let stranger = Authority::new("Somebody else's CA").unwrap();
-    let server = stranger
-        .issue(&DeviceRequest::new(&d.server.device_id))
-        .unwrap()
-        .trusting(&d.ca);
-    let broker = Broker::start(&BrokerConfig::wott(&server, &d.acl("readwrite")));
+    let broker = d.broker_of(
+        "Somebody else's CA",
+        DeviceRequest::new(&d.server.device_id),
+    );
     let run = d.check(broker.port).run();
     run.code(6).error(
         "was not issued by this device's CA (CN=WoTT test CA",

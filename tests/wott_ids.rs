@@ -62,11 +62,7 @@ fn refused(run: &Run, miss: &Miss) {
         ),
         "pass --any-id or set WOTT_MQTT_ANY_ID=1",
     );
-    let error = run
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap();
+    let error = run.error_line();
     if miss.suggests {
         assert!(
             error.ends_with(&format!("; did you mean {MEANT}?")),

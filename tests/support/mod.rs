@@ -280,6 +280,15 @@ impl Run {
         self
     }
 
+    /// The `error: …` line on stderr.
+    #[track_caller]
+    pub fn error_line(&self) -> &str {
+        match self.stderr.lines().find(|l| l.starts_with("error: ")) {
+            Some(line) => line,
+            None => self.fail("no error: line on stderr"),
+        }
+    }
+
     /// An `error: …` line and a `hint: …` line with these fragments.
     #[track_caller]
     pub fn error(&self, message: &str, hint: &str) -> &Self {
