@@ -192,6 +192,12 @@ impl fmt::Display for ShapeProblem {
     }
 }
 
+/// `" --any-id"` for a command line that passes `id` on, when `id` (read
+/// from a certificate) is not WoTT-shaped and would otherwise be refused.
+pub fn any_id_flag(id: &str) -> &'static str {
+    if is_wott_shaped(id) { "" } else { " --any-id" }
+}
+
 /// Whether `value` is exactly 32 lower-case hex characters and `.d.wott.local`.
 pub fn is_wott_shaped(value: &str) -> bool {
     value

@@ -317,12 +317,13 @@ fn next_for_clients(answers: &ServerAnswers, device_id: &str, up: &UpReport) -> 
         .host_ip
         .map_or_else(|| "<this server's IP>".to_string(), |ip| ip.to_string());
     let port = up.port;
+    let any = crate::names::any_id_flag(device_id);
     let mut next: Vec<String> = answers
         .grants
         .iter()
         .map(|g| {
             format!(
-                "on {}: sudo wott-mqtt setup client --server {device_id} --ip {ip} --port {port} --topic {} --yes",
+                "on {}: sudo wott-mqtt setup client{any} --server {device_id} --ip {ip} --port {port} --topic {} --yes",
                 g.device,
                 shell_word(g.topic.as_str())
             )
@@ -330,7 +331,7 @@ fn next_for_clients(answers: &ServerAnswers, device_id: &str, up: &UpReport) -> 
         .collect();
     if next.is_empty() {
         next.push(format!(
-            "on each client: sudo wott-mqtt setup client --server {device_id} --ip {ip} --port {port} --yes              (first grant it here: sudo wott-mqtt acl allow <CLIENT_ID> {DEFAULT_TOPIC})"
+            "on each client: sudo wott-mqtt setup client{any} --server {device_id} --ip {ip} --port {port} --yes              (first grant it here: sudo wott-mqtt acl allow <CLIENT_ID> {DEFAULT_TOPIC})"
         ));
     }
     next
