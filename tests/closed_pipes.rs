@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 
 use support::acl::Acl;
 use support::mosquitto::ClosedPort;
-use support::{CertFixture, wott};
+use support::server::Server;
+use support::{CertFixture, docker, wott};
 
 const ID: &str = "4853b630822946019393b16c5b710b9e.d.wott.local";
 
@@ -210,5 +211,62 @@ fn no_command_panics_when_stdout_or_stderr_is_closed() {
         failures.len(),
         table.len() * 2,
         failures.join("\n")
+    );
+}
+
+/// The commands that drive the engine: `demo` end to end, and a managed
+/// broker's `server up`, `status`, `reload`, `logs` and `down`, each with a
+/// closed stdout and with a closed stderr (progress, spinners and the
+/// engine's messages go to stderr).
+#[test]
+fn the_engine_commands_do_not_panic_on_a_closed_pipe_either() {
+    if !docker::available() {
+        return;
+    }
+    let image = docker::test_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut check =
+        |what: &str, closed: Closed, expected: i32, (code, _, stderr): (i32, String, String)| {
+            if code != expected || stderr.contains("panicked") {
+                failures.push(format!(
+                    "{closed:?} closed: {what} exited {code}, expected {expected}\nstderr: {stderr}"
+                ));
+            }
+        };
+    for closed in [Closed::Stdout, Closed::Stderr] {
+        let mut demo = wott().args(["demo", "--image", &image]).into_command();
+        demo.env("TMPDIR", tmp.path());
+        check("demo", closed, 0, run(demo, None, closed));
+    }
+    let s = Server::new("closed-pipes");
+    for (sub, closed) in [
+        ("up", Closed::Stderr),
+        ("status", Closed::Stdout),
+        ("status", Closed::Stderr),
+        ("reload", Closed::Stdout),
+        ("reload", Closed::Stderr),
+        ("logs", Closed::Stdout),
+        ("logs", Closed::Stderr),
+        ("down", Closed::Stdout),
+        ("up", Closed::Stdout),
+        ("down", Closed::Stderr),
+    ] {
+        let command = if sub == "up" {
+            s.up().into_command()
+        } else {
+            s.cmd(sub).into_command()
+        };
+        check(
+            &format!("server {sub}"),
+            closed,
+            0,
+            run(command, None, closed),
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        s.inspect("{{.Name}}").is_none(),
+        "server down left the container"
     );
 }
