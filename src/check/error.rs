@@ -73,10 +73,12 @@ impl SeenCert {
         }
     }
 
-    /// Whether the certificate names `server`; an address is not checked here.
-    fn names_server(&self, server: &str) -> bool {
-        server.parse::<std::net::IpAddr>().is_ok()
-            || self.names.iter().any(|n| n.eq_ignore_ascii_case(server))
+    /// Whether the certificate names other devices and not `server` (an
+    /// address is not checked here; TLS does that).
+    fn names_another_device(&self, server: &str) -> bool {
+        server.parse::<std::net::IpAddr>().is_err()
+            && !self.names.is_empty()
+            && !self.names.iter().any(|n| n.eq_ignore_ascii_case(server))
     }
 
     fn names_text(&self) -> String {
@@ -203,7 +205,7 @@ pub enum CheckError {
 /// ca.crt's fingerprint.
 fn unknown_issuer_text(cert: &SeenCert, ours: &OurCa, server: &str) -> String {
     let mut s = String::new();
-    if !cert.names_server(server) {
+    if cert.names_another_device(server) {
         s.push_str(&format!(
             "the server's certificate does not carry {server}, the ID asked for: it names {}; and it ",
             cert.names_text()
@@ -421,7 +423,7 @@ fn port_hint(error: &CheckError) -> Option<String> {
 /// The certificate the broker presented is not one this device accepts.
 fn server_cert_hint(error: &CheckError) -> Option<String> {
     Some(match error {
-        CheckError::ServerUnknownIssuer { server, cert, .. } if !cert.names_server(server) => format!(
+        CheckError::ServerUnknownIssuer { server, cert, .. } if cert.names_another_device(server) => format!(
             "the address dialled reached another device: check the hosts entry (`wott-mqtt hosts list`) or \
              --connect-to, and that {server} is the server's ID (`wott-mqtt whoami` there); the broker and this \
              device must also be enrolled with the same WoTT CA"
@@ -714,6 +716,49 @@ mod tests {
         // Only those two ports are the tutorial's slip.
         assert!(!hint(1883).contains("8333"), "{}", hint(1883));
         assert!(!hint(46437).contains("8333"), "{}", hint(46437));
+    }
+
+    #[test]
+    fn same_named_cas_are_told_apart_and_another_device_comes_first() {
+        let id = "4853b630822946019393b16c5b710b9e.d.wott.local";
+        let cert = |names: &[&str], aki: Option<&str>| SeenCert {
+            subject: format!("CN={}", names.first().unwrap_or(&"x")),
+            issuer: "CN=WoTT CA".into(),
+            common_name: names.first().map(|n| n.to_string()),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            not_before: Timestamp(0),
+            not_after: Timestamp(0),
+            authority_key_id: aki.map(str::to_string),
+        };
+        let ours = OurCa {
+            subject: "CN=WoTT CA".into(),
+            key_id: Some("AA:BB".into()),
+            fingerprint: Some("01:02".into()),
+        };
+        let text = |c: &SeenCert, ours: &OurCa| unknown_issuer_text(c, ours, id);
+        assert_eq!(
+            text(&cert(&[id], Some("CC:DD")), &ours),
+            format!(
+                "the server's certificate (CN={id}) was not issued by this device's CA (CN=WoTT CA); \
+                 its issuer is CN=WoTT CA, another CA of the same name (issuer key ID CC:DD; this \
+                 device's CA: key ID AA:BB, ca.crt SHA-256 01:02)"
+            )
+        );
+        assert!(
+            text(&cert(&[id], None), &ours)
+                .contains("the certificate does not name its issuer's key ID")
+        );
+        let other = "0123456789abcdef0123456789abcdef.d.wott.local";
+        assert!(
+            text(&cert(&[other], None), &ours).starts_with(&format!(
+                "the server's certificate does not carry {id}, the ID asked for: it names {other}; and it was not issued"
+            ))
+        );
+        // Names of its own: only then "another device"; another CA name: no key IDs.
+        assert!(text(&cert(&[], None), &ours).starts_with("the server's certificate (CN=x)"));
+        let mut stranger = cert(&[id], None);
+        stranger.issuer = "CN=Other".into();
+        assert!(!text(&stranger, &ours).contains("same name"));
     }
 
     #[test]
