@@ -87,6 +87,16 @@ pub struct GlobalArgs {
     /// When to colour the output; `auto` also honours NO_COLOR
     #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
     pub color: ColorArg,
+
+    /// Accept device IDs that are not shaped as WoTT's (32 lower-case hex
+    /// characters and .d.wott.local), for devices of your own CA
+    #[arg(
+        long,
+        global = true,
+        env = crate::names::ANY_ID_ENV,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub any_id: bool,
 }
 
 /// `--color`: when to use ANSI colours.
@@ -342,7 +352,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "IP")]
     pub connect_to: Option<OsString>,
 
-    /// Publish a unique probe message to --topic and wait for it to come back
+    /// Publish a probe message to --topic and wait for it to come back. It is
+    /// a real message: every subscriber of --topic receives it too (its payload
+    /// says what it is: `wott-mqtt check probe NONCE from DEVICE_ID at TIME`)
     #[arg(long)]
     pub roundtrip: bool,
 

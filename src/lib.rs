@@ -11,6 +11,10 @@
 //! 5. the domains: `identity`, `acl`, `hosts`, `check`, `broker`;
 //! 6. the ground: `files`, `lines`, `names`, `output`, `tls`, `runtime`,
 //!    `diagnose`, `exit_code`.
+//!
+//! Nothing prints with `print!`/`eprintln!` and friends: they panic on a
+//! closed stdout or stderr. Output goes through `output`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod acl;
 pub(crate) mod broker;

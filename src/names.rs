@@ -45,6 +45,15 @@ pub enum NameError {
     Topic { value: String, reason: String },
 }
 
+/// What a WoTT device ID looks like, and how to take another name.
+pub fn not_wott_hint() -> String {
+    format!(
+        "a WoTT device ID is 32 lower-case hex characters and {WOTT_DOMAIN}, as \
+         `wott-mqtt whoami` on that device prints it; for a device of your own CA with \
+         another name, pass --any-id or set {ANY_ID_ENV}=1"
+    )
+}
+
 fn did_you_mean(suggestion: &Option<String>) -> String {
     suggestion
         .as_ref()
@@ -59,11 +68,7 @@ impl Diagnose for NameError {
                 "a device ID is a DNS name such as 4853b630822946019393b16c5b710b9e{WOTT_DOMAIN}; \
                  `wott-mqtt whoami` on that device prints it"
             ),
-            NameError::NotWott { .. } => format!(
-                "a WoTT device ID is 32 lower-case hex characters and {WOTT_DOMAIN}, as \
-                 `wott-mqtt whoami` on that device prints it; for a device of your own CA with \
-                 another name, pass --any-id or set {ANY_ID_ENV}=1"
-            ),
+            NameError::NotWott { .. } => not_wott_hint(),
             NameError::Topic { .. } => "MQTT topics are UTF-8 without control characters; \
                  `+` and `#` must fill a whole level and `#` must come last (e.g. sensors/+/temperature, wott/#)"
                 .to_string(),
@@ -93,7 +98,9 @@ impl DeviceId {
     /// A device ID a person typed (a flag, a prompt, a line of `acl apply`):
     /// valid, and under [`IdPolicy::Wott`] shaped as the agent's IDs are,
     /// else refused with what is wrong and, where it is clear, the ID meant.
+    /// A value that is not even a DNS name gets that (more precise) error.
     pub fn typed(value: &str, policy: IdPolicy) -> Result<Self, NameError> {
+        let id = Self::new(value)?;
         if policy == IdPolicy::Wott
             && let Err(problem) = wott_shape(value)
         {
@@ -103,7 +110,7 @@ impl DeviceId {
                 suggestion: problem.suggestion,
             });
         }
-        Self::new(value)
+        Ok(id)
     }
 
     /// Every rule, each with its own message.
@@ -183,6 +190,12 @@ impl fmt::Display for ShapeProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", self.reason, did_you_mean(&self.suggestion))
     }
+}
+
+/// `" --any-id"` for a command line that passes `id` on, when `id` (read
+/// from a certificate) is not WoTT-shaped and would otherwise be refused.
+pub fn any_id_flag(id: &str) -> &'static str {
+    if is_wott_shaped(id) { "" } else { " --any-id" }
 }
 
 /// Whether `value` is exactly 32 lower-case hex characters and `.d.wott.local`.

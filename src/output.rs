@@ -248,8 +248,8 @@ impl Output {
     /// Prints a line on stderr, above any spinner or bar.
     fn eprint(&self, line: &str) {
         match &self.progress {
-            Some(multi) => multi.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(multi) => multi.suspend(|| write_stderr(line)),
+            None => write_stderr(line),
         }
     }
 
@@ -314,9 +314,14 @@ impl Output {
         if let Some(error) = &error {
             self.print_error(error.as_ref());
         }
+        if code == ExitCode::Interrupted && self.stderr_is_terminal {
+            // The terminal echoed `^C` where the cursor was: end that line,
+            // so the shell's prompt starts on a new one.
+            write_stderr("");
+        }
         match printed {
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-                eprintln!("error: cannot write to stdout: {e}");
+                write_stderr(&format!("error: cannot write to stdout: {e}"));
                 ExitCode::Failure
             }
             _ => code,
@@ -354,12 +359,16 @@ impl Output {
             return;
         }
         let p = self.stderr;
-        eprintln!("{} {}", p.bad("error:"), sanitize(&error.to_string()));
+        write_stderr(&format!(
+            "{} {}",
+            p.bad("error:"),
+            sanitize(&error.to_string())
+        ));
         for detail in error.details() {
-            eprintln!("  {}", sanitize(&detail));
+            write_stderr(&format!("  {}", sanitize(&detail)));
         }
         if let Some(hint) = error.hint() {
-            eprintln!("{} {}", p.bold("hint:"), sanitize(&hint));
+            write_stderr(&format!("{} {}", p.bold("hint:"), sanitize(&hint)));
         }
     }
 }
@@ -373,6 +382,13 @@ impl Drop for Spinner {
     fn drop(&mut self) {
         self.0.finish_and_clear();
     }
+}
+
+/// One line on stderr. A closed or full stderr is not worth failing a
+/// command over (`eprintln!` would panic): the line is dropped.
+pub fn write_stderr(line: &str) {
+    let mut stderr = io::stderr().lock();
+    let _ = writeln!(stderr, "{line}");
 }
 
 fn write_stdout(text: &str) -> io::Result<()> {

@@ -20,6 +20,7 @@ use wott_mqtt::acl::edit::{self, AllowAction};
 use wott_mqtt::acl::{Access, Client, Document, Kind, Need, Rules};
 use wott_mqtt::files;
 use wott_mqtt::lines::{Edits, Summary};
+use wott_mqtt::names::IdPolicy;
 
 /// A reader that hands over at most `.1` bytes per read, so that streaming
 /// code meets line breaks at every chunk boundary.
@@ -282,7 +283,7 @@ proptest! {
     fn apply_leaves_listed_devices_exactly_their_grants(
         text in acl_text(), input in desired_input(), exclusive in any::<bool>()
     ) {
-        let desired = desired::parse(input.as_bytes()).unwrap();
+        let desired = desired::parse(input.as_bytes(), IdPolicy::Any).unwrap();
         let doc = Document::parse(text.as_bytes()).unwrap();
         let applied = apply::apply(&doc, &desired, exclusive);
         let streamed = apply::apply_stream(Trickle(text.as_bytes(), 7), &desired, exclusive).unwrap();
@@ -334,7 +335,7 @@ proptest! {
 
     #[test]
     fn devices_added_by_apply_and_revoked_give_back_the_file(text in acl_text(), input in new_devices_input()) {
-        let desired: Desired = desired::parse(input.as_bytes()).unwrap();
+        let desired: Desired = desired::parse(input.as_bytes(), IdPolicy::Any).unwrap();
         let doc = Document::parse(text.as_bytes()).unwrap();
         let added_text = apply::apply(&doc, &desired, false).text(text.as_bytes()).unwrap();
         let mut current = added_text;

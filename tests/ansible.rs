@@ -360,10 +360,11 @@ fn the_role_provisions_a_fleet_idempotently_and_in_check_mode() {
     }
     fleet.roundtrip(&fleet.clients[0]);
 
-    // 2. Nothing to do: changed=0 everywhere, no file rewritten.
+    // 2. Nothing to do: changed=0 everywhere, no file rewritten; also with
+    // wott_mqtt_any_id, which adds --any-id to every call.
     let before = fleet.files();
     let inode = std::os::unix::fs::MetadataExt::ino(&fs::metadata(fleet.acl()).unwrap());
-    let second = fleet.playbook(&[]);
+    let second = fleet.playbook(&["-e", "wott_mqtt_any_id=true"]);
     assert_changed(
         &second,
         &[

@@ -61,6 +61,17 @@ impl Devices {
 
     /// `wott-mqtt check` as the client, dialling 127.0.0.1 and verifying the
     /// server's device ID.
+    /// A broker whose certificate (`request`) another CA, named `ca_name`,
+    /// issued; it trusts this device's CA for clients.
+    fn broker_of(&self, ca_name: &str, request: DeviceRequest) -> Broker {
+        let server = Authority::new(ca_name)
+            .unwrap()
+            .issue(&request)
+            .unwrap()
+            .trusting(&self.ca);
+        Broker::start(&BrokerConfig::wott(&server, &self.acl("readwrite")))
+    }
+
     fn check(&self, port: u16) -> Wott {
         wott()
             .arg("check")
@@ -244,8 +255,24 @@ fn roundtrip_publishes_a_probe_and_receives_it() {
             .run();
         run.success()
             .stdout_has("✓ message")
-            .stdout_has("our probe came back");
+            .stdout_has("our probe came back")
+            // Issue 16: it is a real message, and says so.
+            .stdout_has("every subscriber of the topic received it too");
     }
+    let run = d.check(broker.port).args(["--roundtrip", "--json"]).run();
+    run.success();
+    let payload = run.json()["message"]["payload"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rest = payload.strip_prefix("wott-mqtt check probe ").unwrap();
+    let (nonce, rest) = rest.split_once(' ').unwrap();
+    assert!(
+        nonce.len() >= 8 && nonce.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{payload}"
+    );
+    let at = rest.strip_prefix(&format!("from {} at ", d.id())).unwrap();
+    assert!(at.starts_with("20") && at.ends_with('Z'), "{payload}");
 }
 
 #[test]
@@ -299,7 +326,7 @@ fn an_expired_identity_fails_before_any_network() {
     let run = wott()
         .arg("check")
         .cert_dir(certs.path())
-        .args(["--server", "broker.invalid"])
+        .args(["--any-id", "--server", "broker.invalid"])
         .run();
     run.code(3).error(
         "client.crt expired 2d 0h ago",
@@ -320,7 +347,7 @@ fn a_key_from_another_certificate_is_an_identity_error() {
     let certs = tempfile::tempdir().unwrap();
     mine.with_key_of(&other).write_to(certs.path()).unwrap();
     let run = wott()
-        .args(["check", "--server", "broker.invalid", "--json"])
+        .args(["check", "--any-id", "--server", "broker.invalid", "--json"])
         .cert_dir(certs.path())
         .run();
     run.code(3);
@@ -358,7 +385,7 @@ fn an_unreadable_key_says_to_use_sudo() {
         .unwrap();
     std::fs::set_permissions(&certs, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let run = support::wott_unprivileged()
-        .args(["check", "--server", "broker.invalid"])
+        .args(["check", "--any-id", "--server", "broker.invalid"])
         .cert_dir(&certs)
         .run();
     run.code(3)
@@ -375,6 +402,7 @@ fn a_name_that_does_not_resolve_points_to_hosts_add() {
         .arg("check")
         .cert_dir(d.certs.path())
         .args([
+            "--any-id",
             "--server",
             "4853b630822946019393b16c5b710b9e.d.wott.invalid",
         ])
@@ -395,6 +423,7 @@ fn the_resolve_stage_says_what_the_hosts_file_has() {
         .arg("check")
         .cert_dir(d.certs.path())
         .args([
+            "--any-id",
             "--server",
             "device.d.wott.invalid",
             "--json",
@@ -424,7 +453,7 @@ fn the_resolve_stage_says_what_the_hosts_file_has() {
     let run = wott()
         .arg("check")
         .cert_dir(d.certs.path())
-        .args(["--server", "device.d.wott.invalid"])
+        .args(["--any-id", "--server", "device.d.wott.invalid"])
         .env("WOTT_MQTT_HOSTS_FILE", hosts.path())
         .run();
     run.code(4)
@@ -441,7 +470,8 @@ fn localhost_resolves_through_the_system_resolver() {
     let run = wott()
         .arg("check")
         .cert_dir(d.certs.path())
-        .args(["--server", "localhost", "--port", &broker.port.to_string()])
+        .args(["--any-id", "--server", "localhost"])
+        .args(["--port", &broker.port.to_string()])
         .run();
     // localhost may resolve to ::1 first, where nothing listens: the probe
     // then tries the next address, like curl.
@@ -462,8 +492,67 @@ fn nothing_listening_names_server_status_and_the_port_slip() {
         &format!("cannot connect to 127.0.0.1:{port}: connection refused"),
         "`wott-mqtt server status`",
     );
-    run.stderr_has("listens on 8883, not");
+    // Issue 16: the 8883/8333 slip only where it can be the cause.
+    run.stderr_lacks("8333").stderr_lacks("the tutorial mixes");
     assert_stages(&run, &["✓ identity", "✓ resolve", "✗ tcp"]);
+}
+
+/// An address of this machine other than loopback, if it has one.
+fn a_local_address() -> Option<std::net::IpAddr> {
+    // A UDP "connection" sends nothing; it only picks the source address.
+    ["192.0.2.1:9", "198.51.100.1:9", "10.255.255.1:9"]
+        .iter()
+        .filter_map(|target| {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+            socket.connect(target).ok()?;
+            Some(socket.local_addr().ok()?.ip())
+        })
+        .find(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+/// Issue 16: the broker listens on loopback only and the check dials this
+/// machine's own LAN address: that is named as the likely cause.
+#[test]
+fn a_broker_on_loopback_only_is_named_when_this_machines_address_is_refused() {
+    if !Broker::available() {
+        return;
+    }
+    let local = a_local_address();
+    if support::skip_without(
+        "an address of this machine other than loopback",
+        local.is_some(),
+    ) {
+        return;
+    }
+    let ip = local.unwrap().to_string();
+    let d = Devices::new();
+    let broker = d.broker(); // listener PORT 127.0.0.1
+    let port = broker.port.to_string();
+    let run = wott()
+        .arg("check")
+        .cert_dir(d.certs.path())
+        .args([
+            "--server",
+            &d.server.device_id,
+            "--connect-to",
+            &ip,
+            "--port",
+            &port,
+        ])
+        .run();
+    run.code(5).error(
+        &format!("cannot connect to {ip}:{port}: connection refused"),
+        &format!(
+            "127.0.0.1:{port} accepts connections, so the broker on this machine probably listens on loopback only"
+        ),
+    );
+    // Refused on loopback itself: nothing to point at.
+    let closed = ClosedPort::new();
+    d.check(closed.port)
+        .run()
+        .code(5)
+        .stderr_lacks("listens on loopback only")
+        .stderr_has("nothing listens on port");
 }
 
 #[test]
@@ -499,18 +588,73 @@ fn a_plain_mqtt_port_is_named_as_such() {
     assert_stages(&run, &UP_TO_TLS);
 }
 
+/// Issue 16: a test CA and the device's CA often share a name; the message
+/// tells them apart instead of "not issued by CN=X; its issuer is CN=X".
+#[test]
+fn a_server_certificate_from_another_ca_of_the_same_name_is_told_apart() {
+    if !Broker::available() {
+        return;
+    }
+    let d = Devices::new();
+    let broker = d.broker_of(
+        "WoTT test CA",
+        DeviceRequest::new(&d.server.device_id).ip_address([127, 0, 0, 1].into()),
+    );
+    let run = d.check(broker.port).run();
+    run.code(6).error(
+        "was not issued by this device's CA (CN=WoTT test CA, O=wott-mqtt throwaway CA); its issuer \
+         is CN=WoTT test CA, O=wott-mqtt throwaway CA, another CA of the same name (issuer key ID ",
+        "must be enrolled with the same WoTT CA",
+    );
+    let error = run.error_line();
+    // This device's ca.crt by its fingerprint, as `openssl x509 -fingerprint -sha256` prints it.
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let der = CertificateDer::from_pem_slice(d.ca.cert_pem().as_bytes()).unwrap();
+    let fingerprint = wott_mqtt::identity::fingerprint(der.as_ref());
+    assert!(
+        error.contains(&format!("ca.crt SHA-256 {fingerprint}")),
+        "{error}"
+    );
+    // Each side's key ID (rcgen writes both extensions), and they differ.
+    let ids: Vec<&str> = error
+        .match_indices("key ID ")
+        .map(|(i, _)| &error[i + 7..i + 7 + 59])
+        .collect();
+    assert_eq!(ids.len(), 2, "{error}");
+    assert_ne!(ids[0], ids[1], "{error}");
+}
+
+/// Issue 16: the server answered with another device's certificate, from
+/// another CA: the wrong device is said first.
+#[test]
+fn another_devices_certificate_from_another_ca_says_the_device_first() {
+    if !Broker::available() {
+        return;
+    }
+    let d = Devices::new();
+    let other_id = random_device_id().unwrap();
+    let broker = d.broker_of("WoTT test CA", DeviceRequest::new(&other_id));
+    let run = d.check(broker.port).run();
+    run.code(6).error(
+        &format!(
+            "the server's certificate does not carry {}, the ID asked for: it names {other_id}; \
+             and it was not issued by this device's CA",
+            d.server.device_id
+        ),
+        "reached another device",
+    );
+}
+
 #[test]
 fn a_server_certificate_from_another_ca_names_its_issuer() {
     if !Broker::available() {
         return;
     }
     let d = Devices::new();
-    let stranger = Authority::new("Somebody else's CA").unwrap();
-    let server = stranger
-        .issue(&DeviceRequest::new(&d.server.device_id))
-        .unwrap()
-        .trusting(&d.ca);
-    let broker = Broker::start(&BrokerConfig::wott(&server, &d.acl("readwrite")));
+    let broker = d.broker_of(
+        "Somebody else's CA",
+        DeviceRequest::new(&d.server.device_id),
+    );
     let run = d.check(broker.port).run();
     run.code(6).error(
         "was not issued by this device's CA (CN=WoTT test CA",
@@ -853,8 +997,10 @@ fn check_and_mosquitto_clients_share_a_tutorial_broker_and_certificates() {
         .success();
     let out = sub.wait_with_output().unwrap();
     let received = String::from_utf8_lossy(&out.stdout);
+    // A subscriber that is not wott-mqtt reads what the probe is, and from whom.
     assert!(
-        received.starts_with("wott-mqtt check "),
+        received.starts_with("wott-mqtt check probe ")
+            && received.contains(&format!(" from {} at ", d.id())),
         "mosquitto_sub got {received:?}\n{}",
         broker.log()
     );

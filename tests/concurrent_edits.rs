@@ -32,8 +32,10 @@ const ADDS: usize = 32;
 /// Untouched lines around the edited ones, so that each edit takes a while.
 const FILLER: usize = 20_000;
 
+/// A WoTT-shaped ID: the kind's bytes in hex, then the number.
 fn name(kind: &str, i: usize) -> String {
-    format!("{kind}{i:02}.d.wott.local")
+    let hex: String = kind.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{hex:0>30}{i:02}.d.wott.local")
 }
 
 /// One command line, as the binary takes it.
@@ -115,7 +117,7 @@ fn acl_workload(path: &Path) -> Workload {
     let mut possible = HashSet::new();
     for i in 0..FILLER / 2 {
         original.push_str(&format!(
-            "user dev{i:05}.d.wott.local\ntopic read wott/{i}/#\n\n"
+            "user {i:032x}.d.wott.local\ntopic read wott/{i}/#\n\n"
         ));
         if i % 500 == 250 {
             let k = i / 500;

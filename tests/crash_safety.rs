@@ -86,7 +86,7 @@ fn big_acl() -> Vec<u8> {
             text.push('\n');
         }
         text.push_str(&format!(
-            "user dev{i:05}.d.wott.local\ntopic read wott/{i}/#\n"
+            "user {i:032x}.d.wott.local\ntopic read wott/{i}/#\n"
         ));
     }
     text.into_bytes()
@@ -261,7 +261,7 @@ fn kill_9_at_random_moments_leaves_the_old_file_or_the_new_one() {
     let file = acl_path.to_str().unwrap().to_string();
     // A grant added to, then revoked from, the first device's block: every
     // byte after it moves.
-    let first = "dev00000.d.wott.local";
+    let first = "00000000000000000000000000000000.d.wott.local";
     let acl = big_acl();
     assert_eq!(acl.iter().filter(|&&b| b == b'\n').count(), 60_000);
     let acl_tally = torture(

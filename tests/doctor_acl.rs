@@ -173,4 +173,21 @@ fn a_user_that_is_no_wott_device_warns_with_the_spelling_it_meant() {
         "{}",
         odd[1]
     );
+    // Said once, by acl.device-id, not again by acl.lint (acl validate's not-wott-id).
+    finding(&doc, "acl.lint", "ok");
+}
+
+#[test]
+fn a_printed_revoke_for_a_user_of_another_ca_carries_any_id_and_runs() {
+    let files = ServerFiles::new(
+        "user broker.example.com\ntopic readwrite site/#\ntopic read site/status\n",
+    );
+    let doc = files.doctor();
+    let command = fix(finding(&doc, "acl.shadowed", "warning"));
+    assert!(
+        command.ends_with("acl revoke --any-id broker.example.com site/status"),
+        "{command}"
+    );
+    files.run_printed(&command);
+    finding(&files.doctor(), "acl.shadowed", "ok");
 }

@@ -218,3 +218,41 @@ fn a_hosts_file_that_cannot_be_read_fails_hosts_missing() {
     assert!(f["found"].as_str().unwrap().contains("hosts"), "{f}");
     assert!(findings(&doc, "client.hosts-duplicate").is_empty());
 }
+
+#[test]
+fn a_typed_server_id_must_be_wott_shaped_and_a_fix_for_another_name_carries_any_id() {
+    let client = Client::new();
+    let upper = client
+        .id()
+        .to_uppercase()
+        .replace(".D.WOTT.LOCAL", ".d.wott.local");
+    let before = std::fs::read(client.hosts()).unwrap();
+    client
+        .doctor(1)
+        .args(["--server", &upper])
+        .run()
+        .code(2)
+        .stderr_has(&format!("did you mean {}?", client.id()));
+    assert_eq!(std::fs::read(client.hosts()).unwrap(), before);
+
+    let (_, doc) = run_json(
+        client
+            .doctor(1)
+            .args(["--any-id", "--server", "broker.example.com"]),
+        FAILED,
+    );
+    let command = fix(finding(&doc, "client.hosts-missing", "failure"));
+    assert!(
+        command.contains("--any-id broker.example.com <server IP>"),
+        "{command}"
+    );
+    client.run_hosts_add(&command, "127.0.0.1");
+    let hosts = std::fs::read_to_string(client.hosts()).unwrap();
+    assert!(
+        hosts.lines().any(|line| line
+            .split_whitespace()
+            .take(2)
+            .eq(["127.0.0.1", "broker.example.com"])),
+        "{hosts}"
+    );
+}

@@ -11,6 +11,9 @@ use std::path::Path;
 use support::{CertFixture, DeviceRequest, Run, wott};
 
 const DOC: &str = include_str!("../docs/exit-codes.md");
+/// WoTT-shaped IDs for the commands that take one.
+const SERVER: &str = "4853b630822946019393b16c5b710b9e.d.wott.local";
+const CLIENT: &str = "0123456789abcdef0123456789abcdef.d.wott.local";
 
 /// The identity problems, in the table's column order.
 fn problems() -> Vec<CertFixture> {
@@ -37,19 +40,19 @@ fn run(command: &str, fx: &CertFixture, tmp: &Path) -> Run {
         "whoami --long" => &["whoami", "--long"],
         "acl allow self" => &["acl", "allow", "self", "wott/t"],
         "acl check self" => &["acl", "check", "self", "wott/t"],
-        "check" => &["check", "--server", "broker.invalid"],
+        "check" => &["check", "--server", SERVER],
         "server up" => &["server", "up"],
         "server reload" => &["server", "reload"],
         "setup client" => &[
             "setup",
             "client",
             "--server",
-            "a.d.wott.local",
+            SERVER,
             "--ip",
             "192.0.2.1",
             "--yes",
         ],
-        "setup server" => &["setup", "server", "--allow", "a.d.wott.local", "--yes"],
+        "setup server" => &["setup", "server", "--allow", CLIENT, "--yes"],
         other => panic!("no way to run {other:?}"),
     };
     wott()

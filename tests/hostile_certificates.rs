@@ -93,6 +93,7 @@ fn a_servers_hostile_subject_is_printed_escaped_by_check() {
         .cert_dir(&client.dir())
         .args([
             "check",
+            "--any-id",
             "--server",
             "srv.d.wott.local",
             "--connect-to",

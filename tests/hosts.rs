@@ -523,6 +523,8 @@ fn hostile_input_is_refused_and_the_file_is_untouched() {
         (
             vec![
                 OsStr::new("add"),
+                // Past the WoTT shape, which refuses it first.
+                OsStr::new("--any-id"),
                 OsStr::new("localhost"),
                 OsStr::new("10.0.0.2"),
             ],
@@ -593,12 +595,21 @@ fn bad_input_with_json_is_one_error_document() {
 }
 
 #[test]
-fn a_device_id_without_its_domain_gets_a_warning() {
+fn a_device_id_without_its_domain_is_refused_or_with_any_id_warned_about() {
     let f = HostsFile::new("");
     f.run(["add", "4853b630822946019393b16c5b710b9e", "10.0.0.1"])
-        .success()
-        .stderr_has("warning: 4853b630822946019393b16c5b710b9e has no domain")
-        .stderr_has(SERVER);
+        .code(2)
+        .error(&format!("did you mean {SERVER}?"), "--any-id");
+    assert_eq!(f.read(), "");
+    f.run([
+        "add",
+        "--any-id",
+        "4853b630822946019393b16c5b710b9e",
+        "10.0.0.1",
+    ])
+    .success()
+    .stderr_has("warning: 4853b630822946019393b16c5b710b9e has no domain")
+    .stderr_has(SERVER);
 }
 
 #[test]

@@ -101,6 +101,7 @@ fn a_full_disk_stops_an_in_place_edit_before_it_changes_a_byte() {
             "acl",
             "--acl-file",
             &acl_file,
+            "--any-id",
             "allow",
             "d2.example.com",
             "wott/temperature",

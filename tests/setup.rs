@@ -12,6 +12,9 @@ use std::process::Command;
 use support::mosquitto::{Broker, BrokerConfig, ClosedPort};
 use support::{Authority, DeviceIdentity, DeviceRequest, random_device_id, wott};
 
+/// A WoTT-shaped server ID, for runs that stop before any connection.
+const SERVER_ID: &str = "4853b630822946019393b16c5b710b9e.d.wott.local";
+
 /// A broker device and a client device from one CA, the client granted
 /// readwrite on wott/#, and an empty hosts file.
 struct Tutorial {
@@ -93,7 +96,7 @@ fn without_a_terminal_missing_answers_list_their_flags_and_change_nothing() {
             "setup",
             "client",
             "--server",
-            "a.d.wott.local",
+            SERVER_ID,
             "--ip",
             "192.0.2.1",
             "--hosts-file",
@@ -126,12 +129,12 @@ fn bad_answers_in_flags_are_refused_before_anything_changes() {
     run(&["--server", "evil\nhost", "--ip", "192.0.2.1"])
         .code(2)
         .error("invalid device ID", "DNS name");
-    run(&["--server", "a.d.wott.local", "--ip", "0.0.0.0"])
+    run(&["--server", SERVER_ID, "--ip", "0.0.0.0"])
         .code(2)
         .error("invalid IP address", "server's IPv4 or IPv6");
     run(&[
         "--server",
-        "a.d.wott.local",
+        SERVER_ID,
         "--ip",
         "192.0.2.1",
         "--topic",
@@ -196,6 +199,8 @@ fn flags_alone_set_up_a_client_and_a_rerun_changes_nothing() {
             t.server.device_id,
             t.port()
         ))
+        // The tutorial's client example, by the name the tutorial gives it.
+        .stdout_has("python3 paho-connect-wott.py")
         .stderr_has("(already there)");
 }
 
@@ -436,6 +441,36 @@ fn a_failed_check_offers_to_change_an_answer() {
         .unwrap();
     p.exp_eof().unwrap();
     assert_eq!(exit_code(&mut p), 0);
+}
+
+/// Issue 16: Ctrl-C while the check runs (here a port that accepts and never
+/// answers) leaves the terminal on a new line after the `^C` it echoes
+/// (`stty echoctl`, as interactive shells have it).
+#[test]
+fn ctrl_c_during_the_check_ends_the_line() {
+    let Some(t) = Tutorial::new() else { return };
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "stty echo echoctl && exec \"$0\" \"$@\""])
+        .arg(support::bin())
+        .args(["setup", "client", "--server", &t.server.device_id])
+        .args(["--ip", "127.0.0.1", "--port", &port, "--yes", "--cert-dir"])
+        .arg(t.certs())
+        .arg("--hosts-file")
+        .arg(t.hosts())
+        .env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).unwrap();
+    p.exp_string("(written)").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    p.send_control('c').unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 130);
+    assert!(
+        rest.contains("^C") && rest.ends_with('\n'),
+        "the output ends mid-line: {rest:?}"
+    );
+    drop(silent);
 }
 
 #[test]

@@ -11,6 +11,9 @@ use std::process::Command;
 use support::server::Server;
 use support::{CertFixture, DeviceRequest, docker, wott};
 
+/// A WoTT-shaped device ID, for runs that stop before any change.
+const WOTT_ID: &str = "4853b630822946019393b16c5b710b9e.d.wott.local";
+
 /// A client identity from the server's CA.
 fn client_of(server: &Server) -> CertFixture {
     let identity = server
@@ -121,7 +124,7 @@ fn flags_alone_set_up_the_server_and_the_granted_client_gets_its_messages() {
 fn without_a_terminal_it_needs_yes_and_changes_nothing() {
     let s = Server::new("setup-noyes");
     setup_server(&s)
-        .args(["--allow", "a.d.wott.local"])
+        .args(["--allow", WOTT_ID])
         .run()
         .code(2)
         .error("pass --yes", "every question has a flag");
@@ -131,7 +134,9 @@ fn without_a_terminal_it_needs_yes_and_changes_nothing() {
         .code(2)
         .error("invalid device ID", "DNS name");
     setup_server(&s)
-        .args(["--allow", "a.d.wott.local:a/#/b", "--yes"])
+        .arg("--allow")
+        .arg(format!("{WOTT_ID}:a/#/b"))
+        .arg("--yes")
         .run()
         .code(2)
         .error("invalid MQTT topic", "must come last");
@@ -186,10 +191,21 @@ fn the_wizard_asks_for_grants_with_validation_and_starts_the_broker() {
     let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
     p.exp_string(&format!("this device is {}", s.id())).unwrap();
     p.exp_string("Client device ID to grant").unwrap();
+    // Issue 16: an empty default is not shown as "()". (rexpect reads the
+    // bytes as Latin-1: "›", E2 80 BA, ends the prompt as "â\u{80}º".)
+    let (prompt_rest, _) = p.exp_regex("\u{80}").unwrap();
+    assert!(!prompt_rest.contains("()"), "{prompt_rest:?}");
     p.send("no such device\r").unwrap();
     p.flush().unwrap();
     p.exp_string("invalid device ID").unwrap();
     p.send(&"\x08".repeat(20)).unwrap();
+    // A near miss of a WoTT ID: refused with the ID meant (issue 16).
+    let upper = client.id().replace(".d.wott.local", "").to_uppercase();
+    p.send(&format!("{upper}.d.wott.local\r")).unwrap();
+    p.flush().unwrap();
+    p.exp_string(&format!("did you mean {}?", client.id()))
+        .unwrap();
+    p.send(&"\x08".repeat(50)).unwrap();
     p.send(&format!("{}\r", client.id())).unwrap();
     p.flush().unwrap();
     p.exp_string("Topic").unwrap();
@@ -258,7 +274,7 @@ fn the_brokers_flags_go_before_or_after_the_role() {
             "--name",
             "x",
             "--server",
-            "a.d.wott.local",
+            WOTT_ID,
             "--ip",
             "127.0.0.1",
             "--yes",

@@ -177,7 +177,7 @@ mod tests {
     use crate::acl::desired;
 
     fn run(text: &str, input: &str, exclusive: bool) -> (String, Applied) {
-        let desired = desired::parse(input.as_bytes()).unwrap();
+        let desired = desired::parse(input.as_bytes(), crate::names::IdPolicy::Any).unwrap();
         let doc = Document::parse(text.as_bytes()).unwrap();
         let applied = apply(&doc, &desired, exclusive);
         let streamed = apply_stream(text.as_bytes(), &desired, exclusive).unwrap();

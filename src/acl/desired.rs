@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Access, FastMap};
-use crate::names::{DeviceId, TopicFilter};
+use crate::names::{DeviceId, IdPolicy, NameError, TopicFilter};
 
 /// How the input was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,6 +61,9 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub element: Option<usize>,
     pub message: String,
+    /// A device ID that is valid but not WoTT-shaped (`--any-id` takes it).
+    #[serde(skip)]
+    pub not_wott: bool,
 }
 
 /// Where an entry is.
@@ -79,8 +82,9 @@ impl Place {
     }
 }
 
-/// Reads the input: the desired grants, or every problem found.
-pub fn parse(bytes: &[u8]) -> Result<Desired, Vec<Problem>> {
+/// Reads the input: the desired grants, or every problem found. Device IDs
+/// are typed ones: under [`IdPolicy::Wott`], each must be WoTT-shaped.
+pub fn parse(bytes: &[u8], policy: IdPolicy) -> Result<Desired, Vec<Problem>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let format = match first {
@@ -94,6 +98,7 @@ pub fn parse(bytes: &[u8]) -> Result<Desired, Vec<Problem>> {
         by_id: FastMap::with_capacity_and_hasher(lines, Default::default()),
         grants: Vec::with_capacity(lines),
         places: Vec::with_capacity(lines),
+        policy,
         ..Collector::default()
     };
     match format {
@@ -126,6 +131,7 @@ struct Collector {
     many: FastMap<usize, FastMap<String, usize>>,
     problems: Vec<Problem>,
     entries: usize,
+    policy: IdPolicy,
 }
 
 /// Beyond this many grants, a device's filters are looked up in a map.
@@ -137,6 +143,7 @@ impl Collector {
             line: place.line,
             element: place.element,
             message: message.into(),
+            not_wott: false,
         });
     }
 
@@ -169,8 +176,13 @@ impl Collector {
                 );
                 return None;
             }
-            DeviceId::new(device)
-                .map_err(|e| self.problem(place, e.to_string()))
+            DeviceId::typed(device, self.policy)
+                .map_err(|e| {
+                    self.problem(place, e.to_string());
+                    if let Some(p) = self.problems.last_mut() {
+                        p.not_wott = matches!(e, NameError::NotWott { .. });
+                    }
+                })
                 .ok()
         });
         let filter = topic.and_then(|topic| {
@@ -493,7 +505,7 @@ mod tests {
     const B: &str = "0123456789abcdef0123456789abcdef.d.wott.local";
 
     fn problems(input: &str) -> Vec<(usize, Option<usize>, String)> {
-        parse(input.as_bytes())
+        parse(input.as_bytes(), IdPolicy::Wott)
             .unwrap_err()
             .into_iter()
             .map(|p| (p.line, p.element, p.message))
@@ -522,8 +534,8 @@ mod tests {
                 {{"access": "read", "topic": "wott/temperature", "device": "{A}"}},
                 {{"device": "{A}", "topic": "a/+", "access": "write"}}]"#
         );
-        let l = parse(lines.as_bytes()).unwrap();
-        let j = parse(json.as_bytes()).unwrap();
+        let l = parse(lines.as_bytes(), IdPolicy::Wott).unwrap();
+        let j = parse(json.as_bytes(), IdPolicy::Wott).unwrap();
         assert_eq!((l.format, j.format), (Format::Lines, Format::Json));
         assert_eq!(grants(&l), grants(&j));
         assert_eq!((l.entries, l.grants(), l.devices.len()), (4, 3, 2));
@@ -531,8 +543,13 @@ mod tests {
             grants(&l)[1],
             (A.to_string(), "a/+".to_string(), Access::Write)
         );
-        assert!(parse(b"").unwrap().devices.is_empty());
-        assert!(parse(b" [ ] \n").unwrap().devices.is_empty());
+        assert!(parse(b"", IdPolicy::Wott).unwrap().devices.is_empty());
+        assert!(
+            parse(b" [ ] \n", IdPolicy::Wott)
+                .unwrap()
+                .devices
+                .is_empty()
+        );
     }
 
     #[test]
@@ -542,7 +559,7 @@ mod tests {
             input.push_str(&format!("{A} t/{i} read\n{A} t/{} read\n", i / 2));
         }
         let contradiction = format!("{A} t/39 write\n");
-        let d = parse(input.as_bytes()).unwrap();
+        let d = parse(input.as_bytes(), IdPolicy::Wott).unwrap();
         assert_eq!((d.entries, d.grants()), (80, 40));
         assert_eq!(d.devices[0].grants[39].0.as_str(), "t/39");
         input.push_str(&contradiction);
@@ -566,6 +583,25 @@ mod tests {
         assert!(found[4].2.contains("but read on line 1"), "{}", found[4].2);
         assert!(found[5].2.contains("`self`"));
         assert!(found[6].2.contains("`deny` is not a grant"));
+    }
+
+    #[test]
+    fn ids_not_shaped_as_wott_are_named_with_the_id_meant() {
+        let upper = A.replace("4853b", "4853B");
+        let found = problems(&format!(
+            "{A} a read\n{upper} a read\n{} a read\n",
+            &A[..32]
+        ));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!((found[0].0, found[1].0), (2, 3));
+        for (_, _, message) in &found {
+            assert!(
+                message.ends_with(&format!("did you mean {A}?")),
+                "{message}"
+            );
+        }
+        let any = parse(b"broker.example.com a read\n", IdPolicy::Any).unwrap();
+        assert_eq!(any.devices[0].id.as_str(), "broker.example.com");
     }
 
     #[test]

@@ -14,6 +14,10 @@ use serde::Serialize;
 
 use super::FastMap;
 use super::document::{Access, Document, Invalid, Kind, LineView, Rule, Span};
+use crate::names::{self, IdPolicy};
+
+/// The warning for a `user` whose name is not shaped as a WoTT device ID.
+pub const NOT_WOTT_ID: &str = "not-wott-id";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -122,8 +126,10 @@ pub fn explain_in(text: &[u8], content: Range<usize>, invalid: &Invalid) -> (&'s
 /// Who a rule is for (`None`: anonymous or pattern), pattern or not, filter, access.
 type RuleKey<'a> = (Option<&'a [u8]>, bool, &'a [u8], Access);
 
-/// Every error and warning in the file, in line order.
-pub fn validate(doc: &Document) -> Vec<Finding> {
+/// Every error and warning in the file, in line order. Under
+/// [`IdPolicy::Wott`], a `user` whose name is not a WoTT device ID is a
+/// warning (once per name): no agent-issued certificate carries it.
+pub fn validate(doc: &Document, policy: IdPolicy) -> Vec<Finding> {
     let mut linter = Linter::new(doc);
     for (i, line) in doc.lines().iter().enumerate() {
         match &line.kind {
@@ -132,8 +138,13 @@ pub fn validate(doc: &Document) -> Vec<Finding> {
                 linter.add(i, Severity::Error, code, message);
             }
             Kind::User { name } => {
-                linter.rules_per_user.entry(doc.bytes(name)).or_insert(0);
+                let name = doc.bytes(name);
+                let first = !linter.rules_per_user.contains_key(name);
+                linter.rules_per_user.entry(name).or_insert(0);
                 linter.user_lines.push(i);
+                if first && policy == IdPolicy::Wott {
+                    linter.user_name(i, name);
+                }
             }
             Kind::Rule(rule) => linter.rule(i, rule),
             Kind::Blank | Kind::Comment => {}
@@ -198,6 +209,24 @@ impl<'d, 'a> Linter<'d, 'a> {
             message,
             text: self.doc.shown(&self.doc.lines()[i]),
         });
+    }
+
+    /// A `user` line on line `i` whose name is not a WoTT device ID.
+    fn user_name(&mut self, i: usize, name: &[u8]) {
+        let text = String::from_utf8_lossy(name);
+        if let Err(problem) = names::wott_shape(&text) {
+            self.add(
+                i,
+                Severity::Warning,
+                NOT_WOTT_ID,
+                format!(
+                    "user {} is not a WoTT device ID: {problem}; Mosquitto compares usernames byte \
+                     for byte, so its rules apply to no agent-issued certificate (for devices of \
+                     your own CA, pass --any-id)",
+                    quote(name)
+                ),
+            );
+        }
     }
 
     /// The warnings a `topic` or `pattern` line on line `i` may earn.
@@ -313,7 +342,7 @@ mod tests {
     use super::*;
 
     fn codes(text: &str) -> Vec<(usize, &'static str)> {
-        validate(&Document::parse(text.as_bytes()).unwrap())
+        validate(&Document::parse(text.as_bytes()).unwrap(), IdPolicy::Any)
             .into_iter()
             .map(|f| (f.line, f.code))
             .collect()
@@ -321,7 +350,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_cause() {
-        let f = validate(&Document::parse(b" # note\n\ttopic a\nTopic a\n").unwrap());
+        let f = validate(
+            &Document::parse(b" # note\n\ttopic a\nTopic a\n").unwrap(),
+            IdPolicy::Wott,
+        );
         assert!(f[0].message.contains("first column"), "{}", f[0].message);
         assert!(f[1].message.contains("spaces only"), "{}", f[1].message);
         assert!(f[2].message.contains("lowercase"), "{}", f[2].message);
@@ -346,5 +378,26 @@ mod tests {
             ]
         );
         assert!(codes("user d\ntopic readwrite a/#\npattern read %u/#\n").is_empty());
+    }
+
+    #[test]
+    fn users_not_shaped_as_wott_ids_are_warned_about_once() {
+        let id = "4853b630822946019393b16c5b710b9e.d.wott.local";
+        let text = format!(
+            "user {id}\ntopic a\nuser {}\ntopic a\nuser broker.example.com\ntopic a\nuser {}\ntopic b\n",
+            id.to_uppercase().replace(".D.WOTT.LOCAL", ".d.wott.local"),
+            id.to_uppercase().replace(".D.WOTT.LOCAL", ".d.wott.local"),
+        );
+        let doc = Document::parse(text.as_bytes()).unwrap();
+        let found: Vec<Finding> = validate(&doc, IdPolicy::Wott);
+        let lines: Vec<(usize, &str)> = found.iter().map(|f| (f.line, f.code)).collect();
+        assert_eq!(lines, [(3, NOT_WOTT_ID), (5, NOT_WOTT_ID)]);
+        assert!(found.iter().all(|f| f.severity == Severity::Warning));
+        assert!(
+            found[0].message.contains(&format!("did you mean {id}?")),
+            "{}",
+            found[0].message
+        );
+        assert!(validate(&doc, IdPolicy::Any).is_empty());
     }
 }

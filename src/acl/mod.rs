@@ -120,10 +120,15 @@ impl Diagnose for AclError {
                 "pass the client ID the device connects with, e.g. --client-id sensor-1".into()
             }
             AclError::TooLarge { .. } => "check that --acl-file names the ACL file".into(),
-            AclError::BadGrants { .. } => format!(
+            AclError::BadGrants { problems, .. } => format!(
                 "write one grant per line as `<device-id> <topic-filter> <read|write|readwrite>`, or a JSON array of {}; \
-                 every entry is checked before the ACL file is touched",
-                r#"{"device": ID, "topic": FILTER, "access": ACCESS}"#
+                 every entry is checked before the ACL file is touched{}",
+                r#"{"device": ID, "topic": FILTER, "access": ACCESS}"#,
+                if problems.iter().any(|p| p.not_wott) {
+                    format!("; {}", crate::names::not_wott_hint())
+                } else {
+                    String::new()
+                }
             ),
             AclError::NothingExclusive { .. } => {
                 "list the devices that keep their grants, or remove devices one by one with \

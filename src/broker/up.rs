@@ -514,7 +514,8 @@ fn decide(existing: Option<Container>, hash: Option<&str>, certs_changed: bool) 
 }
 
 /// `wott-mqtt hosts add <server-id> <ip>` with this host's address as
-/// clients see it: the bound address, or the one the default route uses.
+/// clients see it: the bound address, or the one the default route uses;
+/// with `--any-id` when this server's ID is not WoTT-shaped (its own CA).
 fn next_step(server_id: &str, bind: IpAddr) -> NextStep {
     let host_ip = if bind.is_unspecified() {
         outbound_address(bind.is_ipv6())
@@ -523,7 +524,8 @@ fn next_step(server_id: &str, bind: IpAddr) -> NextStep {
     };
     NextStep {
         command: format!(
-            "wott-mqtt hosts add {server_id} {}",
+            "wott-mqtt hosts add{} {server_id} {}",
+            crate::names::any_id_flag(server_id),
             host_ip.map_or_else(|| "<this host's IP>".to_string(), |ip| ip.to_string())
         ),
         host_ip,
@@ -626,6 +628,12 @@ mod tests {
         assert_eq!(
             step.command,
             format!("wott-mqtt hosts add {id} 192.168.1.20")
+        );
+        // An ID of one's own CA would be refused without --any-id.
+        let own = next_step("broker.example.com", IpAddr::from([192, 168, 1, 20]));
+        assert_eq!(
+            own.command,
+            "wott-mqtt hosts add --any-id broker.example.com 192.168.1.20"
         );
         let any = next_step(id, IpAddr::from([0, 0, 0, 0]));
         match any.host_ip {

@@ -62,7 +62,7 @@ pub struct TlsContext<'a> {
     pub server: &'a str,
     pub via: Via,
     pub seen: Option<SeenCert>,
-    pub our_ca: &'a str,
+    pub our_ca: &'a OurCa,
     pub our_issuer: &'a str,
     pub now: Timestamp,
 }
@@ -87,6 +87,7 @@ pub fn classify_handshake(e: &io::Error, cx: TlsContext<'_>) -> Option<CheckErro
             names: Vec::new(),
             not_before: cx.now,
             not_after: cx.now,
+            authority_key_id: None,
         }))
     };
     Some(match tls {
@@ -94,7 +95,7 @@ pub fn classify_handshake(e: &io::Error, cx: TlsContext<'_>) -> Option<CheckErro
             CertificateError::UnknownIssuer | CertificateError::BadSignature => {
                 CheckError::ServerUnknownIssuer {
                     cert: seen(),
-                    our_ca: cx.our_ca.to_string(),
+                    our_ca: Box::new(cx.our_ca.clone()),
                     server: cx.server.to_string(),
                 }
             }

@@ -31,6 +31,28 @@ pub struct SeenCert {
     pub names: Vec<String>,
     pub not_before: Timestamp,
     pub not_after: Timestamp,
+    /// The key identifier of the CA that issued it, as the certificate says.
+    pub authority_key_id: Option<String>,
+}
+
+/// This device's CA as the messages name it: a name alone does not tell two
+/// CAs apart (a test CA and WoTT's may share one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OurCa {
+    pub subject: String,
+    pub key_id: Option<String>,
+    /// SHA-256 of ca.crt's certificate; `None` when no CA certificate signed ours.
+    pub fingerprint: Option<String>,
+}
+
+impl OurCa {
+    pub fn from_info(info: &CertInfo) -> Self {
+        OurCa {
+            subject: info.subject.clone(),
+            key_id: info.subject_key_id.clone(),
+            fingerprint: Some(info.fingerprint_sha256.clone()),
+        }
+    }
 }
 
 impl SeenCert {
@@ -47,7 +69,16 @@ impl SeenCert {
                 .collect(),
             not_before: info.not_before,
             not_after: info.not_after,
+            authority_key_id: info.authority_key_id.clone(),
         }
+    }
+
+    /// Whether the certificate names other devices and not `server` (an
+    /// address is not checked here; TLS does that).
+    fn names_another_device(&self, server: &str) -> bool {
+        server.parse::<std::net::IpAddr>().is_err()
+            && !self.names.is_empty()
+            && !self.names.iter().any(|n| n.eq_ignore_ascii_case(server))
     }
 
     fn names_text(&self) -> String {
@@ -96,6 +127,9 @@ pub enum CheckError {
         addr: SocketAddr,
         failure: ConnectFailure,
         reason: String,
+        /// The same port on loopback accepts connections (a refused
+        /// address of this machine): the broker listens on loopback only.
+        loopback_only: Option<SocketAddr>,
     },
 
     #[error(
@@ -108,10 +142,10 @@ pub enum CheckError {
     HandshakeClosed { addr: SocketAddr, reason: String },
     #[error("{addr} does not speak TLS: {reason}")]
     NotTls { addr: SocketAddr, reason: String },
-    #[error("the server's certificate ({}) was not issued by this device's CA ({our_ca}); its issuer is {}", cert.subject, cert.issuer)]
+    #[error("{}", unknown_issuer_text(cert, our_ca, server))]
     ServerUnknownIssuer {
         cert: Box<SeenCert>,
-        our_ca: String,
+        our_ca: Box<OurCa>,
         server: String,
     },
     #[error("the server's certificate ({}) expired {} ago, on {}", cert.subject, human_duration(*seconds_ago), cert.not_after)]
@@ -164,6 +198,49 @@ pub enum CheckError {
 
     #[error("{} within {}, the --timeout", timeout_text(*stage), seconds(*limit))]
     Timeout { stage: Stage, limit: Duration },
+}
+
+/// Another device first (when the certificate does not carry `server`),
+/// then the CA; a CA of the same name is told apart by its key ID or
+/// ca.crt's fingerprint.
+fn unknown_issuer_text(cert: &SeenCert, ours: &OurCa, server: &str) -> String {
+    let mut s = String::new();
+    if cert.names_another_device(server) {
+        s.push_str(&format!(
+            "the server's certificate does not carry {server}, the ID asked for: it names {}; and it ",
+            cert.names_text()
+        ));
+    } else {
+        s.push_str(&format!("the server's certificate ({}) ", cert.subject));
+    }
+    s.push_str(&format!(
+        "was not issued by this device's CA ({}); its issuer is {}",
+        ours.subject, cert.issuer
+    ));
+    if cert.issuer == ours.subject {
+        let theirs = cert
+            .authority_key_id
+            .as_deref()
+            .map(|id| format!("issuer key ID {id}"));
+        let mine = [
+            ours.key_id.as_deref().map(|id| format!("key ID {id}")),
+            ours.fingerprint
+                .as_deref()
+                .map(|f| format!("ca.crt SHA-256 {f}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        s.push_str(&format!(
+            ", another CA of the same name ({}; this device's CA: {})",
+            theirs
+                .as_deref()
+                .unwrap_or("the certificate does not name its issuer's key ID"),
+            if mine.is_empty() { "unknown" } else { &mine }
+        ));
+    }
+    s
 }
 
 fn seconds(d: Duration) -> String {
@@ -271,7 +348,12 @@ impl Diagnose for CheckError {
             CheckError::Identity(e) => e.hint(),
             CheckError::TlsConfig(e) => e.hint(),
             CheckError::Resolve { host, .. } => Some(resolve_hint(host)),
-            CheckError::Connect { addr, failure, .. } => Some(connect_hint(*addr, *failure)),
+            CheckError::Connect {
+                addr,
+                failure,
+                loopback_only,
+                ..
+            } => Some(connect_hint(*addr, *failure, *loopback_only)),
             CheckError::PlainMqtt { .. }
             | CheckError::HandshakeClosed { .. }
             | CheckError::NotTls { .. }
@@ -341,6 +423,11 @@ fn port_hint(error: &CheckError) -> Option<String> {
 /// The certificate the broker presented is not one this device accepts.
 fn server_cert_hint(error: &CheckError) -> Option<String> {
     Some(match error {
+        CheckError::ServerUnknownIssuer { server, cert, .. } if cert.names_another_device(server) => format!(
+            "the address dialled reached another device: check the hosts entry (`wott-mqtt hosts list`) or \
+             --connect-to, and that {server} is the server's ID (`wott-mqtt whoami` there); the broker and this \
+             device must also be enrolled with the same WoTT CA"
+        ),
         CheckError::ServerUnknownIssuer { server, .. } => format!(
             "the broker and this device must be enrolled with the same WoTT CA: check that {server} is the right \
              machine (`wott-mqtt whoami` there), that the broker's certfile is that device's client.crt, and that \
@@ -500,26 +587,40 @@ fn timeout_hint(stage: Stage) -> String {
     }
 }
 
-fn connect_hint(addr: SocketAddr, failure: ConnectFailure) -> String {
+fn connect_hint(
+    addr: SocketAddr,
+    failure: ConnectFailure,
+    loopback_only: Option<SocketAddr>,
+) -> String {
     let port = addr.port();
-    let port_note = if port == TUTORIAL_TYPO_PORT {
-        format!(
+    // The tutorial's 8883/8333 slip, only where it can be the cause.
+    let port_note = match port {
+        TUTORIAL_TYPO_PORT => format!(
             "; note: you asked for port {TUTORIAL_TYPO_PORT}, the broker's default is {TUTORIAL_PORT} \
              (the tutorial mixes the two): try --port {TUTORIAL_PORT}"
-        )
-    } else if port != TUTORIAL_PORT {
-        format!(
-            "; the tutorial's broker listens on {TUTORIAL_PORT}, not {port} (its client example says {TUTORIAL_TYPO_PORT}, a classic slip)"
-        )
-    } else {
-        format!(
+        ),
+        TUTORIAL_PORT => format!(
             "; a broker configured for {TUTORIAL_TYPO_PORT} instead of {TUTORIAL_PORT} (the tutorial mixes the two) fails this way too"
-        )
+        ),
+        _ => String::new(),
     };
     match failure {
-        ConnectFailure::Refused => format!(
-            "nothing listens on port {port} there: is the broker running? On the server: `wott-mqtt server status`{port_note}"
-        ),
+        ConnectFailure::Refused => match loopback_only {
+            Some(listener) => format!(
+                "{listener} accepts connections, so the broker on this machine probably listens on loopback \
+                 only (e.g. `wott-mqtt server up --bind 127.0.0.1`): other machines cannot reach it either; \
+                 connect to {} here, or run the broker with --bind 0.0.0.0 (or this address); \
+                 `wott-mqtt server status` shows its binding",
+                listener.ip()
+            ),
+            None if addr.ip().is_loopback() => format!(
+                "nothing listens on port {port} on this machine: is the broker running? `wott-mqtt server status`{port_note}"
+            ),
+            None => format!(
+                "nothing listens on port {port} there: is the broker running? On the server: `wott-mqtt server status`; \
+                 a broker that listens on loopback only (`--bind 127.0.0.1`) refuses other machines this way{port_note}"
+            ),
+        },
         ConnectFailure::TimedOut => format!(
             "no answer: a firewall may drop the packets, or {} is not the server (check `wott-mqtt hosts list`){port_note}",
             addr.ip()
@@ -552,6 +653,7 @@ mod tests {
                     addr,
                     failure: ConnectFailure::Refused,
                     reason: "refused".into(),
+                    loopback_only: None,
                 },
                 5,
             ),
@@ -603,6 +705,7 @@ mod tests {
                 addr: ([127, 0, 0, 1], port).into(),
                 failure: ConnectFailure::Refused,
                 reason: String::new(),
+                loopback_only: None,
             }
             .hint()
             .unwrap()
@@ -610,6 +713,52 @@ mod tests {
         assert!(hint(8333).contains("try --port 8883"), "{}", hint(8333));
         assert!(hint(8883).contains("8333"), "{}", hint(8883));
         assert!(hint(1883).contains("server status"), "{}", hint(1883));
+        // Only those two ports are the tutorial's slip.
+        assert!(!hint(1883).contains("8333"), "{}", hint(1883));
+        assert!(!hint(46437).contains("8333"), "{}", hint(46437));
+    }
+
+    #[test]
+    fn same_named_cas_are_told_apart_and_another_device_comes_first() {
+        let id = "4853b630822946019393b16c5b710b9e.d.wott.local";
+        let cert = |names: &[&str], aki: Option<&str>| SeenCert {
+            subject: format!("CN={}", names.first().unwrap_or(&"x")),
+            issuer: "CN=WoTT CA".into(),
+            common_name: names.first().map(|n| n.to_string()),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            not_before: Timestamp(0),
+            not_after: Timestamp(0),
+            authority_key_id: aki.map(str::to_string),
+        };
+        let ours = OurCa {
+            subject: "CN=WoTT CA".into(),
+            key_id: Some("AA:BB".into()),
+            fingerprint: Some("01:02".into()),
+        };
+        let text = |c: &SeenCert, ours: &OurCa| unknown_issuer_text(c, ours, id);
+        assert_eq!(
+            text(&cert(&[id], Some("CC:DD")), &ours),
+            format!(
+                "the server's certificate (CN={id}) was not issued by this device's CA (CN=WoTT CA); \
+                 its issuer is CN=WoTT CA, another CA of the same name (issuer key ID CC:DD; this \
+                 device's CA: key ID AA:BB, ca.crt SHA-256 01:02)"
+            )
+        );
+        assert!(
+            text(&cert(&[id], None), &ours)
+                .contains("the certificate does not name its issuer's key ID")
+        );
+        let other = "0123456789abcdef0123456789abcdef.d.wott.local";
+        assert!(
+            text(&cert(&[other], None), &ours).starts_with(&format!(
+                "the server's certificate does not carry {id}, the ID asked for: it names {other}; and it was not issued"
+            ))
+        );
+        // Names of its own: only then "another device"; another CA name: no key IDs.
+        assert!(text(&cert(&[], None), &ours).starts_with("the server's certificate (CN=x)"));
+        let mut stranger = cert(&[id], None);
+        stranger.issuer = "CN=Other".into();
+        assert!(!text(&stranger, &ours).contains("same name"));
     }
 
     #[test]

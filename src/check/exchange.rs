@@ -195,7 +195,7 @@ impl Probe<'_> {
     ) -> Result<(), CheckError> {
         let started = Instant::now();
         let window = self.deadline.min(started + within);
-        let probe_payload = format!("wott-mqtt check {}", random_hex(8));
+        let probe_payload = probe_payload(self.identity.device_id(), Timestamp::now());
         let (topic, roundtrip) = match expect {
             Expect::Any => (subscription.filter.as_str().to_string(), false),
             Expect::Roundtrip(topic) => (topic.as_str().to_string(), true),
@@ -266,7 +266,7 @@ impl Probe<'_> {
             roundtrip,
         };
         let detail = format!(
-            "{}{} bytes on {}{}",
+            "{}{} bytes on {}{}{}",
             if roundtrip {
                 "our probe came back: "
             } else {
@@ -275,10 +275,26 @@ impl Probe<'_> {
             report.bytes,
             report.topic,
             if report.retained { " (retained)" } else { "" },
+            if roundtrip {
+                " (a real message: every subscriber of the topic received it too)"
+            } else {
+                ""
+            },
         );
         self.report.message = Some(report);
         self.report.pass(Stage::Message, started, detail);
     }
+}
+
+/// What `--roundtrip` publishes: it goes to every subscriber of the real
+/// topic, so it says what it is, who sent it and when, and a nonce makes it
+/// ours: `wott-mqtt check probe 1f2e… from <device ID> at 2026-…Z`.
+pub(super) fn probe_payload(device_id: &str, now: Timestamp) -> String {
+    format!(
+        "wott-mqtt check probe {} from {device_id} at {}",
+        random_hex(8),
+        now.rfc3339()
+    )
 }
 
 pub(super) fn lost(stage: Stage, e: SessionError) -> CheckError {

@@ -51,11 +51,14 @@ impl Probe<'_> {
             },
             Some(io) => {
                 let our_issuer = self.identity.cert.info.issuer.clone();
-                let our_ca = self
-                    .identity
-                    .ca
-                    .signer_of(&self.identity.cert)
-                    .map_or_else(|| our_issuer.clone(), |c| c.subject.clone());
+                let our_ca = self.identity.ca.signer_of(&self.identity.cert).map_or_else(
+                    || OurCa {
+                        subject: our_issuer.clone(),
+                        key_id: None,
+                        fingerprint: None,
+                    },
+                    OurCa::from_info,
+                );
                 let cx = classify::TlsContext {
                     addr,
                     server: &self.target.server.to_string(),

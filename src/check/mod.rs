@@ -72,7 +72,7 @@ use std::time::Duration;
 use rumqttc::tokio_rustls::client::TlsStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
-pub use error::{ACL_SUBSCRIBE_NOTE, CheckError, SeenCert, Via};
+pub use error::{ACL_SUBSCRIBE_NOTE, CheckError, OurCa, SeenCert, Via};
 pub use plan::{Expect, Host, Plan, Stage, Subscription, Target, Until};
 pub use report::{
     HostsFileFinding, MessageReport, Report, Resolution, StageReport, SubscriptionReport,

@@ -11,7 +11,7 @@ use rumqttc::QoS;
 use rustls::pki_types::ServerName;
 use serde::Serialize;
 
-use crate::names::{DeviceId, NameError, TopicFilter, TopicName};
+use crate::names::{DeviceId, IdPolicy, NameError, TopicFilter, TopicName};
 
 /// One step of the probe, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -54,12 +54,19 @@ impl fmt::Display for Stage {
 pub struct Host(ServerName<'static>);
 
 impl Host {
-    /// An IP literal, or a DNS name TLS can verify.
+    /// An IP literal, or a DNS name TLS can verify (a name read from a
+    /// certificate or a record, taken as it is).
     pub fn parse(value: &str) -> Result<Host, NameError> {
+        Self::typed(value, IdPolicy::Any)
+    }
+
+    /// An IP literal, or a device ID a person typed (`--server`, a prompt):
+    /// under [`IdPolicy::Wott`] it must be WoTT-shaped.
+    pub fn typed(value: &str, policy: IdPolicy) -> Result<Host, NameError> {
         if let Ok(ip) = value.parse::<IpAddr>() {
             return Ok(Host(ServerName::IpAddress(ip.into())));
         }
-        let id = DeviceId::new(value)?;
+        let id = DeviceId::typed(value, policy)?;
         let name =
             ServerName::try_from(id.as_str().to_string()).map_err(|e| NameError::DeviceId {
                 value: value.to_string(),

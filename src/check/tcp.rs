@@ -1,11 +1,13 @@
 //! Stage 3, **tcp**: a connection to each address in turn, and why none
 //! answered.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::error::ConnectFailure;
 use super::*;
 
 impl Probe<'_> {
@@ -25,6 +27,7 @@ impl Probe<'_> {
                         addr,
                         failure: classify::classify_connect(&e),
                         reason: connect_reason(&e),
+                        loopback_only: None,
                     })
             };
             match self.bounded(Stage::Tcp, attempt).await {
@@ -52,11 +55,40 @@ impl Probe<'_> {
                 }
             }
         }
+        if let Some(CheckError::Connect {
+            addr,
+            failure: ConnectFailure::Refused,
+            loopback_only,
+            ..
+        }) = &mut last
+        {
+            *loopback_only = loopback_listener(*addr).await;
+        }
         let error = last.unwrap_or_else(|| CheckError::Resolve {
             host: self.target.server.to_string(),
             reason: "no address to connect to".into(),
         });
         Err(self.report.fail(started, failures.join("; "), error))
+    }
+}
+
+/// When `refused` is an address of this machine other than loopback, the
+/// same port on loopback, if something listens there: a broker bound to
+/// 127.0.0.1 only (`server up --bind 127.0.0.1`) refuses every other address.
+async fn loopback_listener(refused: SocketAddr) -> Option<SocketAddr> {
+    let ip = refused.ip();
+    // Binding works only to an address this machine has.
+    if ip.is_loopback() || std::net::UdpSocket::bind((ip, 0)).is_err() {
+        return None;
+    }
+    let loopback = match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    let probe = SocketAddr::new(loopback, refused.port());
+    match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(probe)).await {
+        Ok(Ok(_)) => Some(probe),
+        _ => None,
     }
 }
 

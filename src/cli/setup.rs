@@ -86,7 +86,8 @@ pub struct SetupClientArgs {
     #[arg(long)]
     pub topic: Option<String>,
 
-    /// Also publish a probe and wait for it: proves read and write access
+    /// Also publish a probe and wait for it: proves read and write access. Every
+    /// subscriber of the topic receives the probe too (`wott-mqtt check probe …`)
     #[arg(long)]
     pub roundtrip: bool,
 

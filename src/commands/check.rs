@@ -22,7 +22,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_ROUNDTRIP_WAIT: Duration = Duration::from_secs(5);
 
 pub fn run(config: &Config, args: &CheckArgs) -> Result<Outcome, Error> {
-    let target = target(args)?;
+    let target = target(config, args)?;
     let plan = plan(args)?;
     let report =
         crate::runtime::block_on_interruptible(check::check(&config.cert_dir, &target, &plan))?
@@ -36,7 +36,7 @@ pub fn run(config: &Config, args: &CheckArgs) -> Result<Outcome, Error> {
     })
 }
 
-fn target(args: &CheckArgs) -> Result<Target, Error> {
+fn target(config: &Config, args: &CheckArgs) -> Result<Target, Error> {
     let server = args.server.as_deref().ok_or_else(|| {
         Error::usage(
             "no server to check: pass --server or set MQTT_SERVER",
@@ -48,7 +48,7 @@ fn target(args: &CheckArgs) -> Result<Target, Error> {
         )
     })?;
     Ok(Target {
-        server: Host::parse(server)?,
+        server: Host::typed(server, config.id_policy)?,
         port: args.port,
         connect_to: args
             .connect_to

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::broker::{Context, DEFAULT_SERVER_DIR};
 use crate::cli::{ColorArg, GlobalArgs};
 use crate::identity::{CertDir, DEFAULT_CERT_DIR};
+use crate::names::IdPolicy;
 use crate::output::{ColorChoice, Output};
 
 /// What every command needs to know, with defaults and environment applied.
@@ -14,6 +15,8 @@ pub struct Config {
     pub cert_dir: CertDir,
     pub server_dir: PathBuf,
     pub output: Output,
+    /// Which device IDs may be typed: `--any-id` / `WOTT_MQTT_ANY_ID`.
+    pub id_policy: IdPolicy,
 }
 
 impl Config {
@@ -35,6 +38,11 @@ impl Config {
             server_dir: non_empty(args.server_dir.clone())
                 .map_or_else(|| PathBuf::from(DEFAULT_SERVER_DIR), PathBuf::from),
             output: Output::new(args.json, args.quiet, args.verbose, color(args.color)),
+            id_policy: if args.any_id {
+                IdPolicy::Any
+            } else {
+                IdPolicy::Wott
+            },
         }
     }
 }

@@ -11,12 +11,16 @@ use crate::doctor::{
     self, BundleOptions, BundleReport, DoctorFailed, DoctorOptions, DoctorReport, Level, Role,
 };
 use crate::error::Error;
+use crate::names::DeviceId;
 use crate::output::{Human, Outcome, Paint, sanitize_field};
 
 pub fn run(config: &Config, args: &DoctorArgs) -> Result<Outcome, Error> {
     let ctx = config.context();
     let options = DoctorOptions {
-        server: args.server.clone(),
+        server: match &args.server {
+            Some(id) => Some(DeviceId::typed(id, config.id_policy)?.to_string()),
+            None => None,
+        },
         port: args.port,
         topic: args.topic.clone(),
         hosts_file: args.file.path(),

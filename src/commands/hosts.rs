@@ -12,7 +12,7 @@ use crate::cli::{HostsAddArgs, HostsCheckArgs, HostsCommand, HostsListArgs, Host
 use crate::error::Error;
 use crate::files::WriteMethod;
 use crate::hosts::{self, Action, Change, Entry, HostsError};
-use crate::names::{DeviceId, NameError, WOTT_DOMAIN};
+use crate::names::{DeviceId, IdPolicy, NameError, WOTT_DOMAIN};
 use crate::output::{Human, Outcome, Paint, sanitize};
 
 pub fn run(config: &Config, command: HostsCommand) -> Result<Outcome, Error> {
@@ -24,10 +24,11 @@ pub fn run(config: &Config, command: HostsCommand) -> Result<Outcome, Error> {
     }
 }
 
-/// A device ID from the command line, which may not even be UTF-8.
-fn device_id(value: &OsStr) -> Result<DeviceId, NameError> {
+/// A device ID from the command line, which may not even be UTF-8; it must
+/// be WoTT-shaped unless `--any-id`.
+fn device_id(policy: IdPolicy, value: &OsStr) -> Result<DeviceId, NameError> {
     match value.to_str() {
-        Some(text) => DeviceId::new(text),
+        Some(text) => DeviceId::typed(text, policy),
         None => Err(NameError::DeviceId {
             value: value.to_string_lossy().chars().take(80).collect(),
             reason: "it is not UTF-8 text".into(),
@@ -36,7 +37,7 @@ fn device_id(value: &OsStr) -> Result<DeviceId, NameError> {
 }
 
 fn add(config: &Config, args: &HostsAddArgs) -> Result<Outcome, Error> {
-    let name = device_id(&args.server_id)?;
+    let name = device_id(config.id_policy, &args.server_id)?;
     let ip = hosts::parse_server_ip(&args.ip)?;
     let path = args.file.path();
     if name.as_str().len() == 32 && name.as_str().bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -57,7 +58,7 @@ fn add(config: &Config, args: &HostsAddArgs) -> Result<Outcome, Error> {
 }
 
 fn remove(config: &Config, args: &HostsRemoveArgs) -> Result<Outcome, Error> {
-    let name = device_id(&args.server_id)?;
+    let name = device_id(config.id_policy, &args.server_id)?;
     let path = args.file.path();
     let change = hosts::remove(&path, &name, args.dry_run)?;
     for entry in &change.plan.left {
@@ -292,7 +293,9 @@ impl Human for ListReport {
 }
 
 fn check(config: &Config, args: &HostsCheckArgs) -> Result<Outcome, Error> {
-    let name = device_id(&args.server_id)?;
+    // Any name: this compares what the resolver and the file say, and
+    // writes nothing (`hosts check localhost` is a fair question).
+    let name = device_id(IdPolicy::Any, &args.server_id)?;
     let path = args.file.path();
     let system_file = hosts::is_system_hosts_file(&path);
     let shown = sanitize(&path.display().to_string()).into_owned();

@@ -74,7 +74,7 @@ fn server(
     let grants = args
         .allow
         .iter()
-        .map(|a| Grant::parse(a))
+        .map(|a| Grant::parse(a, config.id_policy))
         .collect::<Result<Vec<_>, _>>()?;
     let broker = &setup.broker;
     let requested = crate::broker::record::Requested {
@@ -92,6 +92,7 @@ fn server(
         up,
         yes: setup.yes,
         watch: !args.no_watch,
+        id_policy: config.id_policy,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
     Ok(Outcome::report(ServerView(setup::server::server(
@@ -114,7 +115,11 @@ fn client(
         ));
     }
     let answers = ClientAnswers {
-        server: args.server.as_deref().map(DeviceId::new).transpose()?,
+        server: args
+            .server
+            .as_deref()
+            .map(|s| DeviceId::typed(s, config.id_policy))
+            .transpose()?,
         ip: args.ip.as_deref().map(hosts::parse_server_ip).transpose()?,
         port: setup.broker.port,
         topic: args.topic.as_deref().map(TopicFilter::new).transpose()?,
@@ -122,6 +127,7 @@ fn client(
         yes: setup.yes,
         roundtrip: args.roundtrip,
         dry_run: args.dry_run,
+        id_policy: config.id_policy,
     };
     let prompter = terminal.as_mut().map(|t| t as &mut dyn Prompter);
     let (report, failure) = setup::client::client(&config.context(), answers, prompter)?;
@@ -156,10 +162,9 @@ impl Terminal {
 fn prompt_error(e: dialoguer::Error) -> Error {
     let dialoguer::Error::IO(io) = e;
     if io.kind() == std::io::ErrorKind::Interrupted {
-        // Ctrl-C in a prompt: leave the terminal as it was, on a new line.
-        let term = console::Term::stderr();
-        let _ = term.show_cursor();
-        let _ = term.write_line("");
+        // Ctrl-C in a prompt: leave the terminal as it was (`Output::finish`
+        // ends the line, as for every interrupted command).
+        let _ = console::Term::stderr().show_cursor();
         Error::Interrupted
     } else {
         Error::usage(
@@ -194,7 +199,10 @@ impl Prompter for Terminal {
             .with_prompt(prompt)
             .validate_with(|value: &String| validate(value.trim()));
         if let Some(default) = default {
-            input = input.default(default.to_string());
+            // An empty default ("empty: none") is accepted, not shown as "()".
+            input = input
+                .default(default.to_string())
+                .show_default(!default.is_empty());
         }
         input
             .interact_text_on(&self.term)

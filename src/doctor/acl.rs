@@ -7,6 +7,7 @@ use crate::acl::audit::{self, Audit};
 use crate::acl::lint::{self, Severity};
 use crate::broker::Context;
 use crate::broker::config::ServerDir;
+use crate::names::{self, IdPolicy};
 use crate::output::shell_word;
 
 pub(super) fn check(ctx: &Context<'_>) -> Vec<Finding> {
@@ -41,7 +42,8 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Finding> {
     };
     let mut out = vec![Finding::ok("acl.file", format!("{shown} can be read"))];
     let validate = ctx.command("acl validate");
-    let findings = lint::validate(&doc);
+    // acl.device-id below reports the users that are no WoTT device ID.
+    let findings = lint::validate(&doc, IdPolicy::Any);
     let (errors, warnings): (Vec<_>, Vec<_>) =
         findings.iter().partition(|f| f.severity == Severity::Error);
     if errors.is_empty() {
@@ -96,7 +98,7 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Finding> {
     );
     push_or_ok(&mut out, "acl.shadowed", "no grant is given twice", of(audit::SHADOWED).map(|a| {
         let fix = match (&a.user, &a.filter) {
-            (Some(user), Some(filter)) => ctx.command(&format!("acl revoke {} {}", shell_word(user), shell_word(filter))),
+            (Some(user), Some(filter)) => ctx.command(&format!("acl revoke {}", user_and(user, filter))),
             _ => format!("delete line {} of {shown}", a.line),
         };
         Finding::warning("acl.shadowed", format!("line {}: {} (`{}`)", a.line, a.message, a.text), "whoever later revokes the wider grant expects the access to end, and this line keeps part of it")
@@ -113,6 +115,21 @@ pub(super) fn check(ctx: &Context<'_>) -> Vec<Finding> {
             .fix(fix)
     }));
     out
+}
+
+/// `USER FILTER` as an `acl` command takes them: with `--any-id` for a
+/// user that is no WoTT device ID, which the command refuses otherwise.
+fn user_and(user: &str, filter: &str) -> String {
+    format!("{} {}", any_user(user), shell_word(filter))
+}
+
+fn any_user(user: &str) -> String {
+    let any = if names::is_wott_shaped(user) {
+        ""
+    } else {
+        "--any-id "
+    };
+    format!("{any}{}", shell_word(user))
 }
 
 /// The findings, or one ok finding when there are none.
@@ -140,12 +157,8 @@ fn broad(ctx: &Context<'_>, shown: &str, a: &Audit) -> Finding {
     let fix = match (&a.user, &a.filter) {
         (Some(user), Some(filter)) => format!(
             "{} (then grant what it needs: {})",
-            ctx.command(&format!(
-                "acl revoke {} {}",
-                shell_word(user),
-                shell_word(filter)
-            )),
-            ctx.command(&format!("acl allow {} <TOPIC>", shell_word(user)))
+            ctx.command(&format!("acl revoke {}", user_and(user, filter))),
+            ctx.command(&format!("acl allow {} <TOPIC>", any_user(user)))
         ),
         _ => format!(
             "narrow or delete line {} of {shown} (a pattern applies to every client; use %u/…), then `{}`",

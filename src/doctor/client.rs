@@ -11,7 +11,7 @@ use crate::broker::Context;
 use crate::check::{self, Host, Plan, Stage, Subscription, Target, Until};
 use crate::diagnose::Diagnose;
 use crate::hosts::{self, DEFAULT_HOSTS_FILE};
-use crate::names::{TopicFilter, WOTT_DOMAIN};
+use crate::names::{self, TopicFilter, WOTT_DOMAIN};
 use crate::output::{shell_word, sudo};
 
 /// The servers to check as a client: `--server`, else every
@@ -47,8 +47,13 @@ fn hosts_add(options: &DoctorOptions, server: &str, ip: &str) -> String {
             shell_word(&options.hosts_file.display().to_string())
         )
     };
+    let any = if names::is_wott_shaped(server) {
+        ""
+    } else {
+        " --any-id"
+    };
     format!(
-        "{}wott-mqtt hosts add{file} {} {ip}",
+        "{}wott-mqtt hosts add{file}{any} {} {ip}",
         sudo(),
         shell_word(server)
     )

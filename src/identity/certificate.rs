@@ -83,6 +83,12 @@ pub struct CertInfo {
     /// SHA-256 of the DER, as `openssl x509 -fingerprint -sha256` prints it.
     pub fingerprint_sha256: String,
     pub is_ca: bool,
+    /// The subject key identifier, `AB:CD:…`: tells apart two CAs of one name.
+    #[serde(skip)]
+    pub subject_key_id: Option<String>,
+    /// The issuer's key identifier as this certificate names it.
+    #[serde(skip)]
+    pub authority_key_id: Option<String>,
     /// The DER SubjectPublicKeyInfo, to compare with a private key's.
     #[serde(skip)]
     pub spki: Vec<u8>,
@@ -129,6 +135,17 @@ impl CertInfo {
         };
         let key_bits = spki.parsed().ok().map(|k| k.key_size()).filter(|&b| b > 0);
         let validity = cert.validity();
+        let mut subject_key_id = None;
+        let mut authority_key_id = None;
+        for extension in cert.extensions() {
+            match extension.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => subject_key_id = Some(key_id(id.0)),
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    authority_key_id = aki.key_identifier.as_ref().map(|id| key_id(id.0));
+                }
+                _ => {}
+            }
+        }
         Ok(CertInfo {
             subject: cert.subject().to_string(),
             common_name: cert
@@ -149,6 +166,8 @@ impl CertInfo {
             signature_algorithm: short_name(&cert.signature_algorithm.algorithm),
             fingerprint_sha256: fingerprint(der),
             is_ca: cert.is_ca(),
+            subject_key_id,
+            authority_key_id,
             spki: spki.raw.to_vec(),
         })
     }
@@ -186,15 +205,19 @@ pub fn is_signed_by(cert_der: &[u8], ca_der: &[u8]) -> bool {
     cert.issuer() == ca.subject() && cert.verify_signature(Some(ca.public_key())).is_ok()
 }
 
-/// `AB:CD:…`, uppercase hex pairs, as OpenSSL prints fingerprints.
-pub fn fingerprint(der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, der);
-    digest
-        .as_ref()
+/// `AB:CD:…`, upper-case hex pairs, as OpenSSL prints fingerprints and key
+/// identifiers.
+fn key_id(bytes: &[u8]) -> String {
+    bytes
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// The SHA-256 fingerprint of a DER certificate, as [`key_id`] writes it.
+pub fn fingerprint(der: &[u8]) -> String {
+    key_id(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
 }
 
 fn friendly_curve(short_name: &str) -> String {

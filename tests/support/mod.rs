@@ -55,6 +55,7 @@ pub const ENV_VARS: &[&str] = &[
     "DOCKER_HOST",
     "WOTT_MQTT_IMAGE",
     "WOTT_MQTT_MOSQUITTO",
+    "WOTT_MQTT_ANY_ID",
 ];
 
 pub fn bin() -> PathBuf {
@@ -278,6 +279,15 @@ impl Run {
             self.fail("expected an empty stderr");
         }
         self
+    }
+
+    /// The `error: …` line on stderr.
+    #[track_caller]
+    pub fn error_line(&self) -> &str {
+        match self.stderr.lines().find(|l| l.starts_with("error: ")) {
+            Some(line) => line,
+            None => self.fail("no error: line on stderr"),
+        }
     }
 
     /// An `error: …` line and a `hint: …` line with these fragments.

@@ -192,10 +192,11 @@ fn read_input(grants: Option<&Path>) -> Result<(String, Vec<u8>), Error> {
 
 pub(super) fn apply(config: &Config, file: &Path, args: &AclApplyArgs) -> Result<Outcome, Error> {
     let (input, bytes) = read_input(args.grants.as_deref())?;
-    let desired = desired::parse(&bytes).map_err(|problems| AclError::BadGrants {
-        input: input.clone(),
-        problems,
-    })?;
+    let desired =
+        desired::parse(&bytes, config.id_policy).map_err(|problems| AclError::BadGrants {
+            input: input.clone(),
+            problems,
+        })?;
     drop(bytes);
     if args.exclusive && desired.devices.is_empty() {
         return Err(AclError::NothingExclusive {

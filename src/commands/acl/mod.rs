@@ -42,18 +42,20 @@ pub fn run(config: &Config, args: AclArgs) -> Result<Outcome, Error> {
         AclCommand::Allow(a) => grant::allow(config, &file, &a),
         AclCommand::Revoke(a) => grant::revoke(config, &file, &a),
         AclCommand::Apply(a) => apply::apply(config, &file, &a),
-        AclCommand::Validate => rules::validate(&file),
+        AclCommand::Validate => rules::validate(config, &file),
         AclCommand::Check(a) => check::check(config, &file, &a),
     }
 }
 
 /// `DEVICE_ID` or `self` (this device's ID, from the agent's client.crt).
+/// A typed ID must be WoTT-shaped unless `--any-id`; the certificate's is
+/// taken as it is.
 fn device(config: &Config, value: &str) -> Result<DeviceId, Error> {
     if value == "self" {
         let cert = identity::device_id(&config.cert_dir)?;
         return Ok(DeviceId::new(cert.device_id())?);
     }
-    Ok(DeviceId::new(value)?)
+    Ok(DeviceId::typed(value, config.id_policy)?)
 }
 
 /// The ACL file's bytes, for the commands that only read it.

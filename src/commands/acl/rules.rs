@@ -57,10 +57,10 @@ impl Human for ValidateReport {
     }
 }
 
-pub(super) fn validate(file: &Path) -> Result<Outcome, Error> {
+pub(super) fn validate(config: &Config, file: &Path) -> Result<Outcome, Error> {
     let bytes = read(file)?;
     let doc = acl::parse(&bytes, file)?;
-    let findings = lint::validate(&doc);
+    let findings = lint::validate(&doc, config.id_policy);
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)

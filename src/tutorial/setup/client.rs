@@ -16,7 +16,7 @@ use crate::check::{self, CheckError, Expect, Host, Plan, Subscription, Target, U
 use crate::diagnose::Diagnose;
 use crate::error::Error;
 use crate::hosts;
-use crate::names::{DeviceId, TopicFilter, TopicName};
+use crate::names::{DeviceId, IdPolicy, TopicFilter, TopicName};
 use crate::output::{Paint, Report, sanitize, shell_word};
 
 /// How long the client role's check may take.
@@ -36,6 +36,8 @@ pub struct ClientAnswers {
     pub roundtrip: bool,
     /// Show the hosts diff and the check it would run; change and contact nothing.
     pub dry_run: bool,
+    /// Which server IDs the prompt accepts.
+    pub id_policy: IdPolicy,
 }
 
 /// What `setup client` did.
@@ -190,9 +192,13 @@ fn ask_client(
         let value = p.input(
             "Server device ID (`wott-mqtt whoami` on the server prints it)",
             None,
-            &|s| DeviceId::new(s).map(drop).map_err(|e| e.to_string()),
+            &|s| {
+                DeviceId::typed(s, answers.id_policy)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            },
         )?;
-        answers.server = Some(DeviceId::new(&value)?);
+        answers.server = Some(DeviceId::typed(&value, answers.id_policy)?);
     }
     if answers.ip.is_none() {
         let value = p.input("Server IP address", None, &|s| {
@@ -389,7 +395,7 @@ fn next_commands(server: &DeviceId, port: u16, topic: &TopicFilter) -> Vec<Strin
     let topic = shell_word(topic.as_str());
     vec![
         format!(
-            "MQTT_SERVER={server} MQTT_PORT={port} MQTT_TOPIC={topic} python3 client.py   # the tutorial's Paho client"
+            "MQTT_SERVER={server} MQTT_PORT={port} MQTT_TOPIC={topic} python3 paho-connect-wott.py   # the tutorial's Paho client"
         ),
         format!(
             "sudo wott-mqtt check --server {server} --port {port} --topic {topic} --wait 30   # wait for a message"

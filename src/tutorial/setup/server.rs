@@ -12,7 +12,7 @@ use crate::acl::{self, Access};
 use crate::broker::watch::unit;
 use crate::broker::{self, Context, ImageChoice, ImageRequest, UpOptions, UpReport};
 use crate::error::Error;
-use crate::names::{DeviceId, TopicFilter};
+use crate::names::{DeviceId, IdPolicy, TopicFilter};
 use crate::output::{Paint, shell_word};
 
 /// One `--allow ID[:TOPIC[:ACCESS]]`: a client device and what it may do.
@@ -28,10 +28,11 @@ impl Grant {
     pub const DEFAULT_ACCESS: Access = Access::Read;
 
     /// Parses `ID[:TOPIC[:ACCESS]]`. A topic may itself contain `:`; only a
-    /// last part that is an access word is read as the access.
-    pub fn parse(value: &str) -> Result<Grant, Error> {
+    /// last part that is an access word is read as the access. The ID is a
+    /// typed one: under [`IdPolicy::Wott`] it must be WoTT-shaped.
+    pub fn parse(value: &str, policy: IdPolicy) -> Result<Grant, Error> {
         let (id, rest) = value.split_once(':').unwrap_or((value, ""));
-        let device = DeviceId::new(id)?;
+        let device = DeviceId::typed(id, policy)?;
         let (topic, access) = match rest.rsplit_once(':') {
             Some((topic, word)) if access_word(word).is_some() => (topic, access_word(word)),
             _ => match access_word(rest) {
@@ -71,6 +72,8 @@ pub struct ServerAnswers {
     /// Install `server watch` as a systemd service (unless `--no-watch`,
     /// or the answer no), so that renewals are applied as they come.
     pub watch: bool,
+    /// Which client IDs the prompts accept.
+    pub id_policy: IdPolicy,
 }
 
 /// What became of keeping the broker current.
@@ -203,7 +206,7 @@ fn ask_server(
         return Ok(());
     }
     if answers.grants.is_empty() {
-        ask_grants(p, &mut answers.grants)?;
+        ask_grants(p, &mut answers.grants, answers.id_policy)?;
     }
     p.say(&server_summary(answers, device_id));
     if !p.confirm("Start the broker and write these grants?", true)? {
@@ -314,12 +317,13 @@ fn next_for_clients(answers: &ServerAnswers, device_id: &str, up: &UpReport) -> 
         .host_ip
         .map_or_else(|| "<this server's IP>".to_string(), |ip| ip.to_string());
     let port = up.port;
+    let any = crate::names::any_id_flag(device_id);
     let mut next: Vec<String> = answers
         .grants
         .iter()
         .map(|g| {
             format!(
-                "on {}: sudo wott-mqtt setup client --server {device_id} --ip {ip} --port {port} --topic {} --yes",
+                "on {}: sudo wott-mqtt setup client{any} --server {device_id} --ip {ip} --port {port} --topic {} --yes",
                 g.device,
                 shell_word(g.topic.as_str())
             )
@@ -327,7 +331,7 @@ fn next_for_clients(answers: &ServerAnswers, device_id: &str, up: &UpReport) -> 
         .collect();
     if next.is_empty() {
         next.push(format!(
-            "on each client: sudo wott-mqtt setup client --server {device_id} --ip {ip} --port {port} --yes              (first grant it here: sudo wott-mqtt acl allow <CLIENT_ID> {DEFAULT_TOPIC})"
+            "on each client: sudo wott-mqtt setup client{any} --server {device_id} --ip {ip} --port {port} --yes              (first grant it here: sudo wott-mqtt acl allow <CLIENT_ID> {DEFAULT_TOPIC})"
         ));
     }
     next
@@ -370,7 +374,11 @@ fn server_summary(answers: &ServerAnswers, device_id: &str) -> String {
 }
 
 /// Asks for client grants until an empty device ID.
-fn ask_grants(p: &mut dyn Prompter, grants: &mut Vec<Grant>) -> Result<(), Error> {
+fn ask_grants(
+    p: &mut dyn Prompter,
+    grants: &mut Vec<Grant>,
+    policy: IdPolicy,
+) -> Result<(), Error> {
     loop {
         let prompt = if grants.is_empty() {
             "Client device ID to grant (`wott-mqtt whoami` on the client; empty: none)"
@@ -381,13 +389,15 @@ fn ask_grants(p: &mut dyn Prompter, grants: &mut Vec<Grant>) -> Result<(), Error
             if s.is_empty() {
                 Ok(())
             } else {
-                DeviceId::new(s).map(drop).map_err(|e| e.to_string())
+                DeviceId::typed(s, policy)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
             }
         })?;
         if id.is_empty() {
             return Ok(());
         }
-        let device = DeviceId::new(&id)?;
+        let device = DeviceId::typed(&id, policy)?;
         let topic = p.input("Topic", Some(DEFAULT_TOPIC), &|s| {
             TopicFilter::new(s).map(drop).map_err(|e| e.to_string())
         })?;
@@ -415,22 +425,25 @@ mod tests {
 
     #[test]
     fn grants_parse_id_topic_and_access() {
-        let g = Grant::parse("a.d.wott.local").unwrap();
+        let g = Grant::parse("a.d.wott.local", IdPolicy::Any).unwrap();
         assert_eq!((g.topic.as_str(), g.access), (DEFAULT_TOPIC, Access::Read));
-        let g = Grant::parse("a.d.wott.local:sensors/#").unwrap();
+        let g = Grant::parse("a.d.wott.local:sensors/#", IdPolicy::Any).unwrap();
         assert_eq!((g.topic.as_str(), g.access), ("sensors/#", Access::Read));
-        let g = Grant::parse("a.d.wott.local:sensors/#:readwrite").unwrap();
+        let g = Grant::parse("a.d.wott.local:sensors/#:readwrite", IdPolicy::Any).unwrap();
         assert_eq!(
             (g.topic.as_str(), g.access),
             ("sensors/#", Access::ReadWrite)
         );
-        let g = Grant::parse("a.d.wott.local:write").unwrap();
+        let g = Grant::parse("a.d.wott.local:write", IdPolicy::Any).unwrap();
         assert_eq!((g.topic.as_str(), g.access), (DEFAULT_TOPIC, Access::Write));
-        let g = Grant::parse("a.d.wott.local:urn:x:write").unwrap();
+        let g = Grant::parse("a.d.wott.local:urn:x:write", IdPolicy::Any).unwrap();
         assert_eq!((g.topic.as_str(), g.access), ("urn:x", Access::Write));
-        let g = Grant::parse("a.d.wott.local:urn:x").unwrap();
+        let g = Grant::parse("a.d.wott.local:urn:x", IdPolicy::Any).unwrap();
         assert_eq!((g.topic.as_str(), g.access), ("urn:x", Access::Read));
-        assert!(Grant::parse("bad id:wott/#").is_err());
-        assert!(Grant::parse("a.d.wott.local:a/#/b").is_err());
+        assert!(Grant::parse("bad id:wott/#", IdPolicy::Any).is_err());
+        let upper = "4853B630822946019393B16C5B710B9E.d.wott.local:wott/#";
+        assert!(Grant::parse(upper, IdPolicy::Wott).is_err());
+        assert!(Grant::parse(&upper.to_lowercase(), IdPolicy::Wott).is_ok());
+        assert!(Grant::parse("a.d.wott.local:a/#/b", IdPolicy::Any).is_err());
     }
 }
