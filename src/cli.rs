@@ -158,11 +158,11 @@ pub enum Command {
     Setup(SetupArgs),
 
     /// Print a shell completion script, e.g. `wott-mqtt completions bash > /etc/bash_completion.d/wott-mqtt`
-    #[command(display_order = 8)]
+    #[command(display_order = 9)]
     Completions(CompletionsArgs),
 
     /// Print the man page (roff), or write one page per command with --dir
-    #[command(display_order = 9)]
+    #[command(display_order = 10)]
     Man(ManArgs),
 
     /// Run the Mosquitto broker in a container: up, down, status, logs, reload
@@ -195,7 +195,7 @@ pub enum Command {
     /// tar.gz (mode 0600) for support, with no key material, and exits 0
     /// once it is written. Run it with sudo: it reads client.key. See
     /// docs/doctor.md.
-    #[command(display_order = 10)]
+    #[command(display_order = 8)]
     #[command(mut_arg("hosts_file", |a| a.help(READ_ONLY_HOSTS_FILE)))]
     Doctor(DoctorArgs),
 }

@@ -515,6 +515,7 @@ fn usage_errors_exit_2_and_help_lists_only_working_commands() {
             "acl",
             "hosts",
             "server",
+            "doctor",
             "completions",
             "man",
             "help"
