@@ -104,6 +104,10 @@ fn staged(ctx: &Context<'_>, dir: &ServerDir, run_as: RunAs, reload: &str) -> Ve
     let owner = run_as.owner();
     let (dir_mode, dir_owner) = run_as.certs_dir();
     let mut problems = Vec::new();
+    // A renewal not staged yet is what `server.cert-drift` warns about
+    // (the normal state for a second without a watcher), not a fault of
+    // the copies.
+    let mut stale = Vec::new();
     match std::fs::symlink_metadata(&certs) {
         Err(e) => problems.push(format!("cannot read {}: {e}", certs.display())),
         Ok(meta) if !meta.is_dir() => problems.push(format!("{} is not a folder", certs.display())),
@@ -146,7 +150,7 @@ fn staged(ctx: &Context<'_>, dir: &ServerDir, run_as: RunAs, reload: &str) -> Ve
                 if let (Ok(a), Ok(b)) = (std::fs::read(&path), std::fs::read(&agent))
                     && a != b
                 {
-                    problems.push(format!(
+                    stale.push(format!(
                         "{name} is not the agent's current {} (a renewal not staged yet)",
                         agent.display()
                     ));
@@ -154,7 +158,7 @@ fn staged(ctx: &Context<'_>, dir: &ServerDir, run_as: RunAs, reload: &str) -> Ve
             }
         }
     }
-    if problems.is_empty() {
+    if problems.is_empty() && stale.is_empty() {
         return vec![Finding::ok(
             "server.staged",
             format!(
@@ -165,17 +169,23 @@ fn staged(ctx: &Context<'_>, dir: &ServerDir, run_as: RunAs, reload: &str) -> Ve
             ),
         )];
     }
-    problems
-        .into_iter()
-        .map(|p| {
-            Finding::failure(
-                "server.staged",
-                p,
-                "Mosquitto drops root before it loads its certificate and key: the copies must be the broker user's, the key unreadable to others, the folder not the broker's to change, and current",
-            )
-            .fix(reload)
-        })
-        .collect()
+    let faults = problems.into_iter().map(|p| {
+        Finding::failure(
+            "server.staged",
+            p,
+            "Mosquitto drops root before it loads its certificate and key: the copies must be the broker user's, the key unreadable to others, and the folder not the broker's to change",
+        )
+        .fix(reload)
+    });
+    let renewals = stale.into_iter().map(|p| {
+        Finding::warning(
+            "server.staged",
+            p,
+            "the broker loads the staged copies, so it keeps serving the old certificate until they are staged again",
+        )
+        .fix(reload)
+    });
+    faults.chain(renewals).collect()
 }
 
 /// The agent's `ca.crt`: the broker trusts it for every client, and it

@@ -183,13 +183,22 @@ impl<'a> BrokerDoctor<'a> {
     /// `doctor --json`'s document, the exit code checked.
     #[track_caller]
     pub fn run(&self, code: i32) -> Value {
-        let w = doctor(
+        run_json(self.doctor(), code).1
+    }
+
+    /// The same with `--strict` (warnings fail too).
+    #[track_caller]
+    pub fn run_strict(&self, code: i32) -> Value {
+        run_json(self.doctor().arg("--strict"), code).1
+    }
+
+    fn doctor(&self) -> Wott {
+        doctor(
             &self.server.certs.dir(),
             &self.server.dir(),
             &self.scratch.hosts(),
         )
-        .args(["--timeout", "3", "--port", &self.server.port.to_string()]);
-        run_json(w, code).1
+        .args(["--timeout", "3", "--port", &self.server.port.to_string()])
     }
 
     /// Runs a printed `wott-mqtt …` (or other) command exactly as printed.
