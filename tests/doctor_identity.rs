@@ -209,6 +209,57 @@ fn a_small_rsa_key_fails_key_quality() {
 }
 
 #[test]
+fn an_unusual_curve_warns_key_quality_and_names_the_key_rustls_cannot_use() {
+    if !support::doctor::openssl_available() {
+        return;
+    }
+    let certs = CertFixture::new();
+    let id = certs.id().to_string();
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:secp256k1", "-nodes", "-days", "7"])
+        .arg("-keyout")
+        .arg(certs.path("client.key"))
+        .arg("-out")
+        .arg(certs.path("client.crt"))
+        .args(["-subj", &format!("/CN={id}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{id}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::set_permissions(
+        certs.path("client.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let doc = run(&certs, FAILED);
+    let quality = finding(&doc, "identity.key-quality", "warning");
+    assert!(
+        quality["found"]
+            .as_str()
+            .unwrap()
+            .starts_with("EC secp256k1"),
+        "{quality}"
+    );
+    // Not "damaged": a sound key of a kind rustls does not sign with.
+    let files = finding(&doc, "identity.files", "failure");
+    assert!(
+        files["found"]
+            .as_str()
+            .unwrap()
+            .ends_with("holds a private key of a kind TLS here cannot use (EC secp256k1)"),
+        "{files}"
+    );
+    assert!(fix(files).contains("EC P-256"), "{files}");
+    support::wott()
+        .cert_dir(&certs.dir())
+        .args(["whoami", "--long"])
+        .run()
+        .code(3)
+        .stderr_has("cannot use (EC secp256k1)");
+}
+
+#[test]
 fn people_get_the_findings_grouped_with_why_and_fix() {
     let certs = CertFixture::with(DeviceRequest::expired);
     let scratch = Scratch::new();

@@ -225,8 +225,39 @@ fn friendly_curve(short_name: &str) -> String {
         "prime256v1" => "P-256".into(),
         "secp384r1" => "P-384".into(),
         "secp521r1" => "P-521".into(),
+        // Curves the registry has no name for, by their OIDs.
+        "1.3.132.0.10" => "secp256k1".into(),
+        "1.3.36.3.3.2.8.1.1.7" => "brainpoolP256r1".into(),
+        "1.3.36.3.3.2.8.1.1.11" => "brainpoolP384r1".into(),
+        "1.3.36.3.3.2.8.1.1.13" => "brainpoolP512r1".into(),
         other => other.into(),
     }
+}
+
+/// The algorithm of a well-formed PKCS#8 private key, in the words of
+/// [`CertInfo`] (`EC secp256k1`, `ed448`, `RSA`); `None` when the DER is not
+/// a PKCS#8 structure (then it is damaged, or another format).
+pub fn pkcs8_algorithm(der: &[u8]) -> Option<String> {
+    let (rest, info) = x509_parser::der_parser::parse_der(der).ok()?;
+    let items = info.as_sequence().ok()?;
+    if !rest.is_empty() || items.len() < 3 {
+        return None;
+    }
+    let algorithm = items[1].as_sequence().ok()?;
+    let oid = algorithm.first()?.as_oid().ok()?;
+    let name = |oid: &Oid<'_>| {
+        oid2sn(oid, oid_registry())
+            .map(str::to_string)
+            .unwrap_or_else(|_| oid.to_id_string())
+    };
+    Some(match name(oid).as_str() {
+        "id-ecPublicKey" => match algorithm.get(1).and_then(|p| p.as_oid().ok()) {
+            Some(curve) => format!("EC {}", friendly_curve(&name(curve))),
+            None => "EC".into(),
+        },
+        "rsaEncryption" => "RSA".into(),
+        other => other.into(),
+    })
 }
 
 fn ip_from_bytes(bytes: &[u8]) -> Option<std::net::IpAddr> {

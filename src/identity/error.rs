@@ -97,6 +97,8 @@ pub enum IdentityError {
     },
     #[error("{} is encrypted with a passphrase", path.display())]
     KeyEncrypted { path: PathBuf },
+    #[error("{} holds a private key of a kind TLS here cannot use ({algorithm})", path.display())]
+    UnsupportedKey { path: PathBuf, algorithm: String },
     #[error("{} does not belong to {} (the public keys differ)", key.display(), cert.display())]
     KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("{} did not sign {} (the certificate's issuer is {issuer})", ca.display(), cert.display())]
@@ -189,6 +191,12 @@ impl Diagnose for IdentityError {
             }
             IdentityError::NoCommonName { .. } => {
                 "the device ID is the certificate's subject CN; use the certificate the WoTT agent issued".into()
+            }
+            IdentityError::UnsupportedKey { .. } => {
+                "the WoTT agent's keys are EC P-256; rustls (in wott-mqtt) signs with EC P-256 or \
+                 P-384, RSA or Ed25519 keys only: issue this device a certificate with one of those \
+                 (`sudo wott-agent` writes the agent's own)"
+                    .into()
             }
             IdentityError::KeyEncrypted { path } => format!(
                 "mosquitto and wott-mqtt need the unencrypted key the agent writes; \

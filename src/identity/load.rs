@@ -237,7 +237,15 @@ pub fn load_key(path: &Path) -> Result<LoadedKey, IdentityError> {
             });
         }
     };
-    let spki = key_spki(&der).map_err(|e| corrupt(&format!("the key does not load ({e})")))?;
+    let spki =
+        key_spki(&der).map_err(|e| match certificate::pkcs8_algorithm(der.secret_der()) {
+            // Well-formed, of a kind rustls does not sign with.
+            Some(algorithm) => IdentityError::UnsupportedKey {
+                path: path.to_path_buf(),
+                algorithm,
+            },
+            None => corrupt(&format!("the key does not load ({e})")),
+        })?;
     Ok(LoadedKey {
         path: path.to_path_buf(),
         der,
