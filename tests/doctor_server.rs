@@ -363,7 +363,7 @@ fn a_ca_that_expires_within_30_days_warns_and_an_expired_one_fails() {
         .json();
     let ca = finding(&later, "server.ca-expiry", "failure");
     assert!(ca["found"].as_str().unwrap().contains("expired"), "{ca}");
-    assert!(fix(ca).contains("restart the broker"), "{ca}");
+    assert!(fix(ca).contains("server reload"), "{ca}");
 }
 
 #[test]

@@ -37,8 +37,10 @@ pub struct ReloadReport {
     pub dry_run: bool,
     pub container: String,
     pub certificates: Staged,
-    /// Whether SIGHUP was sent.
+    /// Whether SIGHUP was sent (or, with `restarted`, the broker restarted).
     pub signalled: bool,
+    /// Whether the broker was restarted instead, because `ca.crt` changed.
+    pub restarted: bool,
     /// Whether the broker's log showed the reload, with no ACL error after it.
     pub in_force: bool,
     /// The certificate the broker serves after the reload.
@@ -74,13 +76,22 @@ pub async fn reload(ctx: &Context<'_>, opts: &ReloadOptions) -> Result<ReloadRep
         container: name.clone(),
         certificates: staged,
         signalled: false,
+        restarted: false,
         in_force: false,
         served: None,
     };
     if opts.dry_run {
         return Ok(report);
     }
-    report.in_force = sighup::reload(&engine, target).await? == Reloaded::InForce;
+    if report.certificates.ca_changed {
+        ctx.output.note(&format!(
+            "ca.crt changed: Mosquitto reads its CA only at start, so {name} restarts \
+             (connected clients reconnect)"
+        ));
+    }
+    let reloaded = sighup::apply_staged(&engine, target, report.certificates.ca_changed).await?;
+    report.restarted = reloaded == Reloaded::Restarted;
+    report.in_force = reloaded != Reloaded::NotConfirmed;
     if !report.in_force {
         ctx.output.warn(&format!(
             "{} did not log \"Reloading config.\" within 3 s after SIGHUP: whether it took the files is not known",

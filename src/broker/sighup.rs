@@ -34,6 +34,9 @@ pub enum Reloaded {
     InForce,
     /// No reload line within a few seconds: nothing is known.
     NotConfirmed,
+    /// Restarted, for a new `ca.crt`: whether it serves is for the caller
+    /// to wait for.
+    Restarted,
 }
 
 /// The broker whose ACL a reload would load: for the messages and hints.
@@ -70,6 +73,25 @@ pub fn check_acl(target: Target<'_>) -> Result<(), BrokerError> {
             server_dir: target.server_dir.to_path_buf(),
         }),
     }
+}
+
+/// After staging: SIGHUP, or a restart when `ca.crt` changed. Mosquitto
+/// reloads its certificate and key on SIGHUP but reads `cafile` only at
+/// start, so after a new CA a reload would keep verifying clients against
+/// the old one. A restart drops the connected clients (they reconnect), so
+/// it is done only then. The ACL is checked first either way: a restart with
+/// a file Mosquitto refuses would leave no broker at all.
+pub async fn apply_staged(
+    engine: &Engine,
+    target: Target<'_>,
+    ca_changed: bool,
+) -> Result<Reloaded, BrokerError> {
+    if !ca_changed {
+        return reload(engine, target).await;
+    }
+    check_acl(target)?;
+    engine.restart(target.id).await?;
+    Ok(Reloaded::Restarted)
 }
 
 /// Checks the ACL, sends SIGHUP and reads the log: [`Reloaded`], or

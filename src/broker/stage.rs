@@ -35,6 +35,9 @@ pub struct Staged {
     pub changed: Vec<String>,
     /// SHA-256 of the staged certificate: what the broker serves after a reload.
     pub fingerprint_sha256: String,
+    /// Whether `ca.crt`'s content changed: Mosquitto reads its `cafile` only
+    /// at start (not on SIGHUP), so a running broker needs a restart.
+    pub ca_changed: bool,
     /// Who owns the copies: the user Mosquitto runs as.
     pub owner_uid: u32,
     pub owner_gid: u32,
@@ -82,6 +85,7 @@ pub fn stage(
         Err(e) => return Err(stage_error(server_dir, &e)),
     };
     let mut changed = Vec::new();
+    let mut ca_changed = false;
     if dir_changed {
         changed.push(format!("{}/", certs_dir.display()));
     }
@@ -95,6 +99,9 @@ pub fn stage(
             if b == bytes && m == mode && *o == owner);
         if same {
             continue;
+        }
+        if *name == CA_CRT && !matches!(&current, Entry::File { bytes: b, .. } if b == bytes) {
+            ca_changed = true;
         }
         if let (Some(certs), false) = (&certs, dry_run) {
             certs
@@ -114,6 +121,7 @@ pub fn stage(
         dir: certs_dir,
         changed,
         fingerprint_sha256: identity.cert.info.fingerprint_sha256.clone(),
+        ca_changed,
         owner_uid: owner.0,
         owner_gid: owner.1,
     })

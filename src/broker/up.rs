@@ -368,12 +368,19 @@ impl Up<'_> {
                 }
                 Todo::Start(c.id)
             }
+            Step::Reload(c) if staged.ca_changed => {
+                self.actions.push(Action::Restart {
+                    name,
+                    reason: "ca.crt changed, and Mosquitto reads its CA only at start".into(),
+                });
+                Todo::Reload(c.id, staged.fingerprint_sha256.clone(), true)
+            }
             Step::Reload(c) => {
                 self.actions.push(Action::Reload {
                     name,
                     reason: "the certificates changed".into(),
                 });
-                Todo::Reload(c.id, staged.fingerprint_sha256.clone())
+                Todo::Reload(c.id, staged.fingerprint_sha256.clone(), false)
             }
             Step::Keep(c) => Todo::Nothing(c.id),
         })
@@ -405,7 +412,7 @@ impl Up<'_> {
             ready: None,
             next_step: next_step(self.identity.device_id(), self.spec.bind),
             expect_served: match todo {
-                Todo::Reload(_, fingerprint) => Some(fingerprint.clone()),
+                Todo::Reload(_, fingerprint, _) => Some(fingerprint.clone()),
                 _ => None,
             },
         }
@@ -450,16 +457,20 @@ impl Up<'_> {
                 start(&self.engine, &id, spec, Made::Before).await?;
                 id
             }
-            Todo::Reload(id, _) => {
-                out.note(&format!(
-                    "the certificates changed: reloading the broker in {name}"
-                ));
+            Todo::Reload(id, _, ca_changed) => {
+                out.note(&if ca_changed {
+                    format!("ca.crt changed: restarting the broker in {name} (Mosquitto reads its CA only at start)")
+                } else {
+                    format!("the certificates changed: reloading the broker in {name}")
+                });
                 let target = Target {
                     id: &id,
                     name,
                     server_dir: self.server_dir.path(),
                 };
-                if sighup::reload(&self.engine, target).await? == Reloaded::NotConfirmed {
+                if sighup::apply_staged(&self.engine, target, ca_changed).await?
+                    == Reloaded::NotConfirmed
+                {
                     out.warn(&format!(
                         "{name} did not log \"Reloading config.\" within 3 s after SIGHUP"
                     ));
@@ -475,8 +486,9 @@ impl Up<'_> {
 enum Todo {
     Create,
     Start(String),
-    /// SIGHUP, then wait until the broker serves the certificate with this fingerprint.
-    Reload(String, String),
+    /// SIGHUP (a restart when the bool says ca.crt changed), then wait
+    /// until the broker serves the certificate with this fingerprint.
+    Reload(String, String, bool),
     Nothing(String),
 }
 
@@ -484,7 +496,7 @@ impl Todo {
     fn existing_id(&self) -> Option<&str> {
         match self {
             Todo::Create => None,
-            Todo::Start(id) | Todo::Reload(id, _) | Todo::Nothing(id) => Some(id),
+            Todo::Start(id) | Todo::Reload(id, _, _) | Todo::Nothing(id) => Some(id),
         }
     }
 }

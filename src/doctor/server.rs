@@ -203,7 +203,7 @@ fn ca_expiry(ctx: &Context<'_>) -> Vec<Finding> {
                 format!("the CA {} expired {} ago ({})", info.subject, human_duration(seconds_ago), info.not_after),
                 "the broker verifies every client against this CA: with it expired, no device can connect",
             )
-            .fix("get the new WoTT CA with the agent (sudo wott-agent), then restart the broker (Mosquitto loads cafile only at start)"),
+            .fix(format!("get the new WoTT CA with the agent (sudo wott-agent), then `{}` (it restarts the broker for a new ca.crt: Mosquitto loads cafile only at start)", ctx.command("server reload"))),
             Validity::Valid { seconds_left } if seconds_left < CA_WARNING_SECS => Finding::warning(
                 "server.ca-expiry",
                 format!("the CA {} expires in {} ({})", info.subject, human_duration(seconds_left), info.not_after),

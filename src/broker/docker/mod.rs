@@ -23,7 +23,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 
@@ -275,6 +275,15 @@ impl Engine {
             Err(e) if status(&e) == Some(304) => Ok(()),
             Err(e) => Err(self.fail("stop the container", e)),
         }
+    }
+
+    /// Restarts a container (stop, giving Mosquitto 10 s, then start).
+    pub async fn restart(&self, id: &str) -> Result<(), BrokerError> {
+        let options = RestartContainerOptionsBuilder::default().t(10).build();
+        self.docker
+            .restart_container(id, Some(options))
+            .await
+            .map_err(|e| self.fail("restart the container", e))
     }
 
     /// Removes a container, killing it if it still runs, with the anonymous

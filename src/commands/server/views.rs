@@ -296,13 +296,18 @@ impl Human for ReloadView {
         if r.dry_run {
             let _ = writeln!(
                 s,
-                "Dry run: {}; the broker in {} would be sent SIGHUP.",
+                "Dry run: {}; the broker in {} would be {}.",
                 if r.changed {
                     "the certificates changed and would be staged again"
                 } else {
                     "the staged certificates are current"
                 },
-                r.container
+                r.container,
+                if r.certificates.ca_changed {
+                    "restarted (ca.crt changed, and Mosquitto reads its CA only at start)"
+                } else {
+                    "sent SIGHUP"
+                }
             );
             for path in &r.certificates.changed {
                 let _ = writeln!(s, "  would update {path}");
@@ -311,8 +316,13 @@ impl Human for ReloadView {
         }
         let _ = writeln!(
             s,
-            "{} Reloaded the broker in {}: {staged}.",
+            "{} {} the broker in {}: {staged}.",
             p.mark(true),
+            if r.restarted {
+                "Restarted (for the new ca.crt)"
+            } else {
+                "Reloaded"
+            },
             r.container
         );
         if let Some(served) = &r.served {
