@@ -9,25 +9,26 @@
 mod support;
 
 use support::server::{Device, Server};
-use support::{Authority, DeviceRequest, docker, random_device_id, wott};
+use support::{Authority, DeviceRequest, docker, wott};
 
 /// A client of `ca`, granted `wott/#` on `server`'s broker.
 fn device_of(server: &Server, ca: &Authority) -> Device {
-    let root = tempfile::tempdir().unwrap();
-    let id = random_device_id().unwrap();
-    let certs = root.path().join("certs");
-    ca.issue(&DeviceRequest::new(&id))
-        .unwrap()
-        .write_to(&certs)
-        .unwrap();
+    let device = server.device_of(ca);
     wott()
         .cert_dir(&server.certs.dir())
         .arg("--server-dir")
         .arg(server.dir())
-        .args(["acl", "allow", &id, "wott/#", "--access", "readwrite"])
+        .args([
+            "acl",
+            "allow",
+            &device.id,
+            "wott/#",
+            "--access",
+            "readwrite",
+        ])
         .run()
         .success();
-    Device { root, id, certs }
+    device
 }
 
 /// The agent's identity for the server's same device ID, from `ca`.

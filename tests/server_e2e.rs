@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::mosquitto::Broker;
-use support::server::{Device, Server, owner_and_mode};
+use support::server::{Device, Server, owner_and_mode, roundtrip_check};
 use support::{docker, is_root, skip_without, wott};
 
 const TOPIC: &str = "wott/temperature";
@@ -102,22 +102,7 @@ impl Client {
     }
 
     fn check(&self, server: &Server) -> support::Wott {
-        wott()
-            .cert_dir(&self.certs)
-            .args([
-                "check",
-                "--server",
-                server.id(),
-                "--connect-to",
-                "127.0.0.1",
-            ])
-            .args([
-                "--port",
-                &server.port.to_string(),
-                "--topic",
-                TOPIC,
-                "--roundtrip",
-            ])
+        roundtrip_check(&self.certs, server, TOPIC)
     }
 }
 

@@ -33,28 +33,27 @@ pub struct Device {
 impl Device {
     /// `check --roundtrip` on `topic`: 0 when its own message came back, 8 when not.
     pub fn roundtrip(&self, server: &Server, topic: &str) -> i32 {
-        let port = server.port.to_string();
-        wott()
-            .cert_dir(&self.certs)
-            .args([
-                "check",
-                "--server",
-                server.id(),
-                "--connect-to",
-                "127.0.0.1",
-            ])
-            .args([
-                "--port",
-                &port,
-                "--topic",
-                topic,
-                "--roundtrip",
-                "--wait",
-                "2",
-            ])
+        roundtrip_check(&self.certs, server, topic)
+            .args(["--wait", "2"])
             .run()
             .code
     }
+}
+
+/// `check --roundtrip` on `topic` as the device of `certs`, dialling the
+/// test broker on 127.0.0.1 and verifying it by its device ID.
+pub fn roundtrip_check(certs: &Path, server: &Server, topic: &str) -> Wott {
+    wott()
+        .cert_dir(certs)
+        .args([
+            "check",
+            "--server",
+            server.id(),
+            "--connect-to",
+            "127.0.0.1",
+        ])
+        .args(["--port", &server.port.to_string(), "--topic", topic])
+        .arg("--roundtrip")
 }
 
 pub struct Server {
@@ -98,12 +97,15 @@ impl Server {
 
     /// A client device from the server's CA, in a temp dir of its own.
     pub fn new_device(&self) -> Device {
+        self.device_of(&self.certs.ca)
+    }
+
+    /// A client device from `ca` (another CA than the server's, say).
+    pub fn device_of(&self, ca: &super::Authority) -> Device {
         let root = tempfile::tempdir().expect("tempdir");
         let id = random_device_id().expect("id");
         let certs = root.path().join("certs");
-        self.certs
-            .ca
-            .issue(&DeviceRequest::new(&id))
+        ca.issue(&DeviceRequest::new(&id))
             .expect("issue")
             .write_to(&certs)
             .expect("write the device's identity");
